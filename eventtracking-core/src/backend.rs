@@ -1,0 +1,201 @@
+//! The [`Backend`] trait: where events finally go.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::error::BackendResult;
+use crate::event::Event;
+
+/// A destination for events: a file, a database, a broker, or your own.
+///
+/// Only [`send_batch`](Backend::send_batch) is required. Backends are thin
+/// translations to their driver: batching, retries with backoff, overflow,
+/// dead-lettering and shutdown are done once, by the delivery engine.
+///
+/// # Duties of an implementation
+///
+/// - The engine never calls `send_batch` concurrently on one backend, and
+///   never calls it again before the previous call returned.
+/// - A call must give up within a bounded time (the engine also cancels it
+///   after the configured `send_timeout_ms` and treats that as retryable).
+/// - Say what failed and whether retrying can help: return
+///   [`BackendError::Retryable`](crate::BackendError::Retryable) or
+///   [`Timeout`](crate::BackendError::Timeout) for transient trouble,
+///   [`Permanent`](crate::BackendError::Permanent) for the whole batch, or
+///   [`Partial`](crate::BackendError::Partial) listing the failed events when
+///   the rest were stored. A retried batch may hold events that were already
+///   stored once: make writes idempotent on [`Event::id`] where the store allows.
+///
+/// # Example
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use eventtracking_core::{async_trait, Backend, BackendResult, Event, Tracker};
+///
+/// #[derive(Debug, Default)]
+/// struct Names(Mutex<Vec<String>>);
+///
+/// #[async_trait]
+/// impl Backend for Names {
+///     async fn send_batch(&self, batch: &[Arc<Event>]) -> BackendResult {
+///         let mut names = self.0.lock().unwrap();
+///         names.extend(batch.iter().map(|e| e.name().to_owned()));
+///         Ok(())
+///     }
+/// }
+///
+/// let names = Arc::new(Names::default());
+/// let tracker = Tracker::builder().with_backend("names", names.clone()).build().unwrap();
+/// tracker.emit("page.view", serde_json::json!({})).unwrap();
+/// tracker.flush(std::time::Duration::from_secs(5));
+/// assert_eq!(*names.0.lock().unwrap(), ["page.view"]);
+/// ```
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Stores a batch of events.
+    async fn send_batch(&self, batch: &[Arc<Event>]) -> BackendResult;
+
+    /// Makes everything sent so far durable (e.g. fsync). Called by
+    /// [`Tracker::flush`](crate::Tracker::flush) after the queue is drained.
+    async fn flush(&self) -> BackendResult {
+        Ok(())
+    }
+
+    /// Releases resources. Called once, after the last batch.
+    async fn shutdown(&self) -> BackendResult {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<B: Backend + ?Sized> Backend for Box<B> {
+    async fn send_batch(&self, batch: &[Arc<Event>]) -> BackendResult {
+        (**self).send_batch(batch).await
+    }
+    async fn flush(&self) -> BackendResult {
+        (**self).flush().await
+    }
+    async fn shutdown(&self) -> BackendResult {
+        (**self).shutdown().await
+    }
+}
+
+#[async_trait]
+impl<B: Backend + ?Sized> Backend for Arc<B> {
+    async fn send_batch(&self, batch: &[Arc<Event>]) -> BackendResult {
+        (**self).send_batch(batch).await
+    }
+    async fn flush(&self) -> BackendResult {
+        (**self).flush().await
+    }
+    async fn shutdown(&self) -> BackendResult {
+        (**self).shutdown().await
+    }
+}
+
+/// `None` accepts and discards everything, so a backend can be switched off at run time.
+#[async_trait]
+impl<B: Backend> Backend for Option<B> {
+    async fn send_batch(&self, batch: &[Arc<Event>]) -> BackendResult {
+        match self {
+            Some(backend) => backend.send_batch(batch).await,
+            None => Ok(()),
+        }
+    }
+    async fn flush(&self) -> BackendResult {
+        match self {
+            Some(backend) => backend.flush().await,
+            None => Ok(()),
+        }
+    }
+    async fn shutdown(&self) -> BackendResult {
+        match self {
+            Some(backend) => backend.shutdown().await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// Accepts every batch and drops it (engine `discard`): for benchmarks and
+/// for switching a route off in config.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DiscardBackend;
+
+#[async_trait]
+impl Backend for DiscardBackend {
+    async fn send_batch(&self, _batch: &[Arc<Event>]) -> BackendResult {
+        Ok(())
+    }
+}
+
+fn build_discard(
+    config: &crate::registry::ComponentConfig,
+) -> Result<Box<dyn Backend>, crate::BuildError> {
+    config.parse_options::<crate::registry::NoOptions>()?;
+    Ok(Box::new(DiscardBackend))
+}
+
+inventory::submit! {
+    crate::registry::BackendRegistration::new(
+        "discard",
+        "accepts every event and drops it (for benchmarks)",
+        build_discard,
+    )
+}
+
+#[cfg(any(test, feature = "testing"))]
+pub use in_memory::InMemoryBackend;
+
+#[cfg(any(test, feature = "testing"))]
+mod in_memory {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Keeps every event it is sent, for tests (feature `testing`).
+    ///
+    /// ```
+    /// use eventtracking_core::{InMemoryBackend, Tracker};
+    /// let memory = InMemoryBackend::new();
+    /// let tracker = Tracker::builder().with_backend("memory", memory.clone()).build().unwrap();
+    /// tracker.emit("a", serde_json::json!(1)).unwrap();
+    /// tracker.flush(std::time::Duration::from_secs(5));
+    /// assert_eq!(memory.events()[0].name(), "a");
+    /// ```
+    #[derive(Debug, Default, Clone)]
+    pub struct InMemoryBackend {
+        events: Arc<Mutex<Vec<Arc<Event>>>>,
+    }
+
+    impl InMemoryBackend {
+        /// An empty backend; clones share the same storage.
+        pub fn new() -> Self {
+            Self::default()
+        }
+
+        /// Every event received so far, in order.
+        pub fn events(&self) -> Vec<Arc<Event>> {
+            self.events.lock().map(|e| e.clone()).unwrap_or_default()
+        }
+
+        /// Forgets the events received so far.
+        pub fn clear(&self) {
+            if let Ok(mut events) = self.events.lock() {
+                events.clear();
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Backend for InMemoryBackend {
+        async fn send_batch(&self, batch: &[Arc<Event>]) -> BackendResult {
+            let mut events = self
+                .events
+                .lock()
+                .map_err(|_| crate::BackendError::Permanent("memory poisoned".into()))?;
+            events.extend(batch.iter().cloned());
+            Ok(())
+        }
+    }
+}

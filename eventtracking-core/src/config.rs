@@ -1,0 +1,284 @@
+//! Building a whole pipeline from a TOML file.
+//!
+//! ```toml
+//! [delivery]                 # defaults for every backend; a backend may override
+//! queue_capacity = 65536
+//! overflow = "drop_newest"   # or "block", "drop_oldest"
+//!
+//! [[processors]]             # tracker-level, applied in order
+//! engine = "allow"
+//! names = ["navigation.*", "address.*"]
+//!
+//! [backends.local]
+//! engine = "file"
+//! path = "events.jsonl"      # "-" = stdout
+//!
+//! [backends.local.delivery]  # overrides [delivery] for this backend only
+//! batch_size = 1000
+//!
+//! [[backends.local.processors]]   # this backend only, run in its delivery worker
+//! engine = "redact"
+//! paths = ["data.password"]
+//!
+//! [backends.archive]
+//! engine = "discard"         # accepts and drops everything (for benchmarks)
+//! ```
+//!
+//! The delivery keys are those of [`DeliveryConfig`]; every other key of a
+//! backend or processor table is an option of its engine, and an unknown key
+//! is an error that names it. `EVENTTRACKING_*` environment variables
+//! override the delivery keys of every backend (see [`DeliveryConfig`]);
+//! `EVENTTRACKING_CONFIG` names the file for [`Config::from_env`].
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::delivery::{self, DeliveryConfig};
+use crate::error::{BuildError, ConfigError};
+use crate::event::JsonMap;
+use crate::registry::{build_backend, build_processor, ComponentConfig};
+use crate::tracker::Tracker;
+
+/// The environment variable naming the config file.
+pub const CONFIG_ENV: &str = "EVENTTRACKING_CONFIG";
+
+/// A parsed config file; [`Config::build`] turns it into a [`Tracker`].
+///
+/// ```
+/// use eventtracking_core::Config;
+/// let config = Config::from_toml_str(r#"
+///     [delivery]
+///     batch_size = 10
+///     [[processors]]
+///     engine = "block"
+///     names = ["debug.*"]
+///     [backends.archive]
+///     engine = "discard"
+/// "#).unwrap();
+/// let tracker = config.build().unwrap();
+/// assert_eq!(tracker.backend_names(), ["archive"]);
+/// assert_eq!(tracker.delivery_config("archive").unwrap().batch_size, 10);
+///
+/// let err = Config::from_toml_str("[backends.x]\nengine = \"nope\"").unwrap().build().unwrap_err();
+/// assert!(err.to_string().contains("registered backend engines: discard"));
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Delivery defaults for every backend.
+    #[serde(default)]
+    pub delivery: toml::Table,
+    /// Tracker-level processors, in order.
+    #[serde(default)]
+    pub processors: Vec<toml::Table>,
+    /// Backends by name.
+    #[serde(default)]
+    pub backends: BTreeMap<String, toml::Table>,
+    /// Where the config came from, for error messages.
+    #[serde(skip)]
+    pub origin: Option<String>,
+}
+
+impl Config {
+    /// Parses TOML text.
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: None,
+            message: e.to_string(),
+        })
+    }
+
+    /// Reads and parses a file.
+    pub fn from_path(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: Some(shown.clone()),
+            message: e.to_string(),
+        })?;
+        config.origin = Some(shown);
+        Ok(config)
+    }
+
+    /// Reads the file named by `EVENTTRACKING_CONFIG`, if that is set.
+    pub fn from_env() -> Result<Option<Self>, ConfigError> {
+        match std::env::var_os(CONFIG_ENV) {
+            Some(path) if !path.is_empty() => Self::from_path(path).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// The global delivery settings, with environment overrides applied.
+    pub fn delivery_config(&self) -> Result<DeliveryConfig, ConfigError> {
+        self.delivery_for(None)
+    }
+
+    fn delivery_for(&self, backend: Option<(&str, &toml::Table)>) -> Result<DeliveryConfig, ConfigError> {
+        let mut table = self.delivery.clone();
+        let mut origin = "delivery".to_owned();
+        if let Some((name, overrides)) = backend {
+            for (key, value) in overrides {
+                table.insert(key.clone(), value.clone());
+            }
+            origin = format!("backends.{name}.delivery");
+        }
+        let mut config = DeliveryConfig::deserialize(toml::Value::Table(table)).map_err(|e| {
+            ConfigError::Parse {
+                path: self.origin.clone(),
+                message: format!("[{origin}]: {e}"),
+            }
+        })?;
+        config.apply_env()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Builds the tracker: processors, backends (by engine name through the
+    /// registry) and their delivery workers.
+    pub fn build(&self) -> Result<Tracker, ConfigError> {
+        let mut builder = Tracker::builder().with_delivery(self.delivery_config()?);
+        for (index, table) in self.processors.iter().enumerate() {
+            let component = component(&format!("processors[{index}]"), table, &[])?;
+            builder = builder.with_processor(build_processor(&component)?);
+        }
+        // Backend factories run inside the delivery runtime, so drivers that
+        // spawn background tasks bind them to it.
+        let runtime = delivery::new_runtime().map_err(BuildError::Runtime)?;
+        let entered = runtime.enter();
+        for (name, table) in &self.backends {
+            let owner = format!("backends.{name}");
+            let delivery = match table.get("delivery") {
+                None => None,
+                Some(toml::Value::Table(overrides)) => Some(self.delivery_for(Some((name, overrides)))?),
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        key: format!("{owner}.delivery"),
+                        value: other.to_string(),
+                        reason: "must be a table".into(),
+                    })
+                }
+            };
+            let processors = match table.get("processors") {
+                None => Vec::new(),
+                Some(toml::Value::Array(items)) => items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| {
+                        let key = format!("{owner}.processors[{i}]");
+                        match item {
+                            toml::Value::Table(t) => Ok(build_processor(&component(&key, t, &[])?)?),
+                            other => Err(ConfigError::Invalid {
+                                key,
+                                value: other.to_string(),
+                                reason: "must be a table with an `engine` key".into(),
+                            }),
+                        }
+                    })
+                    .collect::<Result<Vec<_>, ConfigError>>()?,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        key: format!("{owner}.processors"),
+                        value: other.to_string(),
+                        reason: "must be an array of tables ([[backends.NAME.processors]])".into(),
+                    })
+                }
+            };
+            let component = component(&owner, table, &["delivery", "processors"])?;
+            let backend = build_backend(&component)?;
+            builder = builder.with_route(name.clone(), backend, processors, delivery);
+        }
+        drop(entered);
+        Ok(builder.with_runtime(runtime).build()?)
+    }
+}
+
+fn component(owner: &str, table: &toml::Table, reserved: &[&str]) -> Result<ComponentConfig, ConfigError> {
+    let engine = match table.get("engine") {
+        Some(toml::Value::String(engine)) => engine.clone(),
+        Some(other) => {
+            return Err(ConfigError::Invalid {
+                key: format!("{owner}.engine"),
+                value: other.to_string(),
+                reason: "must be a string naming an engine".into(),
+            })
+        }
+        None => {
+            return Err(ConfigError::Invalid {
+                key: format!("{owner}.engine"),
+                value: "(missing)".into(),
+                reason: "every backend and processor needs `engine = \"...\"`".into(),
+            })
+        }
+    };
+    let mut options = JsonMap::new();
+    for (key, value) in table {
+        if key == "engine" || reserved.contains(&key.as_str()) {
+            continue;
+        }
+        let json = serde_json::to_value(value).map_err(|e| ConfigError::Invalid {
+            key: format!("{owner}.{key}"),
+            value: value.to_string(),
+            reason: e.to_string(),
+        })?;
+        options.insert(key.clone(), json);
+    }
+    Ok(ComponentConfig::new(owner, engine, options))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build_err(text: &str) -> String {
+        match Config::from_toml_str(text).and_then(|c| c.build()) {
+            Ok(_) => panic!("expected an error for {text}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_offending_key() {
+        let err = build_err("[backends.a]\nengine = \"discard\"\npth = 1");
+        assert!(err.contains("backends.a") && err.contains("pth"), "{err}");
+        let err = build_err("[backends.a]\npath = \"x\"");
+        assert!(err.contains("backends.a.engine"), "{err}");
+        let err = build_err("[delivery]\nbatch_sise = 3");
+        assert!(err.contains("batch_sise"), "{err}");
+        let err = build_err("[delivery]\noverflow = \"sometimes\"");
+        assert!(err.contains("sometimes") || err.contains("overflow"), "{err}");
+        let err = build_err("[[processors]]\nengine = \"allow\"");
+        assert!(err.contains("processors[0]") && err.contains("names"), "{err}");
+        let err = build_err("[[processors]]\nengine = \"teleport\"");
+        assert!(err.contains("teleport") && err.contains("allow, block, enrich, redact, sample"), "{err}");
+        let err = build_err("[backends.a]\nengine = \"discard\"\n[backends.a.delivery]\nqueue_capacity = 0");
+        assert!(err.contains("queue_capacity"), "{err}");
+        let err = build_err("[backends.a]\nengine = \"discard\"\nprocessors = 3");
+        assert!(err.contains("backends.a.processors"), "{err}");
+        let err = build_err("unknown_section = 1");
+        assert!(err.contains("unknown_section"), "{err}");
+    }
+
+    #[test]
+    fn per_backend_delivery_overrides_the_global_table() {
+        let config = Config::from_toml_str(
+            "[delivery]\nbatch_size = 10\nlinger_ms = 7\n[backends.a]\nengine = \"discard\"\n[backends.a.delivery]\nbatch_size = 99\n[backends.b]\nengine = \"discard\"",
+        )
+        .unwrap();
+        let tracker = config.build().unwrap();
+        let a = tracker.delivery_config("a").unwrap();
+        assert_eq!((a.batch_size, a.linger_ms), (99, 7));
+        assert_eq!(tracker.delivery_config("b").unwrap().batch_size, 10);
+    }
+
+    #[test]
+    fn missing_file_names_the_path() {
+        let err = Config::from_path("/nonexistent/eventtracking.toml").unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/eventtracking.toml"), "{err}");
+    }
+}

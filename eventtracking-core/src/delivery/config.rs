@@ -1,0 +1,290 @@
+//! Delivery settings: queue, overflow, batching, retry, dead-letter.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+
+/// What `emit` does when a backend's queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overflow {
+    /// Refuse the new event (counted as dropped, reason `queue_full`). The default:
+    /// `emit` never waits.
+    #[default]
+    DropNewest,
+    /// Evict the oldest queued event to make room (counted as dropped, reason `evicted`).
+    DropOldest,
+    /// Wait up to `block_timeout_ms` for room, then drop the new event
+    /// (reason `block_timeout`). Only this policy can make `emit` wait.
+    Block,
+}
+
+impl std::str::FromStr for Overflow {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "drop_newest" => Ok(Overflow::DropNewest),
+            "drop_oldest" => Ok(Overflow::DropOldest),
+            "block" => Ok(Overflow::Block),
+            _ => Err(format!(
+                "unknown overflow policy {s:?}; expected \"drop_newest\", \"drop_oldest\" or \"block\""
+            )),
+        }
+    }
+}
+
+/// How events are queued, batched, retried and dead-lettered, for one backend.
+///
+/// Every field has a default (below) and can be set in the `[delivery]`
+/// table of a config file, overridden per backend in
+/// `[backends.NAME.delivery]`, and overridden for all backends by the
+/// environment variable in the last column.
+///
+/// | key | default | env |
+/// |---|---|---|
+/// | `queue_capacity` | 65536 | `EVENTTRACKING_QUEUE_CAPACITY` |
+/// | `overflow` | `"drop_newest"` | `EVENTTRACKING_OVERFLOW` |
+/// | `block_timeout_ms` | 1000 | `EVENTTRACKING_BLOCK_TIMEOUT_MS` |
+/// | `batch_size` | 512 | `EVENTTRACKING_BATCH_SIZE` |
+/// | `batch_bytes` | 4 MiB | `EVENTTRACKING_BATCH_BYTES` |
+/// | `linger_ms` | 50 | `EVENTTRACKING_LINGER_MS` |
+/// | `max_retries` | 8 | `EVENTTRACKING_MAX_RETRIES` |
+/// | `initial_backoff_ms` | 100 | `EVENTTRACKING_INITIAL_BACKOFF_MS` |
+/// | `max_backoff_ms` | 10000 | `EVENTTRACKING_MAX_BACKOFF_MS` |
+/// | `send_timeout_ms` | 30000 | `EVENTTRACKING_SEND_TIMEOUT_MS` |
+/// | `max_event_bytes` | 16 MiB | `EVENTTRACKING_MAX_EVENT_BYTES` |
+/// | `dead_letter_path` | `"eventtracking-dead-letter.jsonl"` | `EVENTTRACKING_DEAD_LETTER_PATH` |
+///
+/// ```
+/// use eventtracking_core::{DeliveryConfig, Overflow};
+/// let config = DeliveryConfig::default().with_batch_size(100).with_overflow(Overflow::Block);
+/// assert_eq!(config.batch_size, 100);
+/// assert_eq!(config.queue_capacity, 65536);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Events a backend's queue holds before the overflow policy applies.
+    pub queue_capacity: usize,
+    /// What to do when the queue is full.
+    pub overflow: Overflow,
+    /// With `overflow = "block"`: the longest `emit` waits for room.
+    pub block_timeout_ms: u64,
+    /// The most events in one batch.
+    pub batch_size: usize,
+    /// The most bytes (of event JSON) in one batch; one larger event still goes alone.
+    pub batch_bytes: usize,
+    /// How long a batch waits to fill up before it is sent anyway.
+    pub linger_ms: u64,
+    /// Retries of a retryable failure before the events are dead-lettered.
+    pub max_retries: u32,
+    /// The first backoff; it doubles each retry, with jitter.
+    pub initial_backoff_ms: u64,
+    /// The longest backoff.
+    pub max_backoff_ms: u64,
+    /// The longest one `send_batch` may take; past it the attempt counts as a retryable timeout.
+    pub send_timeout_ms: u64,
+    /// Events whose JSON is larger go straight to the dead-letter file (reason `oversized`).
+    pub max_event_bytes: usize,
+    /// The JSON-lines file that receives events that could not be delivered.
+    pub dead_letter_path: PathBuf,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            queue_capacity: 65_536,
+            overflow: Overflow::DropNewest,
+            block_timeout_ms: 1_000,
+            batch_size: 512,
+            batch_bytes: 4 << 20,
+            linger_ms: 50,
+            max_retries: 8,
+            initial_backoff_ms: 100,
+            max_backoff_ms: 10_000,
+            send_timeout_ms: 30_000,
+            max_event_bytes: 16 << 20,
+            dead_letter_path: PathBuf::from("eventtracking-dead-letter.jsonl"),
+        }
+    }
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $field:ident: $ty:ty;)*) => {
+        impl DeliveryConfig {
+            $(
+                $(#[$doc])*
+                pub fn $name(mut self, value: $ty) -> Self {
+                    self.$field = value.into();
+                    self
+                }
+            )*
+        }
+    };
+}
+
+setters! {
+    /// Sets `queue_capacity`.
+    with_queue_capacity: queue_capacity: usize;
+    /// Sets `overflow`.
+    with_overflow: overflow: Overflow;
+    /// Sets `block_timeout_ms`.
+    with_block_timeout_ms: block_timeout_ms: u64;
+    /// Sets `batch_size`.
+    with_batch_size: batch_size: usize;
+    /// Sets `batch_bytes`.
+    with_batch_bytes: batch_bytes: usize;
+    /// Sets `linger_ms`.
+    with_linger_ms: linger_ms: u64;
+    /// Sets `max_retries`.
+    with_max_retries: max_retries: u32;
+    /// Sets `initial_backoff_ms`.
+    with_initial_backoff_ms: initial_backoff_ms: u64;
+    /// Sets `max_backoff_ms`.
+    with_max_backoff_ms: max_backoff_ms: u64;
+    /// Sets `send_timeout_ms`.
+    with_send_timeout_ms: send_timeout_ms: u64;
+    /// Sets `max_event_bytes`.
+    with_max_event_bytes: max_event_bytes: usize;
+    /// Sets `dead_letter_path`.
+    with_dead_letter_path: dead_letter_path: PathBuf;
+}
+
+impl DeliveryConfig {
+    /// Refuses values that cannot work, naming the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("queue_capacity", self.queue_capacity as u64),
+            ("batch_size", self.batch_size as u64),
+            ("batch_bytes", self.batch_bytes as u64),
+            ("send_timeout_ms", self.send_timeout_ms),
+            ("max_event_bytes", self.max_event_bytes as u64),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    key: format!("delivery.{key}"),
+                    value: "0".into(),
+                    reason: "must be at least 1".into(),
+                });
+            }
+        }
+        if self.initial_backoff_ms > self.max_backoff_ms {
+            return Err(ConfigError::Invalid {
+                key: "delivery.initial_backoff_ms".into(),
+                value: self.initial_backoff_ms.to_string(),
+                reason: format!("is larger than max_backoff_ms ({})", self.max_backoff_ms),
+            });
+        }
+        Ok(())
+    }
+
+    /// Applies the `EVENTTRACKING_*` environment overrides (see the table above).
+    pub fn apply_env(&mut self) -> Result<(), ConfigError> {
+        self.apply_env_from(|var| std::env::var(var).ok())
+    }
+
+    /// Like [`apply_env`](Self::apply_env), reading variables through `lookup`.
+    pub fn apply_env_from(
+        &mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        fn parse<T: std::str::FromStr>(var: &'static str, value: &str) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value.trim().parse().map_err(|e: T::Err| ConfigError::Env {
+                var,
+                value: value.to_owned(),
+                reason: e.to_string(),
+            })
+        }
+        macro_rules! env_override {
+            ($($var:literal => $field:ident),* $(,)?) => {
+                $(if let Some(value) = lookup($var) {
+                    self.$field = parse($var, &value)?;
+                })*
+            };
+        }
+        env_override! {
+            "EVENTTRACKING_QUEUE_CAPACITY" => queue_capacity,
+            "EVENTTRACKING_OVERFLOW" => overflow,
+            "EVENTTRACKING_BLOCK_TIMEOUT_MS" => block_timeout_ms,
+            "EVENTTRACKING_BATCH_SIZE" => batch_size,
+            "EVENTTRACKING_BATCH_BYTES" => batch_bytes,
+            "EVENTTRACKING_LINGER_MS" => linger_ms,
+            "EVENTTRACKING_MAX_RETRIES" => max_retries,
+            "EVENTTRACKING_INITIAL_BACKOFF_MS" => initial_backoff_ms,
+            "EVENTTRACKING_MAX_BACKOFF_MS" => max_backoff_ms,
+            "EVENTTRACKING_SEND_TIMEOUT_MS" => send_timeout_ms,
+            "EVENTTRACKING_MAX_EVENT_BYTES" => max_event_bytes,
+            "EVENTTRACKING_DEAD_LETTER_PATH" => dead_letter_path,
+        }
+        Ok(())
+    }
+
+    pub(crate) fn linger(&self) -> Duration {
+        Duration::from_millis(self.linger_ms)
+    }
+
+    /// The backoff before retry number `attempt` (1-based): exponential, capped, with full jitter
+    /// over its upper half so that many workers do not retry in step.
+    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
+        let base = self
+            .initial_backoff_ms
+            .saturating_mul(1u64 << attempt.saturating_sub(1).min(20))
+            .min(self.max_backoff_ms);
+        let jittered = base / 2 + fastrand::u64(0..=base / 2);
+        Duration::from_millis(jittered)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_name_the_variable() {
+        let mut config = DeliveryConfig::default();
+        config
+            .apply_env_from(|v| match v {
+                "EVENTTRACKING_BATCH_SIZE" => Some("7".into()),
+                "EVENTTRACKING_OVERFLOW" => Some("block".into()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(config.batch_size, 7);
+        assert_eq!(config.overflow, Overflow::Block);
+        let err = config
+            .apply_env_from(|v| (v == "EVENTTRACKING_LINGER_MS").then(|| "soon".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("EVENTTRACKING_LINGER_MS") && err.contains("soon"), "{err}");
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let config = DeliveryConfig::default()
+            .with_initial_backoff_ms(100)
+            .with_max_backoff_ms(1_000);
+        for _ in 0..50 {
+            let first = config.backoff(1).as_millis();
+            assert!((50..=100).contains(&first), "{first}");
+            let late = config.backoff(30).as_millis();
+            assert!((500..=1_000).contains(&late), "{late}");
+        }
+    }
+
+    #[test]
+    fn validate_names_the_key() {
+        let err = DeliveryConfig::default()
+            .with_batch_size(0)
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("delivery.batch_size"), "{err}");
+    }
+}

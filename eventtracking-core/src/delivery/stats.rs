@@ -1,0 +1,201 @@
+//! Counters: readable at any time, and the report of flush and shutdown.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use serde::Serialize;
+
+/// Live counters of one backend route (all monotonic).
+#[derive(Debug, Default)]
+pub(crate) struct RouteCounters {
+    pub(crate) accepted: AtomicU64,
+    pub(crate) delivered: AtomicU64,
+    pub(crate) retried: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) dead_lettered: AtomicU64,
+    pub(crate) filtered: AtomicU64,
+    pub(crate) processor_errors: AtomicU64,
+    pub(crate) dropped_queue_full: AtomicU64,
+    pub(crate) dropped_evicted: AtomicU64,
+    pub(crate) dropped_block_timeout: AtomicU64,
+    pub(crate) dropped_shutdown: AtomicU64,
+    pub(crate) dropped_dead_letter_error: AtomicU64,
+    pub(crate) batches: AtomicU64,
+}
+
+impl RouteCounters {
+    pub(crate) fn snapshot(&self, queued: usize) -> BackendStats {
+        let dropped = DroppedStats {
+            queue_full: self.dropped_queue_full.load(Relaxed),
+            evicted: self.dropped_evicted.load(Relaxed),
+            block_timeout: self.dropped_block_timeout.load(Relaxed),
+            shutdown: self.dropped_shutdown.load(Relaxed),
+            dead_letter_error: self.dropped_dead_letter_error.load(Relaxed),
+        };
+        BackendStats {
+            accepted: self.accepted.load(Relaxed),
+            delivered: self.delivered.load(Relaxed),
+            retried: self.retried.load(Relaxed),
+            failed: self.failed.load(Relaxed),
+            dead_lettered: self.dead_lettered.load(Relaxed),
+            filtered: self.filtered.load(Relaxed),
+            processor_errors: self.processor_errors.load(Relaxed),
+            dropped: dropped.total(),
+            dropped_by_reason: dropped,
+            batches: self.batches.load(Relaxed),
+            queued: queued as u64,
+        }
+    }
+}
+
+/// Why events were dropped, per reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DroppedStats {
+    /// Refused by a full queue (`overflow = "drop_newest"`).
+    pub queue_full: u64,
+    /// Evicted from a full queue by a newer event (`overflow = "drop_oldest"`).
+    pub evicted: u64,
+    /// `overflow = "block"` waited `block_timeout_ms` in vain.
+    pub block_timeout: u64,
+    /// Emitted after shutdown, or still queued when the shutdown deadline passed.
+    pub shutdown: u64,
+    /// Failed delivery and could not be written to the dead-letter file either.
+    pub dead_letter_error: u64,
+}
+
+impl DroppedStats {
+    /// The sum over every reason.
+    pub fn total(&self) -> u64 {
+        self.queue_full + self.evicted + self.block_timeout + self.shutdown + self.dead_letter_error
+    }
+}
+
+/// A snapshot of one backend's counters.
+///
+/// Every accepted event ends up in exactly one of `delivered`, `failed`,
+/// `filtered`, `processor_errors`, `dropped_by_reason.evicted` /
+/// `dropped_by_reason.shutdown`, or is still `queued` (or in flight).
+/// Events refused before entering the queue (`queue_full`, `block_timeout`,
+/// emitted after shutdown) are in `dropped` only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct BackendStats {
+    /// Events that entered this backend's queue.
+    pub accepted: u64,
+    /// Events the backend stored.
+    pub delivered: u64,
+    /// Event sends that were retried (an event retried twice counts twice).
+    pub retried: u64,
+    /// Events that could not be delivered (non-retryable, retries exhausted, oversized).
+    pub failed: u64,
+    /// Of the failed events, those written to the dead-letter file.
+    pub dead_lettered: u64,
+    /// Events a per-backend processor dropped on purpose (e.g. a filter).
+    pub filtered: u64,
+    /// Events dropped because a per-backend processor failed.
+    pub processor_errors: u64,
+    /// Events dropped, all reasons together.
+    pub dropped: u64,
+    /// Events dropped, per reason.
+    pub dropped_by_reason: DroppedStats,
+    /// Batches handed to the backend (attempts included).
+    pub batches: u64,
+    /// Events waiting in the queue right now.
+    pub queued: u64,
+}
+
+/// Live counters of the tracker's emit path.
+#[derive(Debug, Default)]
+pub(crate) struct TrackerCounters {
+    pub(crate) emitted: AtomicU64,
+    pub(crate) invalid: AtomicU64,
+    pub(crate) filtered: AtomicU64,
+    pub(crate) processor_errors: AtomicU64,
+    pub(crate) no_backend: AtomicU64,
+    pub(crate) after_shutdown: AtomicU64,
+}
+
+impl TrackerCounters {
+    pub(crate) fn snapshot(&self) -> TrackerStats {
+        TrackerStats {
+            emitted: self.emitted.load(Relaxed),
+            invalid: self.invalid.load(Relaxed),
+            filtered: self.filtered.load(Relaxed),
+            processor_errors: self.processor_errors.load(Relaxed),
+            no_backend: self.no_backend.load(Relaxed),
+            after_shutdown: self.after_shutdown.load(Relaxed),
+        }
+    }
+}
+
+/// A snapshot of the emit path's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TrackerStats {
+    /// Calls to `emit` that produced an event.
+    pub emitted: u64,
+    /// Calls refused: bad name or data (returned as an error to the caller).
+    pub invalid: u64,
+    /// Events a tracker-level processor dropped on purpose.
+    pub filtered: u64,
+    /// Events dropped because a tracker-level processor failed.
+    pub processor_errors: u64,
+    /// Events emitted on a tracker with no backend.
+    pub no_backend: u64,
+    /// Calls refused because the tracker was shut down.
+    pub after_shutdown: u64,
+}
+
+/// What a tracker did: its emit counters and each backend's.
+///
+/// Its `Display` is the human report the CLI prints; it serializes to JSON too.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DeliveryReport {
+    /// The emit path.
+    pub tracker: TrackerStats,
+    /// Each backend, by name.
+    pub backends: BTreeMap<String, BackendStats>,
+    /// True when a flush or shutdown finished before its deadline.
+    pub complete: bool,
+}
+
+impl DeliveryReport {
+    /// The sum of `dropped` over every backend.
+    pub fn total_dropped(&self) -> u64 {
+        self.backends.values().map(|b| b.dropped).sum()
+    }
+
+    /// The sum of `failed` over every backend.
+    pub fn total_failed(&self) -> u64 {
+        self.backends.values().map(|b| b.failed).sum()
+    }
+}
+
+impl fmt::Display for DeliveryReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = &self.tracker;
+        writeln!(
+            f,
+            "delivery report{}: emitted {}, invalid {}, filtered {}, processor errors {}, no backend {}, after shutdown {}",
+            if self.complete { "" } else { " (INCOMPLETE: deadline passed)" },
+            t.emitted, t.invalid, t.filtered, t.processor_errors, t.no_backend, t.after_shutdown
+        )?;
+        for (name, b) in &self.backends {
+            write!(
+                f,
+                "  {name}: accepted {}, delivered {}, retried {}, failed {}, dead-lettered {}, filtered {}, processor errors {}, dropped {}, queued {}",
+                b.accepted, b.delivered, b.retried, b.failed, b.dead_lettered, b.filtered,
+                b.processor_errors, b.dropped, b.queued
+            )?;
+            let d = &b.dropped_by_reason;
+            if d.total() > 0 {
+                write!(
+                    f,
+                    " (queue full {}, evicted {}, block timeout {}, shutdown {}, dead-letter error {})",
+                    d.queue_full, d.evicted, d.block_timeout, d.shutdown, d.dead_letter_error
+                )?;
+            }
+            writeln!(f)?;
+        }
+        Ok(())
+    }
+}

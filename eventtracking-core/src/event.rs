@@ -1,0 +1,349 @@
+//! The event record every backend receives.
+
+use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
+
+use serde::de::Error as _;
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::error::InvalidEventName;
+
+/// The longest event name accepted, in bytes.
+pub const MAX_EVENT_NAME_BYTES: usize = 255;
+
+/// A JSON object: the type of contexts.
+pub type JsonMap = Map<String, Value>;
+
+/// One tracked event: `{"id", "name", "timestamp", "context", "data"}`.
+///
+/// Events travel as `Arc<Event>`: every backend sees the same allocation, and
+/// its JSON form is computed at most once ([`Event::to_json_bytes`]).
+/// Processors that change an event use [`Arc::make_mut`], which copies only
+/// when the event is shared.
+///
+/// ```
+/// use eventtracking_core::Event;
+/// use serde_json::json;
+///
+/// let event = Event::new("navigation.request", json!({"url": "/a"})).unwrap();
+/// let line: serde_json::Value = serde_json::from_slice(event.to_json_bytes()).unwrap();
+/// assert_eq!(line["name"], "navigation.request");
+/// assert_eq!(line["data"]["url"], "/a");
+/// assert!(line["timestamp"].as_str().unwrap().ends_with('Z'));
+/// ```
+#[derive(Debug)]
+pub struct Event {
+    id: Uuid,
+    name: Arc<str>,
+    timestamp: SystemTime,
+    context: Arc<JsonMap>,
+    data: Value,
+    json: OnceLock<Box<[u8]>>,
+}
+
+impl Clone for Event {
+    fn clone(&self) -> Self {
+        // The JSON cache is not copied: a clone exists to be changed.
+        Event {
+            id: self.id,
+            name: self.name.clone(),
+            timestamp: self.timestamp,
+            context: self.context.clone(),
+            data: self.data.clone(),
+            json: OnceLock::new(),
+        }
+    }
+}
+
+impl PartialEq for Event {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.name == other.name
+            && self.timestamp == other.timestamp
+            && self.context == other.context
+            && self.data == other.data
+    }
+}
+
+impl Event {
+    /// A new event with a fresh UUIDv7 id, the current time and an empty context.
+    ///
+    /// Fails when the name breaks the rules of [`validate_event_name`].
+    pub fn new(name: &str, data: Value) -> Result<Self, InvalidEventName> {
+        validate_event_name(name)?;
+        Ok(Self::from_parts(
+            Uuid::now_v7(),
+            Arc::from(name),
+            SystemTime::now(),
+            Arc::default(),
+            data,
+        ))
+    }
+
+    /// An event from all of its parts, as read back from storage. The name is
+    /// not validated here.
+    pub fn from_parts(
+        id: Uuid,
+        name: Arc<str>,
+        timestamp: SystemTime,
+        context: Arc<JsonMap>,
+        data: Value,
+    ) -> Self {
+        Event {
+            id,
+            name,
+            timestamp: truncate_to_micros(timestamp),
+            context,
+            data,
+            json: OnceLock::new(),
+        }
+    }
+
+    /// The event's unique id (a UUIDv7, so ids sort by creation time).
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// The event name, such as `navigation.request`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// When the event was emitted.
+    pub fn timestamp(&self) -> SystemTime {
+        self.timestamp
+    }
+
+    /// The timestamp as RFC 3339 in UTC with microseconds, e.g. `2026-11-29T01:52:39.123456Z`.
+    pub fn timestamp_rfc3339(&self) -> String {
+        humantime::format_rfc3339_micros(self.timestamp).to_string()
+    }
+
+    /// The merged context the event was emitted in.
+    pub fn context(&self) -> &JsonMap {
+        &self.context
+    }
+
+    /// The shared context map (cheap to clone).
+    pub fn shared_context(&self) -> &Arc<JsonMap> {
+        &self.context
+    }
+
+    /// The event's payload.
+    pub fn data(&self) -> &Value {
+        &self.data
+    }
+
+    /// Mutable access to the context (copied first if shared with other events).
+    pub fn context_mut(&mut self) -> &mut JsonMap {
+        self.json = OnceLock::new();
+        Arc::make_mut(&mut self.context)
+    }
+
+    /// Mutable access to the payload.
+    pub fn data_mut(&mut self) -> &mut Value {
+        self.json = OnceLock::new();
+        &mut self.data
+    }
+
+    /// The event as one line of compact JSON (without the newline), computed
+    /// once and shared by every backend that asks.
+    pub fn to_json_bytes(&self) -> &[u8] {
+        self.json.get_or_init(|| {
+            // Serializing a map with string keys and JSON values cannot fail.
+            serde_json::to_vec(self)
+                .unwrap_or_default()
+                .into_boxed_slice()
+        })
+    }
+
+    /// The event as a `serde_json::Value`.
+    pub fn to_value(&self) -> Value {
+        serde_json::json!({
+            "id": self.id.to_string(),
+            "name": &*self.name,
+            "timestamp": self.timestamp_rfc3339(),
+            "context": &*self.context,
+            "data": &self.data,
+        })
+    }
+}
+
+impl Serialize for Event {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("Event", 5)?;
+        s.serialize_field("id", &self.id)?;
+        s.serialize_field("name", &*self.name)?;
+        s.serialize_field(
+            "timestamp",
+            &format_args!("{}", humantime::format_rfc3339_micros(self.timestamp)),
+        )?;
+        s.serialize_field("context", &*self.context)?;
+        s.serialize_field("data", &self.data)?;
+        s.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Record {
+            id: Uuid,
+            name: String,
+            timestamp: String,
+            #[serde(default)]
+            context: JsonMap,
+            #[serde(default)]
+            data: Value,
+        }
+        let record = Record::deserialize(deserializer)?;
+        validate_event_name(&record.name).map_err(D::Error::custom)?;
+        let timestamp = parse_timestamp(&record.timestamp).map_err(D::Error::custom)?;
+        Ok(Event::from_parts(
+            record.id,
+            Arc::from(record.name),
+            timestamp,
+            Arc::new(record.context),
+            record.data,
+        ))
+    }
+}
+
+/// Timestamps keep microseconds (what RFC 3339 output and BSON dates can
+/// carry), so an event read back equals the one written.
+fn truncate_to_micros(time: SystemTime) -> SystemTime {
+    match time.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(since) => {
+            SystemTime::UNIX_EPOCH
+                + std::time::Duration::new(since.as_secs(), since.subsec_micros() * 1_000)
+        }
+        Err(_) => time,
+    }
+}
+
+/// Parses an RFC 3339 timestamp in UTC (`Z` or `+00:00`).
+pub fn parse_timestamp(text: &str) -> Result<SystemTime, String> {
+    let normalized = match text.strip_suffix("+00:00") {
+        Some(prefix) => format!("{prefix}Z"),
+        None => text.to_owned(),
+    };
+    humantime::parse_rfc3339(&normalized)
+        .map_err(|e| format!("timestamp {text:?} is not RFC 3339 in UTC: {e}"))
+}
+
+/// Checks an event name: non-empty, at most 255 bytes, no whitespace or control characters.
+///
+/// ```
+/// use eventtracking_core::validate_event_name;
+/// assert!(validate_event_name("navigation.request").is_ok());
+/// assert!(validate_event_name("").is_err());
+/// assert!(validate_event_name("has space").is_err());
+/// ```
+pub fn validate_event_name(name: &str) -> Result<(), InvalidEventName> {
+    if name.is_empty() {
+        return Err(InvalidEventName::Empty);
+    }
+    if name.len() > MAX_EVENT_NAME_BYTES {
+        return Err(InvalidEventName::TooLong {
+            prefix: name.chars().take(32).collect(),
+            len: name.len(),
+        });
+    }
+    if let Some((position, character)) = name
+        .char_indices()
+        .find(|(_, c)| c.is_whitespace() || c.is_control())
+    {
+        return Err(InvalidEventName::BadCharacter {
+            name: name.to_owned(),
+            character,
+            position,
+        });
+    }
+    Ok(())
+}
+
+/// The JSON kind of a value, for error messages.
+pub(crate) fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn json_has_the_five_fields_in_order() {
+        let event = Event::new("a.b", json!({"x": {"y": [1, 2]}})).unwrap();
+        let text = std::str::from_utf8(event.to_json_bytes()).unwrap().to_owned();
+        let id_at = text.find("\"id\"").unwrap();
+        let name_at = text.find("\"name\"").unwrap();
+        let ts_at = text.find("\"timestamp\"").unwrap();
+        let ctx_at = text.find("\"context\"").unwrap();
+        let data_at = text.find("\"data\"").unwrap();
+        assert!(id_at < name_at && name_at < ts_at && ts_at < ctx_at && ctx_at < data_at);
+        let back: Event = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, event);
+        assert_eq!(back.id().get_version_num(), 7);
+    }
+
+    #[test]
+    fn timestamp_is_utc_with_microseconds() {
+        let event = Event::new("a", Value::Null).unwrap();
+        let ts = event.timestamp_rfc3339();
+        // 2026-11-29T01:52:39.123456Z
+        assert_eq!(ts.len(), 27, "{ts}");
+        assert!(ts.ends_with('Z'));
+        assert_eq!(&ts[19..20], ".");
+        assert_eq!(parse_timestamp(&ts).unwrap(), event.timestamp());
+        let plus = format!("{}+00:00", &ts[..26]);
+        assert_eq!(parse_timestamp(&plus).unwrap(), event.timestamp());
+    }
+
+    #[test]
+    fn names_are_validated() {
+        assert_eq!(validate_event_name(""), Err(InvalidEventName::Empty));
+        assert!(matches!(
+            validate_event_name(&"a".repeat(256)),
+            Err(InvalidEventName::TooLong { len: 256, .. })
+        ));
+        assert!(validate_event_name(&"a".repeat(255)).is_ok());
+        for bad in ["a b", "a\tb", "a\nb", "a\u{7}b", "a\u{a0}b"] {
+            let err = validate_event_name(bad).unwrap_err();
+            assert!(err.to_string().contains("byte 1"), "{err}");
+        }
+        assert!(validate_event_name("navigation.request/ünïcode").is_ok());
+    }
+
+    #[test]
+    fn mutation_invalidates_the_json_cache() {
+        let mut event = Event::new("a", json!({"k": 1})).unwrap();
+        let before = event.to_json_bytes().to_vec();
+        event.data_mut()["k"] = json!(2);
+        assert_ne!(before, event.to_json_bytes());
+        event.context_mut().insert("host".into(), json!("h"));
+        let v: Value = serde_json::from_slice(event.to_json_bytes()).unwrap();
+        assert_eq!(v["context"]["host"], "h");
+        assert_eq!(v["data"]["k"], 2);
+    }
+
+    #[test]
+    fn deserialize_rejects_bad_records() {
+        let bad_name = r#"{"id":"0190c4b4-4f5e-7c3a-8b4e-1a2b3c4d5e6f","name":"","timestamp":"2026-01-01T00:00:00Z","context":{},"data":1}"#;
+        assert!(serde_json::from_str::<Event>(bad_name).is_err());
+        let bad_ts = r#"{"id":"0190c4b4-4f5e-7c3a-8b4e-1a2b3c4d5e6f","name":"a","timestamp":"yesterday","context":{},"data":1}"#;
+        let err = serde_json::from_str::<Event>(bad_ts).unwrap_err().to_string();
+        assert!(err.contains("yesterday"), "{err}");
+    }
+}

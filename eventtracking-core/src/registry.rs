@@ -1,0 +1,207 @@
+//! Compile-time registration of backend and processor engines with `inventory`.
+//!
+//! A backend crate makes one `inventory::submit!` of a [`BackendRegistration`];
+//! a config file then names the engine (`engine = "file"`). Add the crate as
+//! a dependency and name it once (`use eventtracking_file as _;`, or enable
+//! the facade's feature) so the linker keeps its registration.
+//!
+//! ```
+//! use eventtracking_core::registry::{self, BackendRegistration, ComponentConfig};
+//! use eventtracking_core::{Backend, BuildError, DiscardBackend};
+//!
+//! fn build_null(config: &ComponentConfig) -> Result<Box<dyn Backend>, BuildError> {
+//!     config.parse_options::<registry::NoOptions>()?;
+//!     Ok(Box::new(DiscardBackend))
+//! }
+//! eventtracking_core::inventory::submit! {
+//!     BackendRegistration::new("null-doc-example", "drops everything", build_null)
+//! }
+//!
+//! assert!(registry::backend_engines().unwrap().iter().any(|r| r.name == "null-doc-example"));
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::backend::Backend;
+use crate::error::BuildError;
+use crate::event::JsonMap;
+use crate::processor::Processor;
+
+/// One config entry handed to a factory: who asked, for which engine, with which options.
+#[derive(Debug, Clone)]
+pub struct ComponentConfig {
+    /// Where in the config this entry is, e.g. `backends.local` or `processors[0]`.
+    pub owner: String,
+    /// The engine name.
+    pub engine: String,
+    /// The entry's other keys.
+    pub options: JsonMap,
+}
+
+impl ComponentConfig {
+    /// An entry with the given options.
+    pub fn new(owner: impl Into<String>, engine: impl Into<String>, options: JsonMap) -> Self {
+        ComponentConfig {
+            owner: owner.into(),
+            engine: engine.into(),
+            options,
+        }
+    }
+
+    /// Deserializes the options into the engine's own type. Use
+    /// `#[serde(deny_unknown_fields)]` there so that a misspelt key is an
+    /// error naming it.
+    pub fn parse_options<T: DeserializeOwned>(&self) -> Result<T, BuildError> {
+        T::deserialize(serde_json::Value::Object(self.options.clone())).map_err(|e| {
+            BuildError::InvalidOption {
+                owner: self.owner.clone(),
+                engine: self.engine.clone(),
+                message: e.to_string(),
+            }
+        })
+    }
+
+    /// A [`BuildError::InvalidOption`] for this entry.
+    pub fn invalid(&self, message: impl Into<String>) -> BuildError {
+        BuildError::InvalidOption {
+            owner: self.owner.clone(),
+            engine: self.engine.clone(),
+            message: message.into(),
+        }
+    }
+
+    /// A [`BuildError::Startup`] for this entry.
+    pub fn startup_error(
+        &self,
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> BuildError {
+        BuildError::Startup {
+            owner: self.owner.clone(),
+            engine: self.engine.clone(),
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+/// Options of an engine that takes none: any key is an error.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoOptions {}
+
+/// Builds a backend from its config entry.
+pub type BackendFactory = fn(&ComponentConfig) -> Result<Box<dyn Backend>, BuildError>;
+/// Builds a processor from its config entry.
+pub type ProcessorFactory = fn(&ComponentConfig) -> Result<Arc<dyn Processor>, BuildError>;
+
+/// A backend engine, registered at compile time.
+#[derive(Debug)]
+pub struct BackendRegistration {
+    /// The engine name used in config files.
+    pub name: &'static str,
+    /// One line for `eventtracking engines`.
+    pub description: &'static str,
+    /// The factory.
+    pub factory: BackendFactory,
+}
+
+impl BackendRegistration {
+    /// A registration, for `inventory::submit!`.
+    pub const fn new(name: &'static str, description: &'static str, factory: BackendFactory) -> Self {
+        BackendRegistration {
+            name,
+            description,
+            factory,
+        }
+    }
+}
+
+/// A processor engine, registered at compile time.
+#[derive(Debug)]
+pub struct ProcessorRegistration {
+    /// The engine name used in config files.
+    pub name: &'static str,
+    /// One line for `eventtracking engines`.
+    pub description: &'static str,
+    /// The factory.
+    pub factory: ProcessorFactory,
+}
+
+impl ProcessorRegistration {
+    /// A registration, for `inventory::submit!`.
+    pub const fn new(
+        name: &'static str,
+        description: &'static str,
+        factory: ProcessorFactory,
+    ) -> Self {
+        ProcessorRegistration {
+            name,
+            description,
+            factory,
+        }
+    }
+}
+
+inventory::collect!(BackendRegistration);
+inventory::collect!(ProcessorRegistration);
+
+fn sorted<T>(
+    kind: &'static str,
+    items: impl Iterator<Item = &'static T>,
+    name: fn(&T) -> &'static str,
+) -> Result<Vec<&'static T>, BuildError> {
+    let mut by_name = BTreeMap::new();
+    for item in items {
+        if by_name.insert(name(item), item).is_some() {
+            return Err(BuildError::DuplicateEngine {
+                kind,
+                name: name(item),
+            });
+        }
+    }
+    Ok(by_name.into_values().collect())
+}
+
+/// Every backend engine linked into this binary, sorted by name.
+/// Two registrations with one name are an error.
+pub fn backend_engines() -> Result<Vec<&'static BackendRegistration>, BuildError> {
+    sorted("backend", inventory::iter::<BackendRegistration>(), |r| r.name)
+}
+
+/// Every processor engine linked into this binary, sorted by name.
+pub fn processor_engines() -> Result<Vec<&'static ProcessorRegistration>, BuildError> {
+    sorted("processor", inventory::iter::<ProcessorRegistration>(), |r| r.name)
+}
+
+/// Builds a backend by engine name.
+pub fn build_backend(config: &ComponentConfig) -> Result<Box<dyn Backend>, BuildError> {
+    let engines = backend_engines()?;
+    match engines.iter().find(|r| r.name == config.engine) {
+        Some(registration) => (registration.factory)(config),
+        None => Err(BuildError::UnknownEngine {
+            kind: "backend",
+            engine: config.engine.clone(),
+            owner: config.owner.clone(),
+            registered: engines.iter().map(|r| r.name).collect(),
+        }),
+    }
+}
+
+/// Builds a processor by engine name.
+pub fn build_processor(config: &ComponentConfig) -> Result<Arc<dyn Processor>, BuildError> {
+    let engines = processor_engines()?;
+    match engines.iter().find(|r| r.name == config.engine) {
+        Some(registration) => (registration.factory)(config),
+        None => Err(BuildError::UnknownEngine {
+            kind: "processor",
+            engine: config.engine.clone(),
+            owner: config.owner.clone(),
+            registered: engines.iter().map(|r| r.name).collect(),
+        }),
+    }
+}

@@ -1,0 +1,444 @@
+//! The [`Tracker`]: emit events, stamped with the current contexts, into the
+//! processors and the delivery engine.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, LazyLock, RwLock};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::backend::Backend;
+use crate::context;
+use crate::delivery::{self, DeliveryConfig, DeliveryReport, Engine, Offer, Route, TrackerCounters};
+use crate::error::{BuildError, ContextError, EmitError};
+use crate::event::{validate_event_name, Event, JsonMap};
+use crate::processor::{run_chain, Processor};
+
+/// The name of the default tracker.
+pub const DEFAULT_TRACKER: &str = "default";
+
+/// How long a [`TrackerGuard`] or the last dropped [`Tracker`] waits for delivery.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Emits events into processors and backends. Cheap to clone (an `Arc`);
+/// when the last clone is dropped the tracker shuts down, waiting up to
+/// [`DEFAULT_SHUTDOWN_TIMEOUT`] for delivery.
+///
+/// ```
+/// use std::time::Duration;
+/// use eventtracking_core::{InMemoryBackend, Tracker};
+/// use serde_json::json;
+///
+/// let memory = InMemoryBackend::new();
+/// let tracker = Tracker::builder().with_backend("memory", memory.clone()).build().unwrap();
+///
+/// tracker.enter_context("outer", json!({"user_id": 10938})).unwrap();
+/// tracker.emit("navigation.request", json!({"url": "http://www.edx.org/some/path/1"})).unwrap();
+/// tracker.exit_context("outer").unwrap();
+///
+/// let report = tracker.shutdown(Duration::from_secs(5)).unwrap();
+/// assert_eq!(report.backends["memory"].delivered, 1);
+/// assert_eq!(memory.events()[0].context()["user_id"], 10938);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Tracker {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    processors: Vec<Arc<dyn Processor>>,
+    engine: Engine,
+    counters: TrackerCounters,
+}
+
+impl Tracker {
+    /// Starts building a tracker.
+    pub fn builder() -> TrackerBuilder {
+        TrackerBuilder::default()
+    }
+
+    /// Emits an event named `name` with `data` (anything `Serialize`), in the
+    /// current contexts. Never waits on I/O and never panics.
+    ///
+    /// `data` may be a reference (`&my_struct`) or an owned value.
+    ///
+    /// Errors (bad name, data that is not JSON, tracker shut down) are
+    /// returned and counted. An event dropped later (full queue, processor
+    /// error) is counted per backend; see [`Tracker::report`].
+    pub fn emit<T: Serialize>(&self, name: &str, data: T) -> Result<(), EmitError> {
+        match serde_json::to_value(&data) {
+            Ok(value) => self.emit_value(name, value),
+            Err(error) => {
+                self.inner.counters.invalid.fetch_add(1, Relaxed);
+                Err(EmitError::InvalidData {
+                    name: name.to_owned(),
+                    reason: error.to_string(),
+                })
+            }
+        }
+    }
+
+    /// Like [`emit`](Self::emit) for data that is already a JSON value (no conversion).
+    pub fn emit_value(&self, name: &str, data: Value) -> Result<(), EmitError> {
+        if let Err(error) = validate_event_name(name) {
+            self.inner.counters.invalid.fetch_add(1, Relaxed);
+            return Err(error.into());
+        }
+        let event = Event::from_parts(
+            Uuid::now_v7(),
+            Arc::from(name),
+            SystemTime::now(),
+            context::current(),
+            data,
+        );
+        self.emit_event(Arc::new(event))
+    }
+
+    /// Sends a ready-made event (e.g. one read back from a file) through the
+    /// tracker's processors and backends, keeping its id, timestamp and context.
+    pub fn emit_event(&self, event: Arc<Event>) -> Result<(), EmitError> {
+        let inner = &*self.inner;
+        if inner.engine.is_shut_down() {
+            inner.counters.after_shutdown.fetch_add(1, Relaxed);
+            return Err(EmitError::ShutDown {
+                name: event.name().to_owned(),
+            });
+        }
+        inner.counters.emitted.fetch_add(1, Relaxed);
+        let event = match run_chain(&inner.processors, event) {
+            Ok(Some(event)) => event,
+            Ok(None) => {
+                inner.counters.filtered.fetch_add(1, Relaxed);
+                return Ok(());
+            }
+            Err(error) => {
+                inner.counters.processor_errors.fetch_add(1, Relaxed);
+                tracing::warn!(%error, "eventtracking: tracker processor failed; event dropped");
+                return Ok(());
+            }
+        };
+        let routes = &inner.engine.routes;
+        if routes.is_empty() {
+            let previous = inner.counters.no_backend.fetch_add(1, Relaxed);
+            if previous == 0 {
+                tracing::warn!("eventtracking: event emitted on a tracker with no backend; it is counted and dropped");
+            }
+            return Ok(());
+        }
+        for route in routes {
+            // A refusal is counted by the route, with its reason.
+            let _: Offer = route.offer(event.clone());
+        }
+        Ok(())
+    }
+
+    /// Pushes a named context (any serializable map) for the current thread or task.
+    pub fn enter_context(&self, name: &str, values: impl Serialize) -> Result<(), ContextError> {
+        context::enter_context(name, context::to_context_map(name, values)?);
+        Ok(())
+    }
+
+    /// Pops the innermost context with this name.
+    pub fn exit_context(&self, name: &str) -> Result<(), ContextError> {
+        context::exit_context(name)
+    }
+
+    /// Enters a context until the returned guard is dropped (the seed's `with tracker.context(...)`).
+    pub fn context(
+        &self,
+        name: &str,
+        values: impl Serialize,
+    ) -> Result<context::ContextGuard, ContextError> {
+        context::context(name, values)
+    }
+
+    /// Runs a future in an extra task-local context; see [`context::in_context`].
+    pub async fn in_context<F: std::future::Future>(
+        &self,
+        name: &str,
+        values: impl Serialize,
+        future: F,
+    ) -> Result<F::Output, ContextError> {
+        context::in_context(name, values, future).await
+    }
+
+    /// The merged current context.
+    pub fn current_context(&self) -> Arc<JsonMap> {
+        context::current()
+    }
+
+    /// Waits until every event emitted before this call is delivered,
+    /// dead-lettered or dropped, and backends have flushed; at most `timeout`.
+    /// Safe to call from any thread, including inside a tokio runtime
+    /// (it blocks that thread; prefer [`flush_async`](Self::flush_async) there).
+    pub fn flush(&self, timeout: Duration) -> DeliveryReport {
+        let complete = self.inner.engine.flush(timeout);
+        self.report_with(complete)
+    }
+
+    /// [`flush`](Self::flush) without blocking the thread.
+    pub async fn flush_async(&self, timeout: Duration) -> DeliveryReport {
+        let complete = self.inner.engine.flush_async(timeout).await;
+        self.report_with(complete)
+    }
+
+    /// Delivers what is queued (up to `timeout`), shuts every backend down and
+    /// returns the final report. Later emits are refused and counted. A second
+    /// call returns `None`.
+    pub fn shutdown(&self, timeout: Duration) -> Option<DeliveryReport> {
+        let complete = self.inner.engine.shutdown(timeout)?;
+        Some(self.report_with(complete))
+    }
+
+    /// The counters right now.
+    pub fn report(&self) -> DeliveryReport {
+        self.report_with(true)
+    }
+
+    fn report_with(&self, complete: bool) -> DeliveryReport {
+        let inner = &*self.inner;
+        DeliveryReport {
+            tracker: inner.counters.snapshot(),
+            backends: inner
+                .engine
+                .routes
+                .iter()
+                .map(|r| (r.name.to_string(), r.stats()))
+                .collect(),
+            complete,
+        }
+    }
+
+    /// The names of the tracker's backends, in order.
+    pub fn backend_names(&self) -> Vec<String> {
+        self.inner.engine.routes.iter().map(|r| r.name.to_string()).collect()
+    }
+
+    /// The delivery settings of one backend.
+    pub fn delivery_config(&self, backend: &str) -> Option<DeliveryConfig> {
+        self.inner
+            .engine
+            .routes
+            .iter()
+            .find(|r| &*r.name == backend)
+            .map(|r| r.config().clone())
+    }
+}
+
+struct PendingRoute {
+    name: String,
+    backend: Box<dyn Backend>,
+    processors: Vec<Arc<dyn Processor>>,
+    delivery: Option<DeliveryConfig>,
+}
+
+/// Builds a [`Tracker`]: `Tracker::builder().with_backend(..).build()`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use eventtracking_core::{DeliveryConfig, DiscardBackend, NameFilter, Tracker};
+///
+/// let tracker = Tracker::builder()
+///     .with_delivery(DeliveryConfig::default().with_batch_size(100))
+///     .with_processor(Arc::new(NameFilter::allow(&["navigation.*".into()], None).unwrap()))
+///     .with_backend("archive", DiscardBackend)
+///     .build()
+///     .unwrap();
+/// assert_eq!(tracker.backend_names(), ["archive"]);
+/// ```
+#[derive(Default)]
+pub struct TrackerBuilder {
+    delivery: DeliveryConfig,
+    processors: Vec<Arc<dyn Processor>>,
+    routes: Vec<PendingRoute>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl std::fmt::Debug for TrackerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrackerBuilder")
+            .field("delivery", &self.delivery)
+            .field("processors", &self.processors)
+            .field("backends", &self.routes.iter().map(|r| &r.name).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl TrackerBuilder {
+    /// Default delivery settings for every backend.
+    pub fn with_delivery(mut self, delivery: DeliveryConfig) -> Self {
+        self.delivery = delivery;
+        self
+    }
+
+    /// Adds a tracker-level processor (runs on the emit path, in order).
+    pub fn with_processor(mut self, processor: Arc<dyn Processor>) -> Self {
+        self.processors.push(processor);
+        self
+    }
+
+    /// Adds a backend with the default delivery settings and no processors of its own.
+    pub fn with_backend(self, name: impl Into<String>, backend: impl Backend) -> Self {
+        self.with_route(name, backend, Vec::new(), None)
+    }
+
+    /// Adds a backend with its own processors (run in its delivery worker)
+    /// and, optionally, its own delivery settings.
+    pub fn with_route(
+        mut self,
+        name: impl Into<String>,
+        backend: impl Backend,
+        processors: Vec<Arc<dyn Processor>>,
+        delivery: Option<DeliveryConfig>,
+    ) -> Self {
+        self.routes.push(PendingRoute {
+            name: name.into(),
+            backend: Box::new(backend),
+            processors,
+            delivery,
+        });
+        self
+    }
+
+    /// Uses this runtime for delivery workers (config-built trackers create
+    /// it first so that backend factories can use it).
+    pub(crate) fn with_runtime(mut self, runtime: tokio::runtime::Runtime) -> Self {
+        self.runtime = Some(runtime);
+        self
+    }
+
+    /// Starts the delivery workers and returns the tracker.
+    pub fn build(self) -> Result<Tracker, BuildError> {
+        let mut seen = std::collections::HashSet::new();
+        for route in &self.routes {
+            if !seen.insert(route.name.clone()) {
+                return Err(BuildError::DuplicateBackend(route.name.clone()));
+            }
+        }
+        let runtime = match (self.runtime, self.routes.is_empty()) {
+            (runtime, true) => runtime,
+            (Some(runtime), false) => Some(runtime),
+            (None, false) => Some(delivery::new_runtime().map_err(BuildError::Runtime)?),
+        };
+        let routes = self
+            .routes
+            .into_iter()
+            .map(|r| {
+                let config = r.delivery.unwrap_or_else(|| self.delivery.clone());
+                (Route::new(&r.name, config, r.processors), r.backend)
+            })
+            .collect();
+        Ok(Tracker {
+            inner: Arc::new(Inner {
+                processors: self.processors,
+                engine: Engine::start(runtime, routes),
+                counters: TrackerCounters::default(),
+            }),
+        })
+    }
+}
+
+static TRACKERS: LazyLock<RwLock<HashMap<String, Tracker>>> = LazyLock::new(Default::default);
+
+/// Registers a tracker under a name, returning the one it replaces.
+pub fn register_tracker(name: &str, tracker: Tracker) -> Option<Tracker> {
+    TRACKERS
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(name.to_owned(), tracker)
+}
+
+/// Removes a named tracker, returning it.
+pub fn unregister_tracker(name: &str) -> Option<Tracker> {
+    TRACKERS.write().unwrap_or_else(|p| p.into_inner()).remove(name)
+}
+
+/// The tracker registered under `name`.
+pub fn get_tracker(name: &str) -> Option<Tracker> {
+    TRACKERS.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+}
+
+/// The default tracker (the seed's `tracker.get_tracker()`). Until one is
+/// registered (by [`init`] or [`register_tracker`]) it is a tracker with no
+/// backends, which counts what it is given and warns once.
+///
+/// ```
+/// use eventtracking_core::{default_tracker, emit, init, InMemoryBackend, Tracker};
+///
+/// let memory = InMemoryBackend::new();
+/// let guard = init(Tracker::builder().with_backend("memory", memory.clone()).build().unwrap());
+/// emit("page.view", serde_json::json!({"url": "/"})).unwrap();
+/// default_tracker().flush(std::time::Duration::from_secs(5));
+/// assert_eq!(memory.events().len(), 1);
+/// drop(guard);
+/// ```
+pub fn default_tracker() -> Tracker {
+    if let Some(tracker) = get_tracker(DEFAULT_TRACKER) {
+        return tracker;
+    }
+    let mut trackers = TRACKERS.write().unwrap_or_else(|p| p.into_inner());
+    trackers
+        .entry(DEFAULT_TRACKER.to_owned())
+        .or_insert_with(|| Tracker {
+            inner: Arc::new(Inner {
+                processors: Vec::new(),
+                engine: Engine::start(None, Vec::new()),
+                counters: TrackerCounters::default(),
+            }),
+        })
+        .clone()
+}
+
+/// Emits on the default tracker.
+pub fn emit<T: Serialize>(name: &str, data: T) -> Result<(), EmitError> {
+    default_tracker().emit(name, data)
+}
+
+/// Makes `tracker` the default and returns a guard that shuts it down when dropped.
+pub fn init(tracker: Tracker) -> TrackerGuard {
+    register_tracker(DEFAULT_TRACKER, tracker.clone());
+    TrackerGuard { tracker }
+}
+
+/// Shuts its tracker down (waiting up to [`DEFAULT_SHUTDOWN_TIMEOUT`]) when
+/// dropped, and unregisters it if it is still the default. Don't bind it to
+/// `_`: that drops it at once.
+#[must_use = "dropping the guard shuts the tracker down"]
+#[derive(Debug)]
+pub struct TrackerGuard {
+    tracker: Tracker,
+}
+
+impl TrackerGuard {
+    /// The guarded tracker.
+    pub fn tracker(&self) -> &Tracker {
+        &self.tracker
+    }
+
+    /// Shuts down now and returns the final report.
+    pub fn shutdown(self, timeout: Duration) -> Option<DeliveryReport> {
+        self.tracker.shutdown(timeout)
+    }
+}
+
+impl Drop for TrackerGuard {
+    fn drop(&mut self) {
+        let mut trackers = TRACKERS.write().unwrap_or_else(|p| p.into_inner());
+        if trackers
+            .get(DEFAULT_TRACKER)
+            .is_some_and(|t| Arc::ptr_eq(&t.inner, &self.tracker.inner))
+        {
+            trackers.remove(DEFAULT_TRACKER);
+        }
+        drop(trackers);
+        if let Some(report) = self.tracker.shutdown(DEFAULT_SHUTDOWN_TIMEOUT) {
+            if report.total_dropped() > 0 || report.total_failed() > 0 || !report.complete {
+                tracing::warn!("eventtracking: {report}");
+            }
+        }
+    }
+}
