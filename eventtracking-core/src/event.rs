@@ -74,10 +74,11 @@ impl Event {
     /// Fails when the name breaks the rules of [`validate_event_name`].
     pub fn new(name: &str, data: Value) -> Result<Self, InvalidEventName> {
         validate_event_name(name)?;
-        Ok(Self::from_parts(
-            Uuid::now_v7(),
-            Arc::from(name),
-            SystemTime::now(),
+        let (id, timestamp) = new_id_and_timestamp();
+        Ok(Self::from_parts_exact(
+            id,
+            intern_name(name),
+            timestamp,
             Arc::default(),
             data,
         ))
@@ -96,6 +97,24 @@ impl Event {
             id,
             name,
             timestamp: truncate_to_micros(timestamp),
+            context,
+            data,
+            json: OnceLock::new(),
+        }
+    }
+
+    /// `from_parts` for a timestamp already truncated to microseconds.
+    pub(crate) fn from_parts_exact(
+        id: Uuid,
+        name: Arc<str>,
+        timestamp: SystemTime,
+        context: Arc<JsonMap>,
+        data: Value,
+    ) -> Self {
+        Event {
+            id,
+            name,
+            timestamp,
             context,
             data,
             json: OnceLock::new(),
@@ -213,6 +232,70 @@ impl<'de> Deserialize<'de> for Event {
     }
 }
 
+/// A fresh UUIDv7 and the timestamp it encodes. Ids made on one thread are
+/// strictly increasing (a per-thread counter orders ids within a millisecond);
+/// across threads they are unique and ordered by millisecond.
+pub(crate) fn new_id_and_timestamp() -> (Uuid, SystemTime) {
+    thread_local! {
+        static CONTEXT: uuid::ContextV7 = const { uuid::ContextV7::new() };
+    }
+    let since = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let since = std::time::Duration::new(since.as_secs(), since.subsec_micros() * 1_000);
+    let now = SystemTime::UNIX_EPOCH + since;
+    let id = CONTEXT
+        .try_with(|context| {
+            Uuid::new_v7(uuid::Timestamp::from_unix(
+                context,
+                since.as_secs(),
+                since.subsec_nanos(),
+            ))
+        })
+        .unwrap_or_else(|_| Uuid::now_v7());
+    (id, now)
+}
+
+/// Event names repeat: share one allocation per name (per thread, up to a bound).
+pub(crate) fn intern_name(name: &str) -> Arc<str> {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    const MAX_INTERNED: usize = 4096;
+    /// FNV-1a: names are short and not attacker-chosen keys of a shared map
+    /// (each thread has its own, bounded), so a fast hash is fine here.
+    #[derive(Default)]
+    struct Fnv(u64);
+    impl std::hash::Hasher for Fnv {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            let mut hash = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+            for byte in bytes {
+                hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+            }
+            self.0 = hash;
+        }
+    }
+    type Names = HashMap<Box<str>, Arc<str>, std::hash::BuildHasherDefault<Fnv>>;
+    thread_local! {
+        static NAMES: RefCell<Names> = RefCell::new(Names::default());
+    }
+    NAMES
+        .try_with(|names| {
+            let mut names = names.borrow_mut();
+            if let Some(shared) = names.get(name) {
+                return shared.clone();
+            }
+            let shared: Arc<str> = Arc::from(name);
+            if names.len() < MAX_INTERNED {
+                names.insert(Box::from(name), shared.clone());
+            }
+            shared
+        })
+        .unwrap_or_else(|_| Arc::from(name))
+}
+
 /// Timestamps keep microseconds (what RFC 3339 output and BSON dates can
 /// carry), so an event read back equals the one written.
 fn truncate_to_micros(time: SystemTime) -> SystemTime {
@@ -252,6 +335,10 @@ pub fn validate_event_name(name: &str) -> Result<(), InvalidEventName> {
             prefix: name.chars().take(32).collect(),
             len: name.len(),
         });
+    }
+    // Fast path: printable ASCII without space is always fine.
+    if name.bytes().all(|b| b > b' ' && b < 0x7f) {
+        return Ok(());
     }
     if let Some((position, character)) = name
         .char_indices()

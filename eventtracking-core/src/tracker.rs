@@ -4,17 +4,16 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, LazyLock, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
-use uuid::Uuid;
 
 use crate::backend::Backend;
 use crate::context;
 use crate::delivery::{self, DeliveryConfig, DeliveryReport, Engine, Offer, Route, TrackerCounters};
 use crate::error::{BuildError, ContextError, EmitError};
-use crate::event::{validate_event_name, Event, JsonMap};
+use crate::event::{intern_name, new_id_and_timestamp, validate_event_name, Event, JsonMap};
 use crate::processor::{run_chain, Processor};
 
 /// The name of the default tracker.
@@ -88,13 +87,8 @@ impl Tracker {
             self.inner.counters.invalid.fetch_add(1, Relaxed);
             return Err(error.into());
         }
-        let event = Event::from_parts(
-            Uuid::now_v7(),
-            Arc::from(name),
-            SystemTime::now(),
-            context::current(),
-            data,
-        );
+        let (id, timestamp) = new_id_and_timestamp();
+        let event = Event::from_parts_exact(id, intern_name(name), timestamp, context::current(), data);
         self.emit_event(Arc::new(event))
     }
 

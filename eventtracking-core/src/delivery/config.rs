@@ -49,13 +49,13 @@ impl std::str::FromStr for Overflow {
 /// | `overflow` | `"drop_newest"` | `EVENTTRACKING_OVERFLOW` |
 /// | `block_timeout_ms` | 1000 | `EVENTTRACKING_BLOCK_TIMEOUT_MS` |
 /// | `batch_size` | 512 | `EVENTTRACKING_BATCH_SIZE` |
-/// | `batch_bytes` | 4 MiB | `EVENTTRACKING_BATCH_BYTES` |
+/// | `batch_bytes` | none | `EVENTTRACKING_BATCH_BYTES` |
 /// | `linger_ms` | 50 | `EVENTTRACKING_LINGER_MS` |
 /// | `max_retries` | 8 | `EVENTTRACKING_MAX_RETRIES` |
 /// | `initial_backoff_ms` | 100 | `EVENTTRACKING_INITIAL_BACKOFF_MS` |
 /// | `max_backoff_ms` | 10000 | `EVENTTRACKING_MAX_BACKOFF_MS` |
 /// | `send_timeout_ms` | 30000 | `EVENTTRACKING_SEND_TIMEOUT_MS` |
-/// | `max_event_bytes` | 16 MiB | `EVENTTRACKING_MAX_EVENT_BYTES` |
+/// | `max_event_bytes` | none | `EVENTTRACKING_MAX_EVENT_BYTES` |
 /// | `dead_letter_path` | `"eventtracking-dead-letter.jsonl"` | `EVENTTRACKING_DEAD_LETTER_PATH` |
 ///
 /// ```
@@ -76,7 +76,9 @@ pub struct DeliveryConfig {
     /// The most events in one batch.
     pub batch_size: usize,
     /// The most bytes (of event JSON) in one batch; one larger event still goes alone.
-    pub batch_bytes: usize,
+    /// Unset by default: measuring needs each event's JSON, which backends
+    /// that write JSON compute anyway but others (e.g. BSON) would not.
+    pub batch_bytes: Option<usize>,
     /// How long a batch waits to fill up before it is sent anyway.
     pub linger_ms: u64,
     /// Retries of a retryable failure before the events are dead-lettered.
@@ -87,8 +89,9 @@ pub struct DeliveryConfig {
     pub max_backoff_ms: u64,
     /// The longest one `send_batch` may take; past it the attempt counts as a retryable timeout.
     pub send_timeout_ms: u64,
-    /// Events whose JSON is larger go straight to the dead-letter file (reason `oversized`).
-    pub max_event_bytes: usize,
+    /// Events whose JSON is larger go straight to the dead-letter file (reason
+    /// `oversized`). Unset by default: backends report what their store refuses.
+    pub max_event_bytes: Option<usize>,
     /// The JSON-lines file that receives events that could not be delivered.
     pub dead_letter_path: PathBuf,
 }
@@ -100,13 +103,13 @@ impl Default for DeliveryConfig {
             overflow: Overflow::DropNewest,
             block_timeout_ms: 1_000,
             batch_size: 512,
-            batch_bytes: 4 << 20,
+            batch_bytes: None,
             linger_ms: 50,
             max_retries: 8,
             initial_backoff_ms: 100,
             max_backoff_ms: 10_000,
             send_timeout_ms: 30_000,
-            max_event_bytes: 16 << 20,
+            max_event_bytes: None,
             dead_letter_path: PathBuf::from("eventtracking-dead-letter.jsonl"),
         }
     }
@@ -159,9 +162,9 @@ impl DeliveryConfig {
         let positive = [
             ("queue_capacity", self.queue_capacity as u64),
             ("batch_size", self.batch_size as u64),
-            ("batch_bytes", self.batch_bytes as u64),
+            ("batch_bytes", self.batch_bytes.unwrap_or(1) as u64),
             ("send_timeout_ms", self.send_timeout_ms),
-            ("max_event_bytes", self.max_event_bytes as u64),
+            ("max_event_bytes", self.max_event_bytes.unwrap_or(1) as u64),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -214,14 +217,23 @@ impl DeliveryConfig {
             "EVENTTRACKING_OVERFLOW" => overflow,
             "EVENTTRACKING_BLOCK_TIMEOUT_MS" => block_timeout_ms,
             "EVENTTRACKING_BATCH_SIZE" => batch_size,
-            "EVENTTRACKING_BATCH_BYTES" => batch_bytes,
+
             "EVENTTRACKING_LINGER_MS" => linger_ms,
             "EVENTTRACKING_MAX_RETRIES" => max_retries,
             "EVENTTRACKING_INITIAL_BACKOFF_MS" => initial_backoff_ms,
             "EVENTTRACKING_MAX_BACKOFF_MS" => max_backoff_ms,
             "EVENTTRACKING_SEND_TIMEOUT_MS" => send_timeout_ms,
-            "EVENTTRACKING_MAX_EVENT_BYTES" => max_event_bytes,
+
             "EVENTTRACKING_DEAD_LETTER_PATH" => dead_letter_path,
+        }
+        // Byte limits are optional: the variable sets them.
+        for (var, field) in [
+            ("EVENTTRACKING_BATCH_BYTES", &mut self.batch_bytes),
+            ("EVENTTRACKING_MAX_EVENT_BYTES", &mut self.max_event_bytes),
+        ] {
+            if let Some(value) = lookup(var) {
+                *field = Some(parse(var, &value)?);
+            }
         }
         Ok(())
     }

@@ -386,20 +386,23 @@ impl Worker {
                     }
                 }
             };
-            let size = event.to_json_bytes().len();
-            if size > config.max_event_bytes {
-                let reason = format!(
-                    "oversized: event is {size} bytes, max_event_bytes is {}",
-                    config.max_event_bytes
-                );
-                self.fail(&[event], &reason, 0);
-                continue;
+            // Sizes are measured only when a byte limit is set (see DeliveryConfig::batch_bytes).
+            if let Some(max) = config.max_event_bytes {
+                let size = event.to_json_bytes().len();
+                if size > max {
+                    let reason = format!("oversized: event is {size} bytes, max_event_bytes is {max}");
+                    self.fail(&[event], &reason, 0);
+                    continue;
+                }
             }
-            if !chunk.is_empty() && chunk_bytes + size > config.batch_bytes {
-                self.send_with_retry(std::mem::take(&mut chunk)).await;
-                chunk_bytes = 0;
+            if let Some(limit) = config.batch_bytes {
+                let size = event.to_json_bytes().len();
+                if !chunk.is_empty() && chunk_bytes + size > limit {
+                    self.send_with_retry(std::mem::take(&mut chunk)).await;
+                    chunk_bytes = 0;
+                }
+                chunk_bytes += size + 1;
             }
-            chunk_bytes += size + 1;
             chunk.push(event);
         }
         if !chunk.is_empty() {

@@ -1,0 +1,125 @@
+//! End-to-end file throughput against a baseline measured in the same run.
+//!
+//! Baseline: the same events serialized with serde_json into a `BufWriter<File>`.
+//! eventtracking: the same events through a tracker (processors, queue,
+//! delivery worker) into the file backend, until `flush` reports them
+//! delivered. A third figure includes building each event with `emit`.
+//!
+//! Run: `cargo bench -p eventtracking-tests --bench file_throughput` (prints figures).
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eventtracking::file::FileBackend;
+use eventtracking::{DeliveryConfig, Event, Overflow, Tracker};
+use serde_json::json;
+
+const EVENTS: usize = 1_000_000;
+const ROUNDS: usize = 3;
+
+fn seed_events(n: usize) -> Vec<Arc<Event>> {
+    let _outer = eventtracking::context::context("outer", json!({"user_id": 10938})).unwrap();
+    (0..n)
+        .map(|i| {
+            let data = match i % 3 {
+                0 => json!({"url": "http://www.edx.org/some/path/1"}),
+                1 => json!({"url": "http://www.edx.org/some/path/2"}),
+                _ => json!({"name": "foo", "address": {"postal_code": "90210", "country": "United States"}}),
+            };
+            let mut event = Event::new("navigation.request", data).unwrap();
+            *event.context_mut() = eventtracking::context::current().as_ref().clone();
+            Arc::new(event)
+        })
+        .collect()
+}
+
+fn tracker(path: &std::path::Path) -> Tracker {
+    let backend = FileBackend::builder(path).build().unwrap();
+    Tracker::builder()
+        .with_delivery(
+            DeliveryConfig::default()
+                .with_queue_capacity(1 << 20)
+                .with_overflow(Overflow::Block)
+                .with_block_timeout_ms(60_000)
+                .with_batch_size(4096),
+        )
+        .with_backend("file", backend)
+        .build()
+        .unwrap()
+}
+
+fn best(mut f: impl FnMut() -> Duration) -> Duration {
+    (0..ROUNDS).map(|_| f()).min().unwrap()
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = seed_events(EVENTS);
+
+    let baseline = best(|| {
+        let path = dir.path().join("baseline.jsonl");
+        let _ = std::fs::remove_file(&path);
+        let start = Instant::now();
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        for event in &events {
+            serde_json::to_writer(&mut out, &**event).unwrap();
+            out.write_all(b"\n").unwrap();
+        }
+        out.flush().unwrap();
+        start.elapsed()
+    });
+
+    let pipeline = best(|| {
+        let path = dir.path().join("pipeline.jsonl");
+        let _ = std::fs::remove_file(&path);
+        // Fresh copies: each event's JSON is computed inside the timed run.
+        let copies: Vec<Arc<Event>> = events.iter().map(|e| Arc::new((**e).clone())).collect();
+        let tracker = tracker(&path);
+        let start = Instant::now();
+        for event in copies {
+            tracker.emit_event(event).unwrap();
+        }
+        let report = tracker.flush(Duration::from_secs(300));
+        let elapsed = start.elapsed();
+        assert_eq!(report.backends["file"].delivered, EVENTS as u64, "{report}");
+        elapsed
+    });
+
+    let with_emit = best(|| {
+        let path = dir.path().join("emit.jsonl");
+        let _ = std::fs::remove_file(&path);
+        let tracker = tracker(&path);
+        let _outer = tracker.context("outer", json!({"user_id": 10938})).unwrap();
+        let start = Instant::now();
+        for i in 0..EVENTS {
+            match i % 3 {
+                0 => tracker.emit("navigation.request", json!({"url": "http://www.edx.org/some/path/1"})),
+                1 => tracker.emit("navigation.request", json!({"url": "http://www.edx.org/some/path/2"})),
+                _ => tracker.emit(
+                    "address.create",
+                    json!({"name": "foo", "address": {"postal_code": "90210", "country": "United States"}}),
+                ),
+            }
+            .unwrap();
+        }
+        let report = tracker.flush(Duration::from_secs(300));
+        let elapsed = start.elapsed();
+        assert_eq!(report.backends["file"].delivered, EVENTS as u64, "{report}");
+        elapsed
+    });
+
+    let rate = |d: Duration| EVENTS as f64 / d.as_secs_f64();
+    println!("file throughput, {EVENTS} seed events, best of {ROUNDS}:");
+    println!("  baseline (serde_json -> BufWriter<File>): {:>10.0} events/s", rate(baseline));
+    println!(
+        "  eventtracking (emit_event -> file):        {:>10.0} events/s  = {:.2}x baseline",
+        rate(pipeline),
+        baseline.as_secs_f64() / pipeline.as_secs_f64()
+    );
+    println!(
+        "  eventtracking (emit -> file):              {:>10.0} events/s  = {:.2}x baseline",
+        rate(with_emit),
+        baseline.as_secs_f64() / with_emit.as_secs_f64()
+    );
+}
