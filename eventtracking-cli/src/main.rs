@@ -26,7 +26,11 @@ use serde_json::Value;
 mod seed;
 
 #[derive(Debug, Parser)]
-#[command(name = "eventtracking", version, about = "Context-aware event tracking: demo, send, replay, engines")]
+#[command(
+    name = "eventtracking",
+    version,
+    about = "Context-aware event tracking: demo, send, replay, engines"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -110,7 +114,8 @@ fn run(command: Command) -> Result<ExitCode, String> {
 }
 
 fn build(pipeline: &PipelineArgs) -> Result<Tracker, String> {
-    let config = eventtracking::load_config(pipeline.config.as_deref()).map_err(|e| e.to_string())?;
+    let config =
+        eventtracking::load_config(pipeline.config.as_deref()).map_err(|e| e.to_string())?;
     config.build().map_err(|e| e.to_string())
 }
 
@@ -185,7 +190,9 @@ fn send(tracker: &Tracker, input: impl BufRead) -> u64 {
             .and_then(|input| {
                 let emit = || tracker.emit_value(&input.name, input.data.clone());
                 match &input.context {
-                    Some(ctx) => context::with_context("send", ctx, emit).map_err(|e| e.to_string())?,
+                    Some(ctx) => {
+                        context::with_context("send", ctx, emit).map_err(|e| e.to_string())?
+                    }
                     None => emit(),
                 }
                 .map_err(|e| e.to_string())
@@ -200,7 +207,8 @@ fn send(tracker: &Tracker, input: impl BufRead) -> u64 {
 
 /// Re-emits every event of `path`; returns how many lines were refused.
 fn replay(tracker: &Tracker, path: &Path) -> Result<u64, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let lines: Vec<&str> = text.lines().collect();
     let progress = indicatif::ProgressBar::new(lines.len() as u64).with_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} events {per_sec} {msg}")
@@ -218,7 +226,11 @@ fn replay(tracker: &Tracker, path: &Path) -> Result<u64, String> {
                 format!("neither a dead-letter record ({dead_letter_error}) nor an event ({event_error})")
             }),
         };
-        let result = event.and_then(|event| tracker.emit_event(Arc::new(event)).map_err(|e| e.to_string()));
+        let result = event.and_then(|event| {
+            tracker
+                .emit_event(Arc::new(event))
+                .map_err(|e| e.to_string())
+        });
         if let Err(message) = result {
             progress.suspend(|| eprintln!("line {}: {message}", index + 1));
             refused += 1;

@@ -7,13 +7,19 @@ use serde_json::json;
 /// nested context that overrides `user_id`) and one `address.create`.
 pub(crate) fn run(tracker: &Tracker) -> Result<(), Box<dyn std::error::Error>> {
     tracker.enter_context("outer", json!({"user_id": 10938}))?;
-    tracker.emit("navigation.request", json!({"url": "http://www.edx.org/some/path/1"}))?;
+    tracker.emit(
+        "navigation.request",
+        json!({"url": "http://www.edx.org/some/path/1"}),
+    )?;
     {
         let _inner = tracker.context(
             "inner",
             json!({"user_id": 11111, "session_id": "2987lkjdyoioey"}),
         )?;
-        tracker.emit("navigation.request", json!({"url": "http://www.edx.org/some/path/2"}))?;
+        tracker.emit(
+            "navigation.request",
+            json!({"url": "http://www.edx.org/some/path/2"}),
+        )?;
     }
     tracker.emit(
         "address.create",

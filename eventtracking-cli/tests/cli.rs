@@ -76,7 +76,12 @@ fn demo_prints_the_seed_events_as_json_lines() {
     ];
     let mut ids = HashSet::new();
     for (event, (name, context, data)) in events.iter().zip(expected) {
-        let keys: Vec<&str> = event.as_object().unwrap().keys().map(String::as_str).collect();
+        let keys: Vec<&str> = event
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         assert_eq!(keys, ["id", "name", "timestamp", "context", "data"]);
         assert_eq!(event["name"], name);
         assert_eq!(event["context"], context);
@@ -88,8 +93,16 @@ fn demo_prints_the_seed_events_as_json_lines() {
         assert!(ts.ends_with('Z') && ts.len() == 27, "{ts}");
         eventtracking::parse_timestamp(ts).unwrap();
     }
-    assert!(stderr(&output).contains("delivery report"), "{}", stderr(&output));
-    assert!(stderr(&output).contains("stdout: accepted 3, delivered 3"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("delivery report"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        stderr(&output).contains("stdout: accepted 3, delivered 3"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
@@ -101,7 +114,10 @@ fn demo_count_writes_to_the_configured_file() {
     assert!(output.stdout.is_empty());
     let lines = json_lines(&std::fs::read_to_string(events).unwrap());
     assert_eq!(lines.len(), 150);
-    let ids: HashSet<_> = lines.iter().map(|l| l["id"].as_str().unwrap().to_owned()).collect();
+    let ids: HashSet<_> = lines
+        .iter()
+        .map(|l| l["id"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(ids.len(), 150);
 }
 
@@ -113,12 +129,19 @@ fn bad_config_is_a_clear_error_with_exit_code_2() {
     let output = eventtracking(&["demo", "--config", config.to_str().unwrap()], None);
     assert_eq!(output.status.code(), Some(2));
     let err = stderr(&output);
-    assert!(err.contains("warp") && err.contains("discard, file"), "{err}");
+    assert!(
+        err.contains("warp") && err.contains("discard, file"),
+        "{err}"
+    );
 
     std::fs::write(&config, "[delivery]\nqueue_capacty = 3\n").unwrap();
     let output = eventtracking(&["demo", "--config", config.to_str().unwrap()], None);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("queue_capacty"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("queue_capacty"),
+        "{}",
+        stderr(&output)
+    );
 
     let output = eventtracking(&["demo", "--config", "/nonexistent/et.toml"], None);
     assert_eq!(output.status.code(), Some(2));
@@ -140,7 +163,10 @@ fn send_reports_bad_lines_by_number_and_goes_on() {
     let err = stderr(&output);
     assert!(err.contains("line 2:"), "{err}");
     assert!(err.contains("line 3:") && err.contains("bad name"), "{err}");
-    assert!(!err.contains("line 1:") && !err.contains("line 5:"), "{err}");
+    assert!(
+        !err.contains("line 1:") && !err.contains("line 5:"),
+        "{err}"
+    );
     assert!(err.contains("2 input line(s) refused"), "{err}");
     let events = json_lines(&String::from_utf8_lossy(&output.stdout));
     assert_eq!(events.len(), 2);
@@ -160,11 +186,18 @@ fn replay_resends_dead_letters_keeping_ids() {
                "event": {"id": "019ad0a4-0000-7000-8000-000000000001", "name": "navigation.request", "timestamp": "2026-11-28T23:59:59.000001Z", "context": {"user_id": 1}, "data": {"url": "/1"}}}),
         json!({"id": "019ad0a4-0000-7000-8000-000000000002", "name": "address.create", "timestamp": "2026-11-28T23:59:59.000002Z", "context": {}, "data": {"name": "foo"}}),
     ];
-    let mut text = records.iter().map(Value::to_string).collect::<Vec<_>>().join("\n");
+    let mut text = records
+        .iter()
+        .map(Value::to_string)
+        .collect::<Vec<_>>()
+        .join("\n");
     text.push_str("\nnot json\n");
     std::fs::write(&dead, text).unwrap();
 
-    let output = eventtracking(&["replay", dead.to_str().unwrap(), "--config", &config], None);
+    let output = eventtracking(
+        &["replay", dead.to_str().unwrap(), "--config", &config],
+        None,
+    );
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     assert!(stderr(&output).contains("line 3:"), "{}", stderr(&output));
     let lines = json_lines(&std::fs::read_to_string(events).unwrap());
@@ -178,7 +211,12 @@ fn engines_lists_what_is_linked_in() {
     let output = eventtracking(&["engines"], None);
     assert!(output.status.success());
     let out = String::from_utf8_lossy(&output.stdout);
-    for engine in ["discard", "file", "allow", "block", "enrich", "redact", "sample"] {
-        assert!(out.contains(&format!("  {engine} ")), "{engine} missing from {out}");
+    for engine in [
+        "discard", "file", "allow", "block", "enrich", "redact", "sample",
+    ] {
+        assert!(
+            out.contains(&format!("  {engine} ")),
+            "{engine} missing from {out}"
+        );
     }
 }

@@ -23,7 +23,13 @@ fn kill_9_mid_stream_then_restart_leaves_only_whole_lines() {
     .unwrap();
     let run = |count: &str| {
         Command::new(env!("CARGO_BIN_EXE_eventtracking"))
-            .args(["demo", "--config", config.to_str().unwrap(), "--count", count])
+            .args([
+                "demo",
+                "--config",
+                config.to_str().unwrap(),
+                "--count",
+                count,
+            ])
             .env_remove("EVENTTRACKING_CONFIG")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -35,7 +41,10 @@ fn kill_9_mid_stream_then_restart_leaves_only_whole_lines() {
     let deadline = Instant::now() + Duration::from_secs(60);
     while std::fs::metadata(&events).map(|m| m.len()).unwrap_or(0) < 2_000_000 {
         assert!(Instant::now() < deadline, "the writer wrote too little");
-        assert!(writer.try_wait().unwrap().is_none(), "the writer exited early");
+        assert!(
+            writer.try_wait().unwrap().is_none(),
+            "the writer exited early"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     writer.kill().unwrap(); // SIGKILL
@@ -47,10 +56,15 @@ fn kill_9_mid_stream_then_restart_leaves_only_whole_lines() {
 
     let text = std::fs::read_to_string(&events).unwrap();
     assert!(text.ends_with('\n'));
-    assert!(text.len() as u64 >= killed_at - 4096, "the repair cut at most the torn line");
+    assert!(
+        text.len() as u64 >= killed_at - 4096,
+        "the repair cut at most the torn line"
+    );
     let events: Vec<Event> = text
         .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("torn line: {e}: {line:?}")))
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("torn line: {e}: {line:?}"))
+        })
         .collect();
     let ids: HashSet<_> = events.iter().map(Event::id).collect();
     assert_eq!(ids.len(), events.len(), "duplicate ids");
@@ -59,5 +73,11 @@ fn kill_9_mid_stream_then_restart_leaves_only_whole_lines() {
     let (before, after) = events.split_at(events.len() - 30);
     let killed_last = before.iter().map(Event::timestamp).max().unwrap();
     assert!(after.iter().all(|e| e.timestamp() > killed_last));
-    assert_eq!(after.iter().filter(|e| e.name() == "address.create").count(), 10);
+    assert_eq!(
+        after
+            .iter()
+            .filter(|e| e.name() == "address.create")
+            .count(),
+        10
+    );
 }

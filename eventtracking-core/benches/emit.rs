@@ -1,3 +1,4 @@
+#![allow(missing_docs)] // criterion_group! generates undocumented items
 //! The emit path: three nested contexts, the seed's payloads, a discarding backend.
 //!
 //! Each sample emits events (timed) and then flushes (not timed), so the
@@ -56,7 +57,10 @@ fn emit(c: &mut Criterion) {
     let tracker = tracker();
     let _outer = tracker.context("outer", json!({"user_id": 10938})).unwrap();
     let _session = tracker
-        .context("session", json!({"session_id": "2987lkjdyoioey", "org": "edX"}))
+        .context(
+            "session",
+            json!({"session_id": "2987lkjdyoioey", "org": "edX"}),
+        )
         .unwrap();
     let _request = tracker
         .context("request", json!({"user_id": 11111, "path": "/some/path"}))

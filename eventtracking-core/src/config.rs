@@ -119,7 +119,10 @@ impl Config {
         self.delivery_for(None)
     }
 
-    fn delivery_for(&self, backend: Option<(&str, &toml::Table)>) -> Result<DeliveryConfig, ConfigError> {
+    fn delivery_for(
+        &self,
+        backend: Option<(&str, &toml::Table)>,
+    ) -> Result<DeliveryConfig, ConfigError> {
         let mut table = self.delivery.clone();
         let mut origin = "delivery".to_owned();
         if let Some((name, overrides)) = backend {
@@ -155,7 +158,9 @@ impl Config {
             let owner = format!("backends.{name}");
             let delivery = match table.get("delivery") {
                 None => None,
-                Some(toml::Value::Table(overrides)) => Some(self.delivery_for(Some((name, overrides)))?),
+                Some(toml::Value::Table(overrides)) => {
+                    Some(self.delivery_for(Some((name, overrides)))?)
+                }
                 Some(other) => {
                     return Err(ConfigError::Invalid {
                         key: format!("{owner}.delivery"),
@@ -172,7 +177,9 @@ impl Config {
                     .map(|(i, item)| {
                         let key = format!("{owner}.processors[{i}]");
                         match item {
-                            toml::Value::Table(t) => Ok(build_processor(&component(&key, t, &[])?)?),
+                            toml::Value::Table(t) => {
+                                Ok(build_processor(&component(&key, t, &[])?)?)
+                            }
                             other => Err(ConfigError::Invalid {
                                 key,
                                 value: other.to_string(),
@@ -198,7 +205,11 @@ impl Config {
     }
 }
 
-fn component(owner: &str, table: &toml::Table, reserved: &[&str]) -> Result<ComponentConfig, ConfigError> {
+fn component(
+    owner: &str,
+    table: &toml::Table,
+    reserved: &[&str],
+) -> Result<ComponentConfig, ConfigError> {
     let engine = match table.get("engine") {
         Some(toml::Value::String(engine)) => engine.clone(),
         Some(other) => {
@@ -251,12 +262,23 @@ mod tests {
         let err = build_err("[delivery]\nbatch_sise = 3");
         assert!(err.contains("batch_sise"), "{err}");
         let err = build_err("[delivery]\noverflow = \"sometimes\"");
-        assert!(err.contains("sometimes") || err.contains("overflow"), "{err}");
+        assert!(
+            err.contains("sometimes") || err.contains("overflow"),
+            "{err}"
+        );
         let err = build_err("[[processors]]\nengine = \"allow\"");
-        assert!(err.contains("processors[0]") && err.contains("names"), "{err}");
+        assert!(
+            err.contains("processors[0]") && err.contains("names"),
+            "{err}"
+        );
         let err = build_err("[[processors]]\nengine = \"teleport\"");
-        assert!(err.contains("teleport") && err.contains("allow, block, enrich, redact, sample"), "{err}");
-        let err = build_err("[backends.a]\nengine = \"discard\"\n[backends.a.delivery]\nqueue_capacity = 0");
+        assert!(
+            err.contains("teleport") && err.contains("allow, block, enrich, redact, sample"),
+            "{err}"
+        );
+        let err = build_err(
+            "[backends.a]\nengine = \"discard\"\n[backends.a.delivery]\nqueue_capacity = 0",
+        );
         assert!(err.contains("queue_capacity"), "{err}");
         let err = build_err("[backends.a]\nengine = \"discard\"\nprocessors = 3");
         assert!(err.contains("backends.a.processors"), "{err}");
@@ -278,7 +300,9 @@ mod tests {
 
     #[test]
     fn missing_file_names_the_path() {
-        let err = Config::from_path("/nonexistent/eventtracking.toml").unwrap_err().to_string();
+        let err = Config::from_path("/nonexistent/eventtracking.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("/nonexistent/eventtracking.toml"), "{err}");
     }
 }

@@ -270,7 +270,11 @@ pub(crate) fn intern_name(name: &str) -> Arc<str> {
             self.0
         }
         fn write(&mut self, bytes: &[u8]) {
-            let mut hash = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+            let mut hash = if self.0 == 0 {
+                0xcbf2_9ce4_8422_2325
+            } else {
+                self.0
+            };
             for byte in bytes {
                 hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
             }
@@ -373,7 +377,9 @@ mod tests {
     #[test]
     fn json_has_the_five_fields_in_order() {
         let event = Event::new("a.b", json!({"x": {"y": [1, 2]}})).unwrap();
-        let text = std::str::from_utf8(event.to_json_bytes()).unwrap().to_owned();
+        let text = std::str::from_utf8(event.to_json_bytes())
+            .unwrap()
+            .to_owned();
         let id_at = text.find("\"id\"").unwrap();
         let name_at = text.find("\"name\"").unwrap();
         let ts_at = text.find("\"timestamp\"").unwrap();
@@ -430,7 +436,9 @@ mod tests {
         let bad_name = r#"{"id":"0190c4b4-4f5e-7c3a-8b4e-1a2b3c4d5e6f","name":"","timestamp":"2026-01-01T00:00:00Z","context":{},"data":1}"#;
         assert!(serde_json::from_str::<Event>(bad_name).is_err());
         let bad_ts = r#"{"id":"0190c4b4-4f5e-7c3a-8b4e-1a2b3c4d5e6f","name":"a","timestamp":"yesterday","context":{},"data":1}"#;
-        let err = serde_json::from_str::<Event>(bad_ts).unwrap_err().to_string();
+        let err = serde_json::from_str::<Event>(bad_ts)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("yesterday"), "{err}");
     }
 }

@@ -63,9 +63,9 @@ pub mod registry;
 mod tracker;
 
 pub use async_trait::async_trait;
-pub use backend::{Backend, DiscardBackend};
 #[cfg(any(test, feature = "testing"))]
 pub use backend::InMemoryBackend;
+pub use backend::{Backend, DiscardBackend};
 pub use config::{Config, CONFIG_ENV};
 pub use delivery::{
     BackendStats, DeadLetterRecord, DeliveryConfig, DeliveryReport, DroppedStats, Overflow,

@@ -220,11 +220,17 @@ impl Redact {
                 let root = match parts.next() {
                     Some("data") => RedactRoot::Data,
                     Some("context") => RedactRoot::Context,
-                    _ => return Err(format!("path {path:?} must start with `data.` or `context.`")),
+                    _ => {
+                        return Err(format!(
+                            "path {path:?} must start with `data.` or `context.`"
+                        ))
+                    }
                 };
                 let rest: Vec<String> = parts.map(str::to_owned).collect();
                 if rest.is_empty() || rest.iter().any(String::is_empty) {
-                    return Err(format!("path {path:?} must name a field, e.g. `data.password`"));
+                    return Err(format!(
+                        "path {path:?} must name a field, e.g. `data.password`"
+                    ));
                 }
                 Ok((root, rest))
             })
@@ -407,7 +413,9 @@ fn build_sample(config: &ComponentConfig) -> Result<Arc<dyn Processor>, BuildErr
         rate: f64,
     }
     let o: Options = config.parse_options()?;
-    Ok(Arc::new(Sample::new(o.rate).map_err(|e| config.invalid(e))?))
+    Ok(Arc::new(
+        Sample::new(o.rate).map_err(|e| config.invalid(e))?,
+    ))
 }
 
 inventory::submit! { ProcessorRegistration::new("allow", "keeps only events whose name matches `names` globs or `regex`", build_allow) }
@@ -428,14 +436,25 @@ mod tests {
     #[test]
     fn block_and_regex() {
         let block = NameFilter::block(&[], Some("^debug\\.")).unwrap();
-        assert!(block.process(event("debug.x", Value::Null)).unwrap().is_none());
-        assert!(block.process(event("nav.x", Value::Null)).unwrap().is_some());
-        assert!(NameFilter::allow(&["[".into()], None).unwrap_err().contains("\"[\""));
+        assert!(block
+            .process(event("debug.x", Value::Null))
+            .unwrap()
+            .is_none());
+        assert!(block
+            .process(event("nav.x", Value::Null))
+            .unwrap()
+            .is_some());
+        assert!(NameFilter::allow(&["[".into()], None)
+            .unwrap_err()
+            .contains("\"[\""));
     }
 
     #[test]
     fn enrich_is_copy_on_write_and_keeps_existing_keys() {
-        let fields = json!({"host": "web-1", "user_id": 0}).as_object().unwrap().clone();
+        let fields = json!({"host": "web-1", "user_id": 0})
+            .as_object()
+            .unwrap()
+            .clone();
         let enrich = Enrich::new(fields, false);
         let mut original = Event::new("a", Value::Null).unwrap();
         original.context_mut().insert("user_id".into(), json!(5));
@@ -444,7 +463,10 @@ mod tests {
         assert!(!Arc::ptr_eq(&out, &original));
         assert_eq!(out.context()["host"], "web-1");
         assert_eq!(out.context()["user_id"], 5);
-        assert!(original.context().get("host").is_none(), "the shared original is untouched");
+        assert!(
+            original.context().get("host").is_none(),
+            "the shared original is untouched"
+        );
         // Nothing to add: the very same allocation passes through.
         let again = enrich.process(out.clone()).unwrap().unwrap();
         assert!(Arc::ptr_eq(&again, &out));
@@ -459,7 +481,8 @@ mod tests {
         )
         .unwrap();
         let mut e = Event::new("login", json!({"password": "p", "user": "u"})).unwrap();
-        e.context_mut().insert("session".into(), json!({"token": "t", "id": 1}));
+        e.context_mut()
+            .insert("session".into(), json!({"token": "t", "id": 1}));
         let out = redact.process(Arc::new(e)).unwrap().unwrap();
         assert_eq!(out.data(), &json!({"password": "***", "user": "u"}));
         assert_eq!(out.context()["session"], json!({"token": "***", "id": 1}));
@@ -490,6 +513,8 @@ mod tests {
         }
         assert!(Sample::new(1.5).is_err());
         let none = Sample::new(0.0).unwrap();
-        assert!(events.iter().all(|e| none.process(e.clone()).unwrap().is_none()));
+        assert!(events
+            .iter()
+            .all(|e| none.process(e.clone()).unwrap().is_none()));
     }
 }

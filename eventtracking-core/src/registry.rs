@@ -112,7 +112,11 @@ pub struct BackendRegistration {
 
 impl BackendRegistration {
     /// A registration, for `inventory::submit!`.
-    pub const fn new(name: &'static str, description: &'static str, factory: BackendFactory) -> Self {
+    pub const fn new(
+        name: &'static str,
+        description: &'static str,
+        factory: BackendFactory,
+    ) -> Self {
         BackendRegistration {
             name,
             description,
@@ -170,12 +174,18 @@ fn sorted<T>(
 /// Every backend engine linked into this binary, sorted by name.
 /// Two registrations with one name are an error.
 pub fn backend_engines() -> Result<Vec<&'static BackendRegistration>, BuildError> {
-    sorted("backend", inventory::iter::<BackendRegistration>(), |r| r.name)
+    sorted("backend", inventory::iter::<BackendRegistration>(), |r| {
+        r.name
+    })
 }
 
 /// Every processor engine linked into this binary, sorted by name.
 pub fn processor_engines() -> Result<Vec<&'static ProcessorRegistration>, BuildError> {
-    sorted("processor", inventory::iter::<ProcessorRegistration>(), |r| r.name)
+    sorted(
+        "processor",
+        inventory::iter::<ProcessorRegistration>(),
+        |r| r.name,
+    )
 }
 
 /// Builds a backend by engine name.

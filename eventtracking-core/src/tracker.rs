@@ -11,7 +11,9 @@ use serde_json::Value;
 
 use crate::backend::Backend;
 use crate::context;
-use crate::delivery::{self, DeliveryConfig, DeliveryReport, Engine, Offer, Route, TrackerCounters};
+use crate::delivery::{
+    self, DeliveryConfig, DeliveryReport, Engine, Offer, Route, TrackerCounters,
+};
 use crate::error::{BuildError, ContextError, EmitError};
 use crate::event::{intern_name, new_id_and_timestamp, validate_event_name, Event, JsonMap};
 use crate::processor::{run_chain, Processor};
@@ -88,7 +90,8 @@ impl Tracker {
             return Err(error.into());
         }
         let (id, timestamp) = new_id_and_timestamp();
-        let event = Event::from_parts_exact(id, intern_name(name), timestamp, context::current(), data);
+        let event =
+            Event::from_parts_exact(id, intern_name(name), timestamp, context::current(), data);
         self.emit_event(Arc::new(event))
     }
 
@@ -209,7 +212,12 @@ impl Tracker {
 
     /// The names of the tracker's backends, in order.
     pub fn backend_names(&self) -> Vec<String> {
-        self.inner.engine.routes.iter().map(|r| r.name.to_string()).collect()
+        self.inner
+            .engine
+            .routes
+            .iter()
+            .map(|r| r.name.to_string())
+            .collect()
     }
 
     /// The delivery settings of one backend.
@@ -257,7 +265,10 @@ impl std::fmt::Debug for TrackerBuilder {
         f.debug_struct("TrackerBuilder")
             .field("delivery", &self.delivery)
             .field("processors", &self.processors)
-            .field("backends", &self.routes.iter().map(|r| &r.name).collect::<Vec<_>>())
+            .field(
+                "backends",
+                &self.routes.iter().map(|r| &r.name).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -348,12 +359,19 @@ pub fn register_tracker(name: &str, tracker: Tracker) -> Option<Tracker> {
 
 /// Removes a named tracker, returning it.
 pub fn unregister_tracker(name: &str) -> Option<Tracker> {
-    TRACKERS.write().unwrap_or_else(|p| p.into_inner()).remove(name)
+    TRACKERS
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(name)
 }
 
 /// The tracker registered under `name`.
 pub fn get_tracker(name: &str) -> Option<Tracker> {
-    TRACKERS.read().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+    TRACKERS
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(name)
+        .cloned()
 }
 
 /// The default tracker (the seed's `tracker.get_tracker()`). Until one is

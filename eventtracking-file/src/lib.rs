@@ -142,7 +142,12 @@ impl FileBackendBuilder {
             }
             Sink::Stdout
         } else {
-            Sink::File(OpenFile::open(self.path, self.max_bytes, self.rotate_every, self.fsync)?)
+            Sink::File(OpenFile::open(
+                self.path,
+                self.max_bytes,
+                self.rotate_every,
+                self.fsync,
+            )?)
         };
         Ok(FileBackend {
             sink: Arc::new(Mutex::new(sink)),
@@ -203,7 +208,9 @@ impl FileBackend {
         };
         match tokio::task::spawn_blocking(job).await {
             Ok(result) => result,
-            Err(join) => Err(std::io::Error::other(format!("file writer task failed: {join}"))),
+            Err(join) => Err(std::io::Error::other(format!(
+                "file writer task failed: {join}"
+            ))),
         }
     }
 
@@ -258,7 +265,9 @@ impl OpenFile {
             return false;
         }
         let too_big = self.max_bytes.is_some_and(|max| self.size + incoming > max);
-        let too_old = self.rotate_every.is_some_and(|age| self.opened_at.elapsed() >= age);
+        let too_old = self
+            .rotate_every
+            .is_some_and(|age| self.opened_at.elapsed() >= age);
         too_big || too_old
     }
 
@@ -354,8 +363,14 @@ fn rotated_name(path: &Path) -> PathBuf {
         .chars()
         .filter(|c| *c != '-' && *c != ':')
         .collect();
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let ext = path.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
     let mut candidate = path.with_file_name(format!("{stem}.{stamp}{ext}"));
     let mut n = 1;
     while candidate.exists() {
@@ -368,7 +383,8 @@ fn rotated_name(path: &Path) -> PathBuf {
 #[async_trait]
 impl Backend for FileBackend {
     async fn send_batch(&self, batch: &[Arc<Event>]) -> BackendResult {
-        let mut buffer = Vec::with_capacity(batch.iter().map(|e| e.to_json_bytes().len() + 1).sum());
+        let mut buffer =
+            Vec::with_capacity(batch.iter().map(|e| e.to_json_bytes().len() + 1).sum());
         for event in batch {
             buffer.extend_from_slice(event.to_json_bytes());
             buffer.push(b'\n');
@@ -419,8 +435,11 @@ fn build(config: &ComponentConfig) -> Result<Box<dyn Backend>, BuildError> {
         builder = builder.with_max_bytes(max);
     }
     if let Some(age) = &options.rotate_every {
-        let age = humantime::parse_duration(age)
-            .map_err(|e| config.invalid(format!("`rotate_every` = {age:?}: {e} (e.g. \"1h\", \"30s\")")))?;
+        let age = humantime::parse_duration(age).map_err(|e| {
+            config.invalid(format!(
+                "`rotate_every` = {age:?}: {e} (e.g. \"1h\", \"30s\")"
+            ))
+        })?;
         builder = builder.with_rotate_every(age);
     }
     let interval = Duration::from_millis(options.fsync_interval_ms.unwrap_or(1_000));
@@ -456,7 +475,14 @@ mod tests {
     fn rotated_names_keep_the_extension_and_sort_by_time() {
         let name = rotated_name(Path::new("/tmp/x/events.jsonl"));
         let text = name.file_name().unwrap().to_string_lossy().into_owned();
-        assert!(text.starts_with("events.2") && text.ends_with("Z.jsonl"), "{text}");
-        assert_eq!(text.len(), "events.20261129T015239.123456Z.jsonl".len(), "{text}");
+        assert!(
+            text.starts_with("events.2") && text.ends_with("Z.jsonl"),
+            "{text}"
+        );
+        assert_eq!(
+            text.len(),
+            "events.20261129T015239.123456Z.jsonl".len(),
+            "{text}"
+        );
     }
 }

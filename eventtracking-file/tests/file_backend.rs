@@ -54,7 +54,10 @@ fn events_are_whole_json_lines_read_back_equal_in_order() {
     let _ctx = tracker.context("outer", json!({"user_id": 10938})).unwrap();
     for i in 0..500 {
         tracker
-            .emit("navigation.request", json!({"i": i, "nested": {"deep": [i, {"x": "ü\n\"q\""}]}}))
+            .emit(
+                "navigation.request",
+                json!({"i": i, "nested": {"deep": [i, {"x": "ü\n\"q\""}]}}),
+            )
             .unwrap();
     }
     let report = tracker.shutdown(Duration::from_secs(10)).unwrap();
@@ -62,9 +65,20 @@ fn events_are_whole_json_lines_read_back_equal_in_order() {
     let written = read_events(&path);
     let sent: Vec<Event> = memory.events().iter().map(|e| (**e).clone()).collect();
     assert_eq!(written, sent);
-    let line: serde_json::Value =
-        serde_json::from_str(std::fs::read_to_string(&path).unwrap().lines().next().unwrap()).unwrap();
-    let keys: Vec<&str> = line.as_object().unwrap().keys().map(String::as_str).collect();
+    let line: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let keys: Vec<&str> = line
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(keys, ["id", "name", "timestamp", "context", "data"]);
 }
 
@@ -86,15 +100,26 @@ fn config_builds_the_file_engine_and_names_bad_keys() {
         Err(e) => e.to_string(),
     };
     let p = path.display();
-    let e = err(format!("[backends.local]\nengine = \"file\"\npath = \"{p}\"\nmax_byte = 3"));
-    assert!(e.contains("max_byte") && e.contains("backends.local"), "{e}");
+    let e = err(format!(
+        "[backends.local]\nengine = \"file\"\npath = \"{p}\"\nmax_byte = 3"
+    ));
+    assert!(
+        e.contains("max_byte") && e.contains("backends.local"),
+        "{e}"
+    );
     let e = err("[backends.local]\nengine = \"file\"\npath = \"-\"\nmax_bytes = 3".into());
     assert!(e.contains("max_bytes") && e.contains("stdout"), "{e}");
-    let e = err(format!("[backends.local]\nengine = \"file\"\npath = \"{p}\"\nfsync = \"sometimes\""));
+    let e = err(format!(
+        "[backends.local]\nengine = \"file\"\npath = \"{p}\"\nfsync = \"sometimes\""
+    ));
     assert!(e.contains("sometimes"), "{e}");
-    let e = err(format!("[backends.local]\nengine = \"file\"\npath = \"{p}\"\nrotate_every = \"soon\""));
+    let e = err(format!(
+        "[backends.local]\nengine = \"file\"\npath = \"{p}\"\nrotate_every = \"soon\""
+    ));
     assert!(e.contains("rotate_every") && e.contains("soon"), "{e}");
-    let e = err("[backends.local]\nengine = \"file\"\npath = \"/proc/no/such/dir/events.jsonl\"".into());
+    let e = err(
+        "[backends.local]\nengine = \"file\"\npath = \"/proc/no/such/dir/events.jsonl\"".into(),
+    );
     assert!(e.contains("/proc/no/such/dir/events.jsonl"), "{e}");
     let e = err("[backends.local]\nengine = \"file\"".into());
     assert!(e.contains("path"), "{e}");
@@ -105,11 +130,16 @@ fn size_rotation_keeps_every_event_once_in_bounded_files() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.jsonl");
     let max_bytes = 20_000;
-    let backend = FileBackend::builder(&path).with_max_bytes(max_bytes).build().unwrap();
+    let backend = FileBackend::builder(&path)
+        .with_max_bytes(max_bytes)
+        .build()
+        .unwrap();
     let tracker = tracker(backend, 10);
     let mut emitted = HashSet::new();
     for i in 0..2_000 {
-        tracker.emit("page.view", json!({"i": i, "url": "/some/path"})).unwrap();
+        tracker
+            .emit("page.view", json!({"i": i, "url": "/some/path"}))
+            .unwrap();
     }
     let report = tracker.shutdown(Duration::from_secs(30)).unwrap();
     assert_eq!(report.backends["file"].delivered, 2_000, "{report}");
@@ -121,13 +151,23 @@ fn size_rotation_keeps_every_event_once_in_bounded_files() {
         let size = std::fs::metadata(file).unwrap().len();
         assert!(size <= max_bytes, "{} is {size} bytes", file.display());
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
-        assert!(name.starts_with("events.") && name.ends_with(".jsonl"), "{name}");
-        seen.extend(read_events(file).into_iter().map(|e| e.data()["i"].as_u64().unwrap()));
+        assert!(
+            name.starts_with("events.") && name.ends_with(".jsonl"),
+            "{name}"
+        );
+        seen.extend(
+            read_events(file)
+                .into_iter()
+                .map(|e| e.data()["i"].as_u64().unwrap()),
+        );
     }
     emitted.extend(0..2_000u64);
     assert_eq!(seen.len(), 2_000);
     assert_eq!(seen.iter().copied().collect::<HashSet<_>>(), emitted);
-    assert!(seen.windows(2).all(|w| w[0] < w[1]), "order kept across files");
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "order kept across files"
+    );
 }
 
 #[test]
@@ -155,10 +195,15 @@ fn time_rotation_starts_new_files() {
 fn files_are_created_with_mode_0640_rotated_ones_too() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.jsonl");
-    let backend = FileBackend::builder(&path).with_max_bytes(300).build().unwrap();
+    let backend = FileBackend::builder(&path)
+        .with_max_bytes(300)
+        .build()
+        .unwrap();
     let tracker = tracker(backend, 1);
     for i in 0..5 {
-        tracker.emit("page.view", json!({"i": i, "pad": "x".repeat(100)})).unwrap();
+        tracker
+            .emit("page.view", json!({"i": i, "pad": "x".repeat(100)}))
+            .unwrap();
     }
     tracker.shutdown(Duration::from_secs(5)).unwrap();
     let files = files(dir.path());
@@ -174,7 +219,15 @@ fn a_torn_last_line_is_cut_and_new_lines_follow_complete_ones() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.jsonl");
     let complete: Vec<String> = (0..3)
-        .map(|i| String::from_utf8(Event::new("old", json!(i)).unwrap().to_json_bytes().to_vec()).unwrap())
+        .map(|i| {
+            String::from_utf8(
+                Event::new("old", json!(i))
+                    .unwrap()
+                    .to_json_bytes()
+                    .to_vec(),
+            )
+            .unwrap()
+        })
         .collect();
     let mut text = complete.join("\n");
     text.push('\n');
@@ -198,14 +251,20 @@ fn fsync_policies_write_the_same_lines() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.jsonl");
-        let backend = FileBackend::builder(&path).with_fsync(policy).build().unwrap();
+        let backend = FileBackend::builder(&path)
+            .with_fsync(policy)
+            .build()
+            .unwrap();
         let tracker = tracker(backend, 7);
         for i in 0..50 {
             tracker.emit("a", json!(i)).unwrap();
         }
         let report = tracker.shutdown(Duration::from_secs(5)).unwrap();
         assert_eq!(report.backends["file"].delivered, 50, "{policy:?}");
-        let data: Vec<i64> = read_events(&path).iter().map(|e| e.data().as_i64().unwrap()).collect();
+        let data: Vec<i64> = read_events(&path)
+            .iter()
+            .map(|e| e.data().as_i64().unwrap())
+            .collect();
         assert_eq!(data, (0..50).collect::<Vec<_>>(), "{policy:?}");
     }
 }

@@ -111,7 +111,10 @@ fn main() {
 
     let rate = |d: Duration| EVENTS as f64 / d.as_secs_f64();
     println!("file throughput, {EVENTS} seed events, best of {ROUNDS}:");
-    println!("  baseline (serde_json -> BufWriter<File>): {:>10.0} events/s", rate(baseline));
+    println!(
+        "  baseline (serde_json -> BufWriter<File>): {:>10.0} events/s",
+        rate(baseline)
+    );
     println!(
         "  eventtracking (emit_event -> file):        {:>10.0} events/s  = {:.2}x baseline",
         rate(pipeline),

@@ -274,7 +274,10 @@ mod tests {
             .apply_env_from(|v| (v == "EVENTTRACKING_LINGER_MS").then(|| "soon".into()))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("EVENTTRACKING_LINGER_MS") && err.contains("soon"), "{err}");
+        assert!(
+            err.contains("EVENTTRACKING_LINGER_MS") && err.contains("soon"),
+            "{err}"
+        );
     }
 
     #[test]

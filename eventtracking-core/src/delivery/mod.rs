@@ -78,7 +78,9 @@ pub(crate) enum Offer {
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding one of these locks cannot leave the data invalid
     // (a queue or a unit), so poisoning is ignored rather than spread.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Route {
@@ -131,7 +133,10 @@ impl Route {
             match self.config.overflow {
                 Overflow::DropNewest => {
                     drop(queue);
-                    self.note_drop(counters.dropped_queue_full.fetch_add(1, Relaxed), "queue full");
+                    self.note_drop(
+                        counters.dropped_queue_full.fetch_add(1, Relaxed),
+                        "queue full",
+                    );
                     return Offer::Dropped;
                 }
                 Overflow::DropOldest => {
@@ -141,7 +146,8 @@ impl Route {
                     self.note_drop(n, "evicted by a newer event");
                 }
                 Overflow::Block => {
-                    let deadline = Instant::now() + Duration::from_millis(self.config.block_timeout_ms);
+                    let deadline =
+                        Instant::now() + Duration::from_millis(self.config.block_timeout_ms);
                     while queue.len() >= capacity {
                         let now = Instant::now();
                         if now >= deadline || self.closing.load(Relaxed) {
@@ -330,7 +336,10 @@ impl Worker {
                 route.wake.notified().await;
                 continue;
             }
-            if len < route.config.batch_size && !route.flush_pending() && !route.closing.load(SeqCst) {
+            if len < route.config.batch_size
+                && !route.flush_pending()
+                && !route.closing.load(SeqCst)
+            {
                 // Linger so that a trickle of events still makes full batches.
                 let _ = tokio::time::timeout(route.config.linger(), route.wake.notified()).await;
             }
@@ -390,7 +399,8 @@ impl Worker {
             if let Some(max) = config.max_event_bytes {
                 let size = event.to_json_bytes().len();
                 if size > max {
-                    let reason = format!("oversized: event is {size} bytes, max_event_bytes is {max}");
+                    let reason =
+                        format!("oversized: event is {size} bytes, max_event_bytes is {max}");
                     self.fail(&[event], &reason, 0);
                     continue;
                 }
@@ -419,10 +429,11 @@ impl Worker {
         loop {
             attempt += 1;
             route.counters.batches.fetch_add(1, Relaxed);
-            let result = match tokio::time::timeout(timeout, self.backend.send_batch(&pending)).await {
-                Ok(result) => result,
-                Err(_) => Err(BackendError::Timeout(timeout)),
-            };
+            let result =
+                match tokio::time::timeout(timeout, self.backend.send_batch(&pending)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(BackendError::Timeout(timeout)),
+                };
             let last_error = match result {
                 Ok(()) => {
                     self.delivered(pending.len());
@@ -442,7 +453,11 @@ impl Worker {
                         if failure.retryable {
                             retry.push(event);
                         } else {
-                            self.fail(&[event], &format!("permanent failure: {}", failure.reason), attempt);
+                            self.fail(
+                                &[event],
+                                &format!("permanent failure: {}", failure.reason),
+                                attempt,
+                            );
                         }
                     }
                     let failed_count = failed_indices.iter().filter(|f| **f).count();
@@ -469,7 +484,10 @@ impl Worker {
                 self.fail(&pending, &reason, attempt);
                 return;
             }
-            route.counters.retried.fetch_add(pending.len() as u64, Relaxed);
+            route
+                .counters
+                .retried
+                .fetch_add(pending.len() as u64, Relaxed);
             let backoff = config.backoff(attempt);
             tracing::warn!(
                 backend = %route.name,
@@ -493,7 +511,10 @@ impl Worker {
         let route = &*self.route;
         let n = events.len() as u64;
         route.counters.failed.fetch_add(n, Relaxed);
-        match route.dead_letter.write(&route.name, reason, attempts, events) {
+        match route
+            .dead_letter
+            .write(&route.name, reason, attempts, events)
+        {
             Ok(()) => {
                 route.counters.dead_lettered.fetch_add(n, Relaxed);
                 tracing::warn!(
@@ -505,7 +526,10 @@ impl Worker {
                 );
             }
             Err(error) => {
-                route.counters.dropped_dead_letter_error.fetch_add(n, Relaxed);
+                route
+                    .counters
+                    .dropped_dead_letter_error
+                    .fetch_add(n, Relaxed);
                 tracing::error!(
                     backend = %route.name,
                     events = n,
@@ -529,7 +553,9 @@ pub(crate) struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("routes", &self.routes).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("routes", &self.routes)
+            .finish_non_exhaustive()
     }
 }
 
@@ -567,9 +593,9 @@ impl Engine {
     pub(crate) fn flush(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let requests: Vec<_> = self.routes.iter().map(|r| (r, r.request_flush())).collect();
-        requests
-            .into_iter()
-            .fold(true, |all, (route, generation)| route.wait_flushed(generation, deadline) && all)
+        requests.into_iter().fold(true, |all, (route, generation)| {
+            route.wait_flushed(generation, deadline) && all
+        })
     }
 
     pub(crate) async fn flush_async(&self, timeout: Duration) -> bool {
