@@ -1,41 +1,63 @@
 //! # eventtracking-file
 //!
 //! The JSON-lines file backend of eventtracking, engine `file`: one event per
-//! line, to a file or stdout, with size- and time-based rotation and an fsync
-//! policy. Batching, retries and dead-lettering are the delivery engine's;
+//! line (`{"id","name","timestamp","context","data"}`), to a file or stdout,
+//! with size- and time-based rotation and an fsync policy. Batching, retries
+//! and dead-lettering are done by the delivery engine of `eventtracking-core`;
 //! this crate only writes.
 //!
 //! # Config keys
 //!
 //! | key | default | meaning |
 //! |---|---|---|
-//! | `path` | required | the file; `"-"` for stdout |
-//! | `max_bytes` | none | rotate before a batch would make the file larger (a batch is never split) |
-//! | `rotate_every` | none | rotate a file older than this (`"1h"`, `"30s"`, humantime syntax) |
-//! | `fsync` | `"never"` | `"never"`, `"batch"` (after every batch) or `"interval"` |
-//! | `fsync_interval_ms` | 1000 | with `fsync = "interval"`: the longest time between fsyncs while writing |
+//! | `path` | required | the file (its directory is created); `"-"` for stdout |
+//! | `max_bytes` | none | rotate before a batch would make the file larger than this; a batch is never split, so a batch larger than `max_bytes` goes alone into a fresh file |
+//! | `rotate_every` | none | rotate a file older than this (humantime syntax: `"1h"`, `"30s"`), counted from when this process opened it |
+//! | `fsync` | `"never"` | `"never"` (leave it to the OS), `"batch"` (after every batch) or `"interval"` |
+//! | `fsync_interval_ms` | `1000` | with `fsync = "interval"`: while there are unsynced writes, fsync at least this often |
+//!
+//! `max_bytes` and `rotate_every` cannot be used with `path = "-"`.
 //!
 //! ```toml
 //! [backends.local]
 //! engine = "file"
-//! path = "events.jsonl"
+//! path = "/var/log/app/events.jsonl"
 //! max_bytes = 104857600
 //! rotate_every = "1h"
 //! fsync = "interval"
+//! fsync_interval_ms = 500
+//! ```
+//!
+//! Link the crate once so that its registration is kept (the `eventtracking`
+//! facade does this for you):
+//!
+//! ```
+//! use eventtracking_file as _;
 //! ```
 //!
 //! # Guarantees
 //!
-//! - Each batch is one append (`write_all` of whole lines); if it fails half
-//!   way the file is cut back to where the batch began, so a retry does not
-//!   leave a torn line or a duplicate.
-//! - A line torn by a killed writer (`kill -9` mid-write) is cut when the
-//!   file is opened again, so a restart appends after complete lines.
-//! - Files are created with mode 0640. A rotated file is renamed
-//!   `<stem>.<UTC time>.<ext>`, e.g. `events.20261129T015239.123456Z.jsonl`.
-//! - `flush` and shutdown fsync the file (whatever the policy); with
-//!   `fsync = "never"` the data is safe from a process crash once written,
-//!   and from power loss once flushed.
+//! - Each batch is written with one `write_all` of whole lines, in append
+//!   mode. If writing (or the fsync that follows it) fails, the file is cut
+//!   back to where the batch began, so the engine's retry adds no torn line.
+//! - A line torn by a killed writer (`kill -9` mid-write) is cut when the file
+//!   is opened again (logged as a warning), so a restarted writer appends
+//!   after complete lines.
+//! - Files are created with mode 0640 (whatever the umask). Rotation renames
+//!   the current file to `<stem>.<UTC time>.<ext>` in the same directory, e.g.
+//!   `events.jsonl` → `events.20261129T015239.123456Z.jsonl` (a `-N` suffix is
+//!   added if that name is taken), and opens a fresh file at `path`. Rotated
+//!   names sort by time.
+//! - `flush` and shutdown always fsync the file (stdout is flushed). With
+//!   `fsync = "never"` a written batch survives a crash of the process, and
+//!   power loss once flushed.
+//! - Delivery is at least once: a batch whose write timed out or failed after
+//!   the data reached the file may be written again.
+//!
+//! I/O errors while writing are reported as
+//! [`BackendError::Retryable`](eventtracking_core::BackendError::Retryable)
+//! naming the path and the OS error; a path that cannot be opened when the
+//! backend is built is a build error.
 //!
 //! # Usage
 //!
@@ -48,49 +70,55 @@
 //! let path = dir.path().join("events.jsonl");
 //! let backend = FileBackend::builder(&path)
 //!     .with_max_bytes(10 << 20)
+//!     .with_rotate_every(Duration::from_secs(3600))
 //!     .with_fsync(FsyncPolicy::EveryBatch)
 //!     .build()
 //!     .unwrap();
 //! let tracker = Tracker::builder().with_backend("local", backend).build().unwrap();
 //! tracker.emit("page.view", serde_json::json!({"url": "/"})).unwrap();
 //! tracker.flush(Duration::from_secs(5));
-//! let line = std::fs::read_to_string(&path).unwrap();
-//! assert!(line.ends_with('\n') && line.contains("\"page.view\""));
+//! let text = std::fs::read_to_string(&path).unwrap();
+//! assert!(text.ends_with('\n') && text.contains(r#""name":"page.view""#));
 //! ```
 //!
 //! # Runtime
 //!
-//! Writes run on tokio's blocking pool of the delivery runtime, never on the
-//! emitting thread.
+//! File I/O runs on tokio's blocking pool (`spawn_blocking`) of the runtime
+//! that drives the backend, never on its async worker threads.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use eventtracking_core::registry::{BackendRegistration, ComponentConfig};
 use eventtracking_core::{async_trait, Backend, BackendError, BackendResult, BuildError, Event};
 use serde::Deserialize;
 
-/// When the file is fsynced (besides `flush` and shutdown, which always do).
+/// The mode of files this backend creates.
+const FILE_MODE: u32 = 0o640;
+
+/// When the file is fsynced, besides `flush` and shutdown (which always do).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FsyncPolicy {
-    /// Leave it to the OS (the default).
+    /// Never by itself: the OS writes the data back when it likes (config `"never"`, the default).
     #[default]
     Never,
-    /// After every batch: nothing acknowledged is lost on power failure.
+    /// After every batch, before it is acknowledged (config `"batch"`).
     EveryBatch,
-    /// After a batch when the last fsync is older than this.
+    /// While there are unsynced writes, at least this often (config
+    /// `"interval"` with `fsync_interval_ms`). A zero interval is [`EveryBatch`](Self::EveryBatch).
     Interval(Duration),
 }
 
-/// Why a file backend could not be opened.
+/// Why a [`FileBackend`] could not be built.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FileBackendError {
-    /// The file (or its directory) could not be created or opened.
-    #[error("cannot open event file `{path}`: {source}")]
+    /// The file or its directory could not be created or opened.
+    #[error("cannot open event file `{}`: {source}", .path.display())]
     Open {
         /// The path.
         path: PathBuf,
@@ -99,8 +127,11 @@ pub enum FileBackendError {
         source: std::io::Error,
     },
     /// Rotation was asked for stdout.
-    #[error("`{0}` cannot be used with path \"-\" (stdout cannot be rotated)")]
-    RotateStdout(&'static str),
+    #[error("`{key}` cannot be used with path \"-\": stdout cannot be rotated")]
+    StdoutRotation {
+        /// The rotation setting: `max_bytes` or `rotate_every`.
+        key: &'static str,
+    },
 }
 
 /// Builds a [`FileBackend`]; see [`FileBackend::builder`].
@@ -114,66 +145,92 @@ pub struct FileBackendBuilder {
 
 impl FileBackendBuilder {
     /// Rotates before a batch would make the file larger than `max_bytes`.
+    /// A batch is never split: one larger than `max_bytes` goes alone into a fresh file.
     pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
         self.max_bytes = Some(max_bytes);
         self
     }
 
-    /// Rotates a file older than `age` (since this process opened it).
+    /// Rotates before writing to a file this process opened `age` ago or earlier.
     pub fn with_rotate_every(mut self, age: Duration) -> Self {
         self.rotate_every = Some(age);
         self
     }
 
-    /// Sets the fsync policy.
+    /// Sets when the file is fsynced (default [`FsyncPolicy::Never`]).
     pub fn with_fsync(mut self, fsync: FsyncPolicy) -> Self {
         self.fsync = fsync;
         self
     }
 
-    /// Opens the file (creating it and its directory), repairing a torn last line.
+    /// Opens the file: creates it (mode 0640) and its directory, or opens it
+    /// for appending and cuts a torn last line.
     pub fn build(self) -> Result<FileBackend, FileBackendError> {
-        let sink = if self.path.as_os_str() == "-" {
+        if self.path.as_os_str() == "-" {
             if self.max_bytes.is_some() {
-                return Err(FileBackendError::RotateStdout("max_bytes"));
+                return Err(FileBackendError::StdoutRotation { key: "max_bytes" });
             }
             if self.rotate_every.is_some() {
-                return Err(FileBackendError::RotateStdout("rotate_every"));
+                return Err(FileBackendError::StdoutRotation {
+                    key: "rotate_every",
+                });
             }
-            Sink::Stdout
-        } else {
-            Sink::File(OpenFile::open(
-                self.path,
-                self.max_bytes,
-                self.rotate_every,
-                self.fsync,
-            )?)
+            return Ok(FileBackend::stdout());
+        }
+        let (file, size) = open_repaired(&self.path).map_err(|source| FileBackendError::Open {
+            path: self.path.clone(),
+            source,
+        })?;
+        let now = Instant::now();
+        let target = format!("`{}`", self.path.display());
+        let state = FileState {
+            path: self.path,
+            file: Some(file),
+            size,
+            opened_at: now,
+            last_sync: now,
+            dirty: false,
+            max_bytes: self.max_bytes,
+            rotate_every: self.rotate_every,
+            fsync: self.fsync,
         };
         Ok(FileBackend {
-            sink: Arc::new(Mutex::new(sink)),
+            sink: Arc::new(Mutex::new(Sink::File(state))),
+            target,
+            interval_sync_started: AtomicBool::new(false),
         })
     }
 }
 
 /// Writes events as JSON lines to a file or stdout (engine `file`).
-#[derive(Debug, Clone)]
+///
+/// Build one with [`FileBackend::builder`] or [`FileBackend::stdout`], or
+/// from a config entry with `engine = "file"` (see the [crate docs](crate)).
+#[derive(Debug)]
 pub struct FileBackend {
     sink: Arc<Mutex<Sink>>,
+    /// The destination, for error messages: `` `path` `` or `stdout`.
+    target: String,
+    interval_sync_started: AtomicBool,
 }
 
 #[derive(Debug)]
 enum Sink {
     Stdout,
-    File(OpenFile),
+    File(FileState),
+    Closed,
 }
 
 #[derive(Debug)]
-struct OpenFile {
+struct FileState {
     path: PathBuf,
-    file: File,
+    /// `None` between a rotation's rename and the opening of the fresh file.
+    file: Option<File>,
     size: u64,
     opened_at: Instant,
     last_sync: Instant,
+    /// Written since the last fsync.
+    dirty: bool,
     max_bytes: Option<u64>,
     rotate_every: Option<Duration>,
     fsync: FsyncPolicy,
@@ -181,6 +238,24 @@ struct OpenFile {
 
 impl FileBackend {
     /// A builder for a backend writing to `path` (`"-"` for stdout).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use eventtracking_file::{FileBackend, FsyncPolicy};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let backend = FileBackend::builder(dir.path().join("logs/events.jsonl"))
+    ///     .with_max_bytes(64 << 20)
+    ///     .with_rotate_every(Duration::from_secs(24 * 3600))
+    ///     .with_fsync(FsyncPolicy::Interval(Duration::from_millis(500)))
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(dir.path().join("logs/events.jsonl").exists());
+    /// # drop(backend);
+    ///
+    /// let err = FileBackend::builder("-").with_max_bytes(1024).build().unwrap_err();
+    /// assert!(err.to_string().contains("max_bytes"));
+    /// ```
     pub fn builder(path: impl AsRef<Path>) -> FileBackendBuilder {
         FileBackendBuilder {
             path: path.as_ref().to_owned(),
@@ -190,159 +265,202 @@ impl FileBackend {
         }
     }
 
-    /// A backend writing to stdout.
+    /// A backend writing to stdout (what `path = "-"` builds).
     pub fn stdout() -> Self {
         FileBackend {
             sink: Arc::new(Mutex::new(Sink::Stdout)),
+            target: "stdout".to_owned(),
+            interval_sync_started: AtomicBool::new(false),
         }
     }
 
-    async fn with_sink<R: Send + 'static>(
+    /// Runs `job` on the sink on tokio's blocking pool.
+    async fn on_sink<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Sink) -> std::io::Result<R> + Send + 'static,
+        job: impl FnOnce(&mut Sink) -> std::io::Result<R> + Send + 'static,
     ) -> std::io::Result<R> {
         let sink = self.sink.clone();
-        let job = move || {
-            let mut sink = sink.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut sink)
+        tokio::task::spawn_blocking(move || job(&mut lock(&sink)))
+            .await
+            .unwrap_or_else(|join| {
+                Err(std::io::Error::other(format!("writer task failed: {join}")))
+            })
+    }
+
+    /// With [`FsyncPolicy::Interval`]: starts (once) a task that fsyncs
+    /// unsynced writes; it ends when the backend is closed or dropped.
+    fn start_interval_sync(&self, every: Duration) {
+        if every.is_zero() || self.interval_sync_started.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.interval_sync_started.store(false, Ordering::Relaxed);
+            return;
         };
-        match tokio::task::spawn_blocking(job).await {
-            Ok(result) => result,
-            Err(join) => Err(std::io::Error::other(format!(
-                "file writer task failed: {join}"
-            ))),
-        }
-    }
-
-    fn describe(&self) -> String {
-        match &*self.sink.lock().unwrap_or_else(|p| p.into_inner()) {
-            Sink::Stdout => "stdout".to_owned(),
-            Sink::File(f) => format!("`{}`", f.path.display()),
-        }
+        let sink: Weak<Mutex<Sink>> = Arc::downgrade(&self.sink);
+        let target = self.target.clone();
+        runtime.spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let Some(sink) = sink.upgrade() else { break };
+                let job = move || match &mut *lock(&sink) {
+                    Sink::File(state) => state.sync_if_due(every).map(|()| true),
+                    Sink::Stdout | Sink::Closed => Ok(false),
+                };
+                match tokio::task::spawn_blocking(job).await {
+                    Ok(Ok(true)) => {}
+                    Ok(Ok(false)) | Err(_) => break,
+                    Ok(Err(error)) => {
+                        tracing::warn!(file = %target, %error, "eventtracking-file: interval fsync failed");
+                    }
+                }
+            }
+        });
     }
 }
 
-fn create_options() -> OpenOptions {
-    let mut options = OpenOptions::new();
-    options.create(true).append(true).read(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o640);
-    options
+fn lock(sink: &Mutex<Sink>) -> MutexGuard<'_, Sink> {
+    // Every method leaves the state consistent before it can fail, so a
+    // panic in another thread does not make it unusable.
+    sink.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-impl OpenFile {
-    fn open(
-        path: PathBuf,
-        max_bytes: Option<u64>,
-        rotate_every: Option<Duration>,
-        fsync: FsyncPolicy,
-    ) -> Result<Self, FileBackendError> {
-        let file = open_repaired(&path).map_err(|source| FileBackendError::Open {
-            path: path.clone(),
-            source,
-        })?;
-        let size = file
-            .metadata()
-            .map_err(|source| FileBackendError::Open {
-                path: path.clone(),
-                source,
-            })?
-            .len();
-        Ok(OpenFile {
-            path,
-            file,
-            size,
-            opened_at: Instant::now(),
-            last_sync: Instant::now(),
-            max_bytes,
-            rotate_every,
-            fsync,
-        })
-    }
-
+impl FileState {
     fn should_rotate(&self, incoming: u64) -> bool {
-        if self.size == 0 {
-            return false;
-        }
-        let too_big = self.max_bytes.is_some_and(|max| self.size + incoming > max);
-        let too_old = self
-            .rotate_every
-            .is_some_and(|age| self.opened_at.elapsed() >= age);
-        too_big || too_old
+        self.size > 0
+            && (self
+                .max_bytes
+                .is_some_and(|max| self.size.saturating_add(incoming) > max)
+                || self
+                    .rotate_every
+                    .is_some_and(|age| self.opened_at.elapsed() >= age))
     }
 
+    /// Renames the current file away; the next write opens a fresh one.
     fn rotate(&mut self) -> std::io::Result<()> {
-        self.file.sync_all()?;
+        if let Some(file) = &self.file {
+            file.sync_data()?;
+        }
         let rotated = rotated_name(&self.path);
-        std::fs::rename(&self.path, &rotated)?;
-        self.file = open_repaired(&self.path)?;
-        self.size = 0;
-        self.opened_at = Instant::now();
-        tracing::debug!(from = %self.path.display(), to = %rotated.display(), "eventtracking-file: rotated");
+        match std::fs::rename(&self.path, &rotated) {
+            Ok(()) => {
+                tracing::debug!(from = %self.path.display(), to = %rotated.display(), "eventtracking-file: rotated");
+            }
+            // Moved or deleted by someone else: just start a fresh file.
+            Err(error) if error.kind() == ErrorKind::NotFound => {
+                tracing::warn!(path = %self.path.display(), "eventtracking-file: the file vanished; opening a new one");
+            }
+            Err(error) => return Err(error),
+        }
+        self.file = None;
         Ok(())
     }
 
+    /// Appends one buffer of whole lines, rotating first if due.
     fn write(&mut self, buffer: &[u8]) -> std::io::Result<()> {
-        if self.should_rotate(buffer.len() as u64) {
+        let incoming = buffer.len() as u64;
+        if self.file.is_some() && self.should_rotate(incoming) {
             self.rotate()?;
         }
-        if let Err(error) = self.file.write_all(buffer) {
-            // Cut a half-written batch so the retry leaves whole lines only.
-            let _ = self.file.set_len(self.size);
-            return Err(error);
-        }
-        self.size += buffer.len() as u64;
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => {
+                let (file, size) = open_repaired(&self.path)?;
+                self.size = size;
+                self.opened_at = Instant::now();
+                self.file.insert(file)
+            }
+        };
         let sync = match self.fsync {
             FsyncPolicy::Never => false,
             FsyncPolicy::EveryBatch => true,
             FsyncPolicy::Interval(every) => self.last_sync.elapsed() >= every,
         };
+        let result = file
+            .write_all(buffer)
+            .and_then(|()| if sync { file.sync_data() } else { Ok(()) });
+        if let Err(error) = result {
+            // Cut what reached the file, so the retry leaves whole lines only.
+            if let Err(cut) = file.set_len(self.size) {
+                tracing::error!(path = %self.path.display(), error = %cut, "eventtracking-file: cannot cut a failed write");
+            }
+            return Err(error);
+        }
+        self.size += incoming;
         if sync {
-            self.sync()?;
+            self.last_sync = Instant::now();
+            self.dirty = false;
+        } else {
+            self.dirty = true;
         }
         Ok(())
     }
 
     fn sync(&mut self) -> std::io::Result<()> {
-        self.file.sync_data()?;
+        if let Some(file) = &self.file {
+            file.sync_data()?;
+        }
         self.last_sync = Instant::now();
+        self.dirty = false;
+        Ok(())
+    }
+
+    fn sync_if_due(&mut self, every: Duration) -> std::io::Result<()> {
+        if self.dirty && self.last_sync.elapsed() >= every {
+            self.sync()?;
+        }
         Ok(())
     }
 }
 
-/// Opens for appending (mode 0640 on creation) and cuts a torn last line.
-fn open_repaired(path: &Path) -> std::io::Result<File> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+/// Opens `path` for appending, creating it (mode 0640) and its directory.
+/// An existing file that does not end with a newline is cut back to its
+/// last one. Returns the file and its length.
+fn open_repaired(path: &Path) -> std::io::Result<(File, u64)> {
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(parent) = parent {
         std::fs::create_dir_all(parent)?;
     }
-    let existed = path.exists();
-    let mut file = create_options().open(path)?;
+    let mut options = OpenOptions::new();
+    options.read(true).append(true);
     #[cfg(unix)]
-    if !existed {
-        // The umask may have narrowed the mode given at creation.
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o640))?;
-    }
-    let len = file.metadata()?.len();
-    if len > 0 {
-        let keep = complete_prefix_len(&mut file, len)?;
-        if keep < len {
-            file.set_len(keep)?;
-            tracing::warn!(
-                path = %path.display(),
-                cut_bytes = len - keep,
-                "eventtracking-file: cut a torn last line left by an interrupted writer"
-            );
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, FILE_MODE);
+    match options.clone().create_new(true).open(path) {
+        Ok(file) => {
+            // The umask may have narrowed the mode given at creation.
+            #[cfg(unix)]
+            file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(FILE_MODE))?;
+            // Make the new directory entry durable too (best effort: not every
+            // file system can fsync a directory).
+            if let Ok(dir) = File::open(parent.unwrap_or(Path::new("."))) {
+                let _ = dir.sync_all();
+            }
+            return Ok((file, 0));
         }
+        Err(error) if error.kind() == ErrorKind::AlreadyExists => {}
+        Err(error) => return Err(error),
     }
-    Ok(file)
+    let mut file = options.open(path)?;
+    let len = file.metadata()?.len();
+    let keep = complete_prefix_len(&mut file, len)?;
+    if keep < len {
+        file.set_len(keep)?;
+        tracing::warn!(
+            path = %path.display(),
+            cut_bytes = len - keep,
+            "eventtracking-file: cut a torn last line left by an interrupted writer"
+        );
+    }
+    Ok((file, keep))
 }
 
 /// The length of the file up to and including its last newline.
 fn complete_prefix_len(file: &mut File, len: u64) -> std::io::Result<u64> {
     const CHUNK: u64 = 64 * 1024;
+    let mut buffer = vec![0u8; CHUNK.min(len) as usize];
     let mut end = len;
-    let mut buffer = vec![0u8; CHUNK as usize];
     while end > 0 {
         let start = end.saturating_sub(CHUNK);
         let chunk = &mut buffer[..(end - start) as usize];
@@ -356,20 +474,18 @@ fn complete_prefix_len(file: &mut File, len: u64) -> std::io::Result<u64> {
     Ok(0)
 }
 
-/// `dir/events.jsonl` → `dir/events.20261129T015239.123456Z.jsonl` (with `-N` if taken).
+/// `dir/events.jsonl` → `dir/events.20261129T015239.123456Z.jsonl`, with a
+/// `-N` suffix after the time if that name is taken.
 fn rotated_name(path: &Path) -> PathBuf {
     let stamp: String = humantime::format_rfc3339_micros(SystemTime::now())
         .to_string()
         .chars()
         .filter(|c| *c != '-' && *c != ':')
         .collect();
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
     let ext = path
         .extension()
-        .map(|e| format!(".{}", e.to_string_lossy()))
+        .map(|ext| format!(".{}", ext.to_string_lossy()))
         .unwrap_or_default();
     let mut candidate = path.with_file_name(format!("{stem}.{stamp}{ext}"));
     let mut n = 1;
@@ -383,38 +499,73 @@ fn rotated_name(path: &Path) -> PathBuf {
 #[async_trait]
 impl Backend for FileBackend {
     async fn send_batch(&self, batch: &[Arc<Event>]) -> BackendResult {
+        if batch.is_empty() {
+            return Ok(());
+        }
         let mut buffer =
             Vec::with_capacity(batch.iter().map(|e| e.to_json_bytes().len() + 1).sum());
         for event in batch {
             buffer.extend_from_slice(event.to_json_bytes());
             buffer.push(b'\n');
         }
-        self.with_sink(move |sink| match sink {
-            Sink::Stdout => {
-                let mut out = std::io::stdout().lock();
-                out.write_all(&buffer)?;
-                out.flush()
+        let written = self
+            .on_sink(move |sink| match sink {
+                Sink::File(state) => state.write(&buffer).map(|()| state.fsync),
+                Sink::Stdout => {
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(&buffer)?;
+                    out.flush().map(|()| FsyncPolicy::Never)
+                }
+                Sink::Closed => Err(ErrorKind::NotConnected.into()),
+            })
+            .await;
+        match written {
+            Ok(FsyncPolicy::Interval(every)) => {
+                self.start_interval_sync(every);
+                Ok(())
             }
-            Sink::File(file) => file.write(&buffer),
-        })
-        .await
-        .map_err(|e| BackendError::Retryable(format!("cannot write to {}: {e}", self.describe())))
+            Ok(_) => Ok(()),
+            Err(error) if error.kind() == ErrorKind::NotConnected => {
+                Err(BackendError::AlreadyShutdown)
+            }
+            Err(error) if error.kind() == ErrorKind::BrokenPipe => Err(BackendError::Permanent(
+                format!("cannot write to {}: {error}", self.target),
+            )),
+            Err(error) => Err(BackendError::Retryable(format!(
+                "cannot write to {}: {error}",
+                self.target
+            ))),
+        }
     }
 
     async fn flush(&self) -> BackendResult {
-        self.with_sink(|sink| match sink {
+        self.on_sink(|sink| match sink {
+            Sink::File(state) => state.sync(),
             Sink::Stdout => std::io::stdout().lock().flush(),
-            Sink::File(file) => file.sync(),
+            Sink::Closed => Ok(()),
         })
         .await
-        .map_err(|e| BackendError::Retryable(format!("cannot fsync {}: {e}", self.describe())))
+        .map_err(|error| BackendError::Retryable(format!("cannot fsync {}: {error}", self.target)))
     }
 
     async fn shutdown(&self) -> BackendResult {
-        self.flush().await
+        self.on_sink(|sink| {
+            match sink {
+                Sink::File(state) => state.sync()?,
+                Sink::Stdout => std::io::stdout().lock().flush()?,
+                Sink::Closed => {}
+            }
+            *sink = Sink::Closed;
+            Ok(())
+        })
+        .await
+        .map_err(|error| {
+            BackendError::Retryable(format!("cannot fsync {} at shutdown: {error}", self.target))
+        })
     }
 }
 
+/// The options of engine `file`; see the crate docs.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Options {
@@ -427,6 +578,9 @@ struct Options {
 
 fn build(config: &ComponentConfig) -> Result<Box<dyn Backend>, BuildError> {
     let options: Options = config.parse_options()?;
+    if options.path.is_empty() {
+        return Err(config.invalid("`path` is empty (use \"-\" for stdout)"));
+    }
     let mut builder = FileBackend::builder(&options.path);
     if let Some(max) = options.max_bytes {
         if max == 0 {
@@ -434,47 +588,72 @@ fn build(config: &ComponentConfig) -> Result<Box<dyn Backend>, BuildError> {
         }
         builder = builder.with_max_bytes(max);
     }
-    if let Some(age) = &options.rotate_every {
-        let age = humantime::parse_duration(age).map_err(|e| {
+    if let Some(text) = &options.rotate_every {
+        let age = humantime::parse_duration(text).map_err(|e| {
             config.invalid(format!(
-                "`rotate_every` = {age:?}: {e} (e.g. \"1h\", \"30s\")"
+                "`rotate_every` = {text:?}: {e} (expected a duration such as \"1h\" or \"30s\")"
             ))
         })?;
+        if age.is_zero() {
+            return Err(config.invalid(format!(
+                "`rotate_every` = {text:?}: must be longer than zero"
+            )));
+        }
         builder = builder.with_rotate_every(age);
     }
-    let interval = Duration::from_millis(options.fsync_interval_ms.unwrap_or(1_000));
-    let fsync = match options.fsync.as_deref() {
-        None | Some("never") => FsyncPolicy::Never,
-        Some("batch") => FsyncPolicy::EveryBatch,
-        Some("interval") => FsyncPolicy::Interval(interval),
-        Some(other) => {
+    let fsync = match (options.fsync.as_deref(), options.fsync_interval_ms) {
+        (None | Some("never"), None) => FsyncPolicy::Never,
+        (Some("batch"), None) => FsyncPolicy::EveryBatch,
+        (Some("interval"), None) => FsyncPolicy::Interval(Duration::from_secs(1)),
+        (Some("interval"), Some(0)) => {
+            return Err(config.invalid("`fsync_interval_ms` = 0: must be at least 1"));
+        }
+        (Some("interval"), Some(ms)) => FsyncPolicy::Interval(Duration::from_millis(ms)),
+        (None | Some("never" | "batch"), Some(ms)) => {
+            return Err(config.invalid(format!(
+                "`fsync_interval_ms` = {ms} needs `fsync = \"interval\"`"
+            )));
+        }
+        (Some(other), _) => {
             return Err(config.invalid(format!(
                 "`fsync` = {other:?}: expected \"never\", \"batch\" or \"interval\""
-            )))
+            )));
         }
     };
-    if options.fsync_interval_ms.is_some() && !matches!(fsync, FsyncPolicy::Interval(_)) {
-        return Err(config.invalid("`fsync_interval_ms` needs `fsync = \"interval\"`"));
-    }
-    let backend = builder.with_fsync(fsync).build().map_err(|e| match e {
-        FileBackendError::RotateStdout(_) => config.invalid(e.to_string()),
-        other => config.startup_error(other.to_string(), other),
-    })?;
+    let backend = builder
+        .with_fsync(fsync)
+        .build()
+        .map_err(|error| match error {
+            FileBackendError::StdoutRotation { .. } => config.invalid(error.to_string()),
+            FileBackendError::Open { .. } => config.startup_error(error.to_string(), error),
+        })?;
     Ok(Box::new(backend))
 }
 
 eventtracking_core::inventory::submit! {
-    BackendRegistration::new("file", "JSON lines to a file (`path`, \"-\" = stdout), with rotation", build)
+    BackendRegistration::new(
+        "file",
+        "JSON lines to a file (`path`, \"-\" for stdout), with size/time rotation and an fsync policy",
+        build,
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn event(i: u64) -> Arc<Event> {
+        Arc::new(Event::new("unit.test", json!({ "i": i })).unwrap())
+    }
 
     #[test]
-    fn rotated_names_keep_the_extension_and_sort_by_time() {
-        let name = rotated_name(Path::new("/tmp/x/events.jsonl"));
+    fn rotated_names_keep_stem_and_extension_and_avoid_collisions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let name = rotated_name(&path);
         let text = name.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(name.parent(), Some(dir.path()));
         assert!(
             text.starts_with("events.2") && text.ends_with("Z.jsonl"),
             "{text}"
@@ -484,5 +663,149 @@ mod tests {
             "events.20261129T015239.123456Z.jsonl".len(),
             "{text}"
         );
+        let stamp = &text["events.".len()..text.len() - "Z.jsonl".len()];
+        assert_eq!(&stamp[8..9], "T", "{text}");
+        assert_eq!(&stamp[15..16], ".", "{text}");
+        assert!(
+            stamp
+                .chars()
+                .filter(|c| *c != 'T' && *c != '.')
+                .all(|c| c.is_ascii_digit()),
+            "{text}"
+        );
+
+        // A taken name gets a counter.
+        std::fs::write(&name, "").unwrap();
+        let stem = text.trim_end_matches(".jsonl");
+        let mut taken = vec![name.clone()];
+        for n in 1..=2 {
+            let next = PathBuf::from(format!("{}-{n}.jsonl", dir.path().join(stem).display()));
+            std::fs::write(&next, "").unwrap();
+            taken.push(next);
+        }
+        // The clock has moved on, so only check that an existing name is never returned.
+        for _ in 0..100 {
+            assert!(!taken.contains(&rotated_name(&path)));
+        }
+        let bare = rotated_name(Path::new("/tmp/x/events"));
+        let bare = bare.file_name().unwrap().to_string_lossy();
+        assert!(
+            bare.starts_with("events.2") && bare.ends_with('Z'),
+            "{bare}"
+        );
+    }
+
+    #[test]
+    fn complete_prefix_spans_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.jsonl");
+        // A newline early, then more than two chunks without one.
+        let mut content = b"{}\n".to_vec();
+        content.extend(std::iter::repeat_n(b'x', 150 * 1024));
+        std::fs::write(&path, &content).unwrap();
+        let (_, size) = open_repaired(&path).unwrap();
+        assert_eq!(size, 3);
+        assert_eq!(std::fs::read(&path).unwrap(), b"{}\n");
+
+        std::fs::write(&path, vec![b'y'; 70 * 1024]).unwrap();
+        let (_, size) = open_repaired(&path).unwrap();
+        assert_eq!(size, 0);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn interval_policy_fsyncs_idle_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let every = Duration::from_millis(30);
+        let backend = FileBackend::builder(dir.path().join("e.jsonl"))
+            .with_fsync(FsyncPolicy::Interval(every))
+            .build()
+            .unwrap();
+        let dirty = |backend: &FileBackend| match &*lock(&backend.sink) {
+            Sink::File(state) => state.dirty,
+            _ => unreachable!(),
+        };
+        backend.send_batch(&[event(1)]).await.unwrap();
+        // The first write comes right after opening: not yet due, so not synced.
+        assert!(dirty(&backend));
+        tokio::time::sleep(every * 5).await;
+        assert!(!dirty(&backend), "the interval task did not fsync");
+        tokio::time::sleep(every * 2).await;
+        backend.send_batch(&[event(2)]).await.unwrap();
+        // Due at write time: synced with the batch.
+        assert!(!dirty(&backend));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn policies_decide_when_a_batch_is_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        for (policy, synced) in [(FsyncPolicy::Never, false), (FsyncPolicy::EveryBatch, true)] {
+            let backend = FileBackend::builder(dir.path().join(format!("{policy:?}.jsonl")))
+                .with_fsync(policy)
+                .build()
+                .unwrap();
+            backend.send_batch(&[event(1)]).await.unwrap();
+            let dirty = match &*lock(&backend.sink) {
+                Sink::File(state) => state.dirty,
+                _ => unreachable!(),
+            };
+            assert_eq!(dirty, !synced, "{policy:?}");
+            backend.flush().await.unwrap();
+            assert!(matches!(&*lock(&backend.sink), Sink::File(state) if !state.dirty));
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_closes_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = FileBackend::builder(dir.path().join("e.jsonl"))
+            .build()
+            .unwrap();
+        backend.send_batch(&[event(1)]).await.unwrap();
+        backend.shutdown().await.unwrap();
+        assert!(matches!(&*lock(&backend.sink), Sink::Closed));
+        let err = backend.send_batch(&[event(2)]).await.unwrap_err();
+        assert!(matches!(err, BackendError::AlreadyShutdown), "{err}");
+        backend.flush().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stdout_backend_flushes() {
+        let backend = FileBackend::stdout();
+        backend.send_batch(&[]).await.unwrap();
+        backend.flush().await.unwrap();
+        backend.shutdown().await.unwrap();
+        let built = FileBackend::builder("-")
+            .with_fsync(FsyncPolicy::EveryBatch)
+            .build()
+            .unwrap();
+        assert_eq!(built.target, "stdout");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn write_errors_are_retryable_and_name_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        let path = sub.join("e.jsonl");
+        let backend = FileBackend::builder(&path)
+            .with_max_bytes(10)
+            .build()
+            .unwrap();
+        backend.send_batch(&[event(1)]).await.unwrap();
+        // The next batch rotates: make renaming the file impossible.
+        std::fs::remove_dir_all(&sub).unwrap();
+        std::fs::write(&sub, "not a directory").unwrap();
+        let err = backend.send_batch(&[event(2)]).await.unwrap_err();
+        assert!(err.is_retryable(), "{err}");
+        let message = err.to_string();
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        assert!(message.contains("os error"), "{message}");
+        // Once the path is usable again the retry succeeds, into a fresh file
+        // (the old one is gone, so there is nothing to rename).
+        std::fs::remove_file(&sub).unwrap();
+        backend.send_batch(&[event(2)]).await.unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1);
+        assert_eq!(std::fs::read_dir(&sub).unwrap().count(), 1);
     }
 }

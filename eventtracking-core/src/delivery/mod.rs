@@ -336,12 +336,8 @@ impl Worker {
                 route.wake.notified().await;
                 continue;
             }
-            if len < route.config.batch_size
-                && !route.flush_pending()
-                && !route.closing.load(SeqCst)
-            {
-                // Linger so that a trickle of events still makes full batches.
-                let _ = tokio::time::timeout(route.config.linger(), route.wake.notified()).await;
+            if len < route.config.batch_size {
+                self.linger().await;
             }
             let batch = route.take_batch();
             if !batch.is_empty() {
@@ -358,6 +354,24 @@ impl Worker {
         }
         if let Err(error) = self.backend.shutdown().await {
             tracing::error!(backend = %route.name, %error, "eventtracking: backend shutdown failed");
+        }
+    }
+
+    /// Waits up to `linger_ms` for a full batch, so that a trickle of events
+    /// still makes full batches; a flush or shutdown cuts it short.
+    async fn linger(&self) {
+        let route = &*self.route;
+        let deadline = tokio::time::Instant::now() + route.config.linger();
+        while route.queue_len() < route.config.batch_size
+            && !route.flush_pending()
+            && !route.closing.load(SeqCst)
+        {
+            if tokio::time::timeout_at(deadline, route.wake.notified())
+                .await
+                .is_err()
+            {
+                break;
+            }
         }
     }
 
