@@ -41,7 +41,7 @@ pub struct Event {
     timestamp: SystemTime,
     context: Arc<JsonMap>,
     data: Value,
-    json: OnceLock<Box<[u8]>>,
+    json: OnceLock<Vec<u8>>,
 }
 
 impl Clone for Event {
@@ -172,11 +172,30 @@ impl Event {
     /// once and shared by every backend that asks.
     pub fn to_json_bytes(&self) -> &[u8] {
         self.json.get_or_init(|| {
-            // Serializing a map with string keys and JSON values cannot fail.
-            serde_json::to_vec(self)
-                .unwrap_or_default()
-                .into_boxed_slice()
+            let mut out = Vec::with_capacity(256);
+            self.write_json_uncached(&mut out);
+            out
         })
+    }
+
+    /// Appends the event's one-line JSON to `out`: the cached bytes when
+    /// another backend already asked for them, else serialized straight into
+    /// `out` (no intermediate allocation, nothing cached).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        match self.json.get() {
+            Some(bytes) => out.extend_from_slice(bytes),
+            None => self.write_json_uncached(out),
+        }
+    }
+
+    fn write_json_uncached(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        // Serializing string-keyed JSON values into a Vec cannot fail; if it
+        // ever did, drop the partial bytes rather than emit a torn line.
+        if serde_json::to_writer(&mut *out, self).is_err() {
+            out.truncate(start);
+            out.extend_from_slice(b"{}");
+        }
     }
 
     /// The event as a `serde_json::Value`.

@@ -14,7 +14,7 @@
 //! | `max_bytes` | none | rotate before a batch would make the file larger than this; a batch is never split, so a batch larger than `max_bytes` goes alone into a fresh file |
 //! | `rotate_every` | none | rotate a file older than this (humantime syntax: `"1h"`, `"30s"`), counted from when this process opened it |
 //! | `fsync` | `"never"` | `"never"` (leave it to the OS), `"batch"` (after every batch) or `"interval"` |
-//! | `fsync_interval_ms` | `1000` | with `fsync = "interval"`: while there are unsynced writes, fsync at least this often |
+//! | `fsync_interval_ms` | `1000` | with `fsync = "interval"`: written events are fsynced within about this time (by the next batch or a background task) |
 //!
 //! `max_bytes` and `rotate_every` cannot be used with `path = "-"`.
 //!
@@ -46,16 +46,14 @@
 //! - Files are created with mode 0640 (whatever the umask). Rotation renames
 //!   the current file to `<stem>.<UTC time>.<ext>` in the same directory, e.g.
 //!   `events.jsonl` → `events.20261129T015239.123456Z.jsonl` (a `-N` suffix is
-//!   added if that name is taken), and opens a fresh file at `path`. Rotated
-//!   names sort by time.
+//!   added if that name is taken), and opens a fresh file at `path`.
 //! - `flush` and shutdown always fsync the file (stdout is flushed). With
 //!   `fsync = "never"` a written batch survives a crash of the process, and
 //!   power loss once flushed.
 //! - Delivery is at least once: a batch whose write timed out or failed after
 //!   the data reached the file may be written again.
 //!
-//! I/O errors while writing are reported as
-//! [`BackendError::Retryable`](eventtracking_core::BackendError::Retryable)
+//! I/O errors while writing are reported as [`BackendError::Retryable`]
 //! naming the path and the OS error; a path that cannot be opened when the
 //! backend is built is a build error.
 //!
@@ -98,6 +96,7 @@ use eventtracking_core::{async_trait, Backend, BackendError, BackendResult, Buil
 use serde::Deserialize;
 
 /// The mode of files this backend creates.
+#[cfg(unix)]
 const FILE_MODE: u32 = 0o640;
 
 /// When the file is fsynced, besides `flush` and shutdown (which always do).
@@ -108,8 +107,10 @@ pub enum FsyncPolicy {
     Never,
     /// After every batch, before it is acknowledged (config `"batch"`).
     EveryBatch,
-    /// While there are unsynced writes, at least this often (config
-    /// `"interval"` with `fsync_interval_ms`). A zero interval is [`EveryBatch`](Self::EveryBatch).
+    /// Written events are fsynced within about this time: with the next batch
+    /// once the last fsync is this old, or by a background task when writes
+    /// stop (config `"interval"` with `fsync_interval_ms`). A zero interval
+    /// is [`EveryBatch`](Self::EveryBatch).
     Interval(Duration),
 }
 
@@ -329,13 +330,11 @@ fn lock(sink: &Mutex<Sink>) -> MutexGuard<'_, Sink> {
 
 impl FileState {
     fn should_rotate(&self, incoming: u64) -> bool {
-        self.size > 0
-            && (self
-                .max_bytes
-                .is_some_and(|max| self.size.saturating_add(incoming) > max)
-                || self
-                    .rotate_every
-                    .is_some_and(|age| self.opened_at.elapsed() >= age))
+        let too_big = self.max_bytes.is_some_and(|max| self.size + incoming > max);
+        let too_old = self
+            .rotate_every
+            .is_some_and(|age| self.opened_at.elapsed() >= age);
+        self.size > 0 && (too_big || too_old)
     }
 
     /// Renames the current file away; the next write opens a fresh one.
@@ -502,10 +501,11 @@ impl Backend for FileBackend {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut buffer =
-            Vec::with_capacity(batch.iter().map(|e| e.to_json_bytes().len() + 1).sum());
+        // Serialized straight into the batch buffer (or copied from the
+        // event's cached JSON when another backend already made it).
+        let mut buffer = Vec::with_capacity(batch.len() * 256);
         for event in batch {
-            buffer.extend_from_slice(event.to_json_bytes());
+            event.write_json(&mut buffer);
             buffer.push(b'\n');
         }
         let written = self

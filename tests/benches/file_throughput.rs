@@ -15,6 +15,23 @@ use eventtracking::file::FileBackend;
 use eventtracking::{DeliveryConfig, Event, Overflow, Tracker};
 use serde_json::json;
 
+#[derive(serde::Serialize)]
+struct Navigation {
+    url: &'static str,
+}
+
+#[derive(serde::Serialize)]
+struct Address {
+    postal_code: &'static str,
+    country: &'static str,
+}
+
+#[derive(serde::Serialize)]
+struct AddressCreate {
+    name: &'static str,
+    address: Address,
+}
+
 const EVENTS: usize = 1_000_000;
 const ROUNDS: usize = 3;
 
@@ -94,11 +111,27 @@ fn main() {
         let start = Instant::now();
         for i in 0..EVENTS {
             match i % 3 {
-                0 => tracker.emit("navigation.request", json!({"url": "http://www.edx.org/some/path/1"})),
-                1 => tracker.emit("navigation.request", json!({"url": "http://www.edx.org/some/path/2"})),
+                0 => tracker.emit(
+                    "navigation.request",
+                    &Navigation {
+                        url: "http://www.edx.org/some/path/1",
+                    },
+                ),
+                1 => tracker.emit(
+                    "navigation.request",
+                    &Navigation {
+                        url: "http://www.edx.org/some/path/2",
+                    },
+                ),
                 _ => tracker.emit(
                     "address.create",
-                    json!({"name": "foo", "address": {"postal_code": "90210", "country": "United States"}}),
+                    &AddressCreate {
+                        name: "foo",
+                        address: Address {
+                            postal_code: "90210",
+                            country: "United States",
+                        },
+                    },
                 ),
             }
             .unwrap();
@@ -121,7 +154,7 @@ fn main() {
         baseline.as_secs_f64() / pipeline.as_secs_f64()
     );
     println!(
-        "  eventtracking (emit -> file):              {:>10.0} events/s  = {:.2}x baseline",
+        "  eventtracking (emit typed payload -> file): {:>10.0} events/s  = {:.2}x baseline",
         rate(with_emit),
         baseline.as_secs_f64() / with_emit.as_secs_f64()
     );
