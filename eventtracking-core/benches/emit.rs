@@ -3,6 +3,13 @@
 //!
 //! Each sample emits events (timed) and then flushes (not timed), so the
 //! queue never overflows and every emitted event is really accepted.
+//!
+//! Two settings:
+//! - `caller only`: the delivery worker waits (huge batch, long linger) until
+//!   the untimed flush, so the figure is what `emit` costs the calling thread.
+//! - `worker draining`: default batching; the worker drains and frees events
+//!   on the other core while the caller emits (allocator traffic across
+//!   threads included).
 
 use std::time::{Duration, Instant};
 
@@ -28,20 +35,25 @@ struct AddressCreate {
     address: PostalAddress,
 }
 
-fn tracker() -> Tracker {
+fn tracker(worker_waits: bool) -> Tracker {
+    let mut delivery = DeliveryConfig::default().with_queue_capacity(1 << 20);
+    if worker_waits {
+        delivery = delivery.with_batch_size(1 << 20).with_linger_ms(3_600_000);
+    }
     Tracker::builder()
-        .with_delivery(DeliveryConfig::default().with_queue_capacity(1 << 20))
+        .with_delivery(delivery)
         .with_backend("discard", DiscardBackend)
         .build()
         .unwrap()
 }
 
-/// Times `iters` calls of `emit_one`, flushing every 100k (untimed) so the queue never fills.
+/// Times `iters` calls of `emit_one`, flushing every 10k (untimed): the queue never fills,
+/// and memory is reused as in a steady state rather than grown page by page.
 fn timed(tracker: &Tracker, iters: u64, mut emit_one: impl FnMut()) -> Duration {
     let mut total = Duration::ZERO;
     let mut left = iters;
     while left > 0 {
-        let chunk = left.min(100_000);
+        let chunk = left.min(10_000);
         let start = Instant::now();
         for _ in 0..chunk {
             emit_one();
@@ -54,7 +66,13 @@ fn timed(tracker: &Tracker, iters: u64, mut emit_one: impl FnMut()) -> Duration 
 }
 
 fn emit(c: &mut Criterion) {
-    let tracker = tracker();
+    for (label, worker_waits) in [("caller only", true), ("worker draining", false)] {
+        emit_with(c, label, worker_waits);
+    }
+}
+
+fn emit_with(c: &mut Criterion, label: &str, worker_waits: bool) {
+    let tracker = tracker(worker_waits);
     let _outer = tracker.context("outer", json!({"user_id": 10938})).unwrap();
     let _session = tracker
         .context(
@@ -66,7 +84,7 @@ fn emit(c: &mut Criterion) {
         .context("request", json!({"user_id": 11111, "path": "/some/path"}))
         .unwrap();
 
-    let mut group = c.benchmark_group("emit");
+    let mut group = c.benchmark_group(format!("emit ({label})"));
     group.throughput(Throughput::Elements(1));
     group.bench_function("typed payload, 3 contexts, discard backend", |b| {
         b.iter_custom(|iters| {

@@ -39,7 +39,7 @@ use crate::delivery::{self, DeliveryConfig};
 use crate::error::{BuildError, ConfigError};
 use crate::event::JsonMap;
 use crate::registry::{build_backend, build_processor, ComponentConfig};
-use crate::tracker::Tracker;
+use crate::tracker::{Tracker, TrackerBuilder};
 
 /// The environment variable naming the config file.
 pub const CONFIG_ENV: &str = "EVENTTRACKING_CONFIG";
@@ -154,6 +154,20 @@ impl Config {
         // spawn background tasks bind them to it.
         let runtime = delivery::new_runtime().map_err(BuildError::Runtime)?;
         let entered = runtime.enter();
+        let backends = self.add_backends(builder);
+        drop(entered);
+        match backends {
+            Ok(builder) => Ok(builder.with_runtime(runtime).build()?),
+            Err(error) => {
+                // Dropping a runtime in place blocks, which panics inside async code.
+                runtime.shutdown_background();
+                Err(error)
+            }
+        }
+    }
+
+    /// Builds every backend and its processors into `builder`.
+    fn add_backends(&self, mut builder: TrackerBuilder) -> Result<TrackerBuilder, ConfigError> {
         for (name, table) in &self.backends {
             let owner = format!("backends.{name}");
             let delivery = match table.get("delivery") {
@@ -200,8 +214,7 @@ impl Config {
             let backend = build_backend(&component)?;
             builder = builder.with_route(name.clone(), backend, processors, delivery);
         }
-        drop(entered);
-        Ok(builder.with_runtime(runtime).build()?)
+        Ok(builder)
     }
 }
 

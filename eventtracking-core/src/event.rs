@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use serde::de::Error as _;
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -40,8 +41,50 @@ pub struct Event {
     name: Arc<str>,
     timestamp: SystemTime,
     context: Arc<JsonMap>,
-    data: Value,
+    data: Data,
     json: OnceLock<Vec<u8>>,
+}
+
+/// The payload: as emitted, either already-serialized JSON (what `emit` of a
+/// typed payload makes: one small allocation, written out verbatim) or a
+/// `Value`. The `Value` of serialized JSON is parsed only if someone asks.
+#[derive(Debug, Clone)]
+struct Data {
+    raw: Option<Box<RawValue>>,
+    value: OnceLock<Value>,
+}
+
+impl Data {
+    fn from_value(value: Value) -> Self {
+        Data {
+            raw: None,
+            value: OnceLock::from(value),
+        }
+    }
+
+    fn from_raw(raw: Box<RawValue>) -> Self {
+        Data {
+            raw: Some(raw),
+            value: OnceLock::new(),
+        }
+    }
+
+    fn value(&self) -> &Value {
+        self.value.get_or_init(|| match &self.raw {
+            // The raw JSON was written by serde_json, so it parses.
+            Some(raw) => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
+            None => Value::Null,
+        })
+    }
+
+    fn value_mut(&mut self) -> &mut Value {
+        self.value();
+        self.raw = None;
+        match self.value.get_mut() {
+            Some(value) => value,
+            None => unreachable!("initialized just above"),
+        }
+    }
 }
 
 impl Clone for Event {
@@ -64,7 +107,7 @@ impl PartialEq for Event {
             && self.name == other.name
             && self.timestamp == other.timestamp
             && self.context == other.context
-            && self.data == other.data
+            && self.data() == other.data()
     }
 }
 
@@ -73,11 +116,11 @@ impl Event {
     ///
     /// Fails when the name breaks the rules of [`validate_event_name`].
     pub fn new(name: &str, data: Value) -> Result<Self, InvalidEventName> {
-        validate_event_name(name)?;
+        let name = intern_name(name)?;
         let (id, timestamp) = new_id_and_timestamp();
         Ok(Self::from_parts_exact(
             id,
-            intern_name(name),
+            name,
             timestamp,
             Arc::default(),
             data,
@@ -98,7 +141,7 @@ impl Event {
             name,
             timestamp: truncate_to_micros(timestamp),
             context,
-            data,
+            data: Data::from_value(data),
             json: OnceLock::new(),
         }
     }
@@ -116,7 +159,25 @@ impl Event {
             name,
             timestamp,
             context,
-            data,
+            data: Data::from_value(data),
+            json: OnceLock::new(),
+        }
+    }
+
+    /// `from_parts_exact` with a payload that is already JSON text.
+    pub(crate) fn from_parts_raw(
+        id: Uuid,
+        name: Arc<str>,
+        timestamp: SystemTime,
+        context: Arc<JsonMap>,
+        data: Box<RawValue>,
+    ) -> Self {
+        Event {
+            id,
+            name,
+            timestamp,
+            context,
+            data: Data::from_raw(data),
             json: OnceLock::new(),
         }
     }
@@ -153,7 +214,13 @@ impl Event {
 
     /// The event's payload.
     pub fn data(&self) -> &Value {
-        &self.data
+        self.data.value()
+    }
+
+    /// The payload's JSON text when it was emitted as a typed payload (and
+    /// not changed since): what JSON backends write verbatim.
+    pub fn raw_data(&self) -> Option<&RawValue> {
+        self.data.raw.as_deref()
     }
 
     /// Mutable access to the context (copied first if shared with other events).
@@ -165,7 +232,7 @@ impl Event {
     /// Mutable access to the payload.
     pub fn data_mut(&mut self) -> &mut Value {
         self.json = OnceLock::new();
-        &mut self.data
+        self.data.value_mut()
     }
 
     /// The event as one line of compact JSON (without the newline), computed
@@ -205,7 +272,7 @@ impl Event {
             "name": &*self.name,
             "timestamp": self.timestamp_rfc3339(),
             "context": &*self.context,
-            "data": &self.data,
+            "data": self.data(),
         })
     }
 }
@@ -220,7 +287,10 @@ impl Serialize for Event {
             &format_args!("{}", humantime::format_rfc3339_micros(self.timestamp)),
         )?;
         s.serialize_field("context", &*self.context)?;
-        s.serialize_field("data", &self.data)?;
+        match &self.data.raw {
+            Some(raw) => s.serialize_field("data", raw)?,
+            None => s.serialize_field("data", self.data.value())?,
+        }
         s.end()
     }
 }
@@ -252,36 +322,57 @@ impl<'de> Deserialize<'de> for Event {
 }
 
 /// A fresh UUIDv7 and the timestamp it encodes. Ids made on one thread are
-/// strictly increasing (a per-thread counter orders ids within a millisecond);
-/// across threads they are unique and ordered by millisecond.
+/// strictly increasing: within a millisecond a per-thread 12-bit counter
+/// (RFC 9562, method 1) orders them, then 62 random bits; across threads they
+/// are unique and ordered by millisecond.
 pub(crate) fn new_id_and_timestamp() -> (Uuid, SystemTime) {
+    use std::cell::Cell;
     thread_local! {
-        static CONTEXT: uuid::ContextV7 = const { uuid::ContextV7::new() };
+        /// The last millisecond used and the counter within it.
+        static LAST: Cell<(u64, u16)> = const { Cell::new((0, 0)) };
     }
     let since = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
     let since = std::time::Duration::new(since.as_secs(), since.subsec_micros() * 1_000);
     let now = SystemTime::UNIX_EPOCH + since;
-    let id = CONTEXT
-        .try_with(|context| {
-            Uuid::new_v7(uuid::Timestamp::from_unix(
-                context,
-                since.as_secs(),
-                since.subsec_nanos(),
-            ))
+    let now_ms = since.as_millis() as u64;
+    let (millis, counter) = LAST
+        .try_with(|last| {
+            let (last_ms, counter) = last.get();
+            let next = if now_ms > last_ms {
+                (now_ms, 0)
+            } else if counter < 0x0FFF {
+                (last_ms, counter + 1)
+            } else {
+                // 4096 ids in one millisecond: borrow the next one.
+                (last_ms + 1, 0)
+            };
+            last.set(next);
+            next
         })
-        .unwrap_or_else(|_| Uuid::now_v7());
+        .unwrap_or((now_ms, 0));
+    let random = fastrand::u64(..).to_le_bytes();
+    let mut bytes = [0u8; 10];
+    // The builder keeps the low 12 bits of the first two bytes (rand_a).
+    bytes[0] = (counter >> 8) as u8;
+    bytes[1] = counter as u8;
+    bytes[2..].copy_from_slice(&random);
+    let id = uuid::Builder::from_unix_timestamp_millis(millis, &bytes).into_uuid();
     (id, now)
 }
 
-/// Event names repeat: share one allocation per name (per thread, up to a bound).
-pub(crate) fn intern_name(name: &str) -> Arc<str> {
+/// Interns an event name, validating it the first time it is seen: names
+/// repeat, so each thread keeps one shared allocation per name (up to a
+/// bound) and skips re-validating names it has already accepted.
+pub(crate) fn intern_name(name: &str) -> Result<Arc<str>, InvalidEventName> {
     use std::cell::RefCell;
     use std::collections::HashMap;
     const MAX_INTERNED: usize = 4096;
-    /// FNV-1a: names are short and not attacker-chosen keys of a shared map
-    /// (each thread has its own, bounded), so a fast hash is fine here.
+    const SLOTS: usize = 32;
+
+    /// FNV-1a: names are short and each thread's table is its own and
+    /// bounded, so a fast non-keyed hash is fine here.
     #[derive(Default)]
     struct Fnv(u64);
     impl std::hash::Hasher for Fnv {
@@ -301,22 +392,45 @@ pub(crate) fn intern_name(name: &str) -> Arc<str> {
         }
     }
     type Names = HashMap<Box<str>, Arc<str>, std::hash::BuildHasherDefault<Fnv>>;
-    thread_local! {
-        static NAMES: RefCell<Names> = RefCell::new(Names::default());
+    /// Names are usually string literals, so the address of the text finds
+    /// the slot; the bytes are still compared, as addresses get reused.
+    struct Interner {
+        slots: [Option<Arc<str>>; SLOTS],
+        names: Names,
     }
-    NAMES
-        .try_with(|names| {
-            let mut names = names.borrow_mut();
-            if let Some(shared) = names.get(name) {
-                return shared.clone();
+    thread_local! {
+        static INTERNER: RefCell<Interner> = RefCell::new(Interner {
+            slots: Default::default(),
+            names: Names::default(),
+        });
+    }
+    let slot = (name.as_ptr() as usize >> 3) % SLOTS;
+    let found = INTERNER.try_with(|interner| {
+        let mut interner = interner.borrow_mut();
+        if let Some(shared) = &interner.slots[slot] {
+            if **shared == *name {
+                return Ok(shared.clone());
             }
-            let shared: Arc<str> = Arc::from(name);
-            if names.len() < MAX_INTERNED {
-                names.insert(Box::from(name), shared.clone());
+        }
+        let shared = match interner.names.get(name) {
+            Some(shared) => shared.clone(),
+            None => {
+                validate_event_name(name)?;
+                let shared: Arc<str> = Arc::from(name);
+                if interner.names.len() < MAX_INTERNED {
+                    interner.names.insert(Box::from(name), shared.clone());
+                }
+                shared
             }
-            shared
-        })
-        .unwrap_or_else(|_| Arc::from(name))
+        };
+        interner.slots[slot] = Some(shared.clone());
+        Ok(shared)
+    });
+    match found {
+        Ok(result) => result,
+        // The thread is exiting: no cache, but still validated.
+        Err(_) => validate_event_name(name).map(|()| Arc::from(name)),
+    }
 }
 
 /// Timestamps keep microseconds (what RFC 3339 output and BSON dates can
@@ -436,6 +550,42 @@ mod tests {
             assert!(err.to_string().contains("byte 1"), "{err}");
         }
         assert!(validate_event_name("navigation.request/ünïcode").is_ok());
+    }
+
+    #[test]
+    fn ids_from_one_thread_strictly_increase_even_within_a_millisecond() {
+        let ids: Vec<Uuid> = (0..20_000).map(|_| new_id_and_timestamp().0).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        assert!(ids.iter().all(|id| id.get_version_num() == 7));
+        assert!(ids
+            .iter()
+            .all(|id| id.get_variant() == uuid::Variant::RFC4122));
+        let (id, timestamp) = new_id_and_timestamp();
+        let (secs, nanos) = id.get_timestamp().unwrap().to_unix();
+        let millis = secs * 1000 + u64::from(nanos) / 1_000_000;
+        let ts_millis = timestamp
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        assert!(
+            millis >= ts_millis && millis < ts_millis + 100,
+            "{millis} vs {ts_millis}"
+        );
+    }
+
+    #[test]
+    fn interning_validates_and_shares() {
+        let a = intern_name("page.view").unwrap();
+        let owned = String::from("page.view");
+        let b = intern_name(&owned).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(intern_name("bad name").is_err());
+        assert!(
+            intern_name("bad name").is_err(),
+            "a refused name is not cached"
+        );
+        let other = String::from("page.leave");
+        assert_eq!(&*intern_name(&other).unwrap(), "page.leave");
     }
 
     #[test]

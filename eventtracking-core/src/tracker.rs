@@ -15,7 +15,7 @@ use crate::delivery::{
     self, DeliveryConfig, DeliveryReport, Engine, Offer, Route, TrackerCounters,
 };
 use crate::error::{BuildError, ContextError, EmitError};
-use crate::event::{intern_name, new_id_and_timestamp, validate_event_name, Event, JsonMap};
+use crate::event::{intern_name, new_id_and_timestamp, Event, JsonMap};
 use crate::processor::{run_chain, Processor};
 
 /// The name of the default tracker.
@@ -71,28 +71,38 @@ impl Tracker {
     /// returned and counted. An event dropped later (full queue, processor
     /// error) is counted per backend; see [`Tracker::report`].
     pub fn emit<T: Serialize>(&self, name: &str, data: T) -> Result<(), EmitError> {
-        match serde_json::to_value(&data) {
-            Ok(value) => self.emit_value(name, value),
+        let interned = self.checked_name(name)?;
+        // Serialized once, to JSON text: cheaper than building a `Value`, and
+        // JSON backends write it verbatim.
+        let data = match serde_json::value::to_raw_value(&data) {
+            Ok(raw) => raw,
             Err(error) => {
                 self.inner.counters.invalid.fetch_add(1, Relaxed);
-                Err(EmitError::InvalidData {
+                return Err(EmitError::InvalidData {
                     name: name.to_owned(),
                     reason: error.to_string(),
-                })
+                });
             }
-        }
+        };
+        let (id, timestamp) = new_id_and_timestamp();
+        let event = Event::from_parts_raw(id, interned, timestamp, context::current(), data);
+        self.emit_event(Arc::new(event))
     }
 
     /// Like [`emit`](Self::emit) for data that is already a JSON value (no conversion).
     pub fn emit_value(&self, name: &str, data: Value) -> Result<(), EmitError> {
-        if let Err(error) = validate_event_name(name) {
-            self.inner.counters.invalid.fetch_add(1, Relaxed);
-            return Err(error.into());
-        }
+        let name = self.checked_name(name)?;
         let (id, timestamp) = new_id_and_timestamp();
-        let event =
-            Event::from_parts_exact(id, intern_name(name), timestamp, context::current(), data);
+        let event = Event::from_parts_exact(id, name, timestamp, context::current(), data);
         self.emit_event(Arc::new(event))
+    }
+
+    /// The shared, validated name; a bad one is counted as `invalid`.
+    fn checked_name(&self, name: &str) -> Result<Arc<str>, EmitError> {
+        intern_name(name).map_err(|error| {
+            self.inner.counters.invalid.fetch_add(1, Relaxed);
+            error.into()
+        })
     }
 
     /// Sends a ready-made event (e.g. one read back from a file) through the
@@ -322,6 +332,16 @@ impl TrackerBuilder {
         for route in &self.routes {
             if !seen.insert(route.name.clone()) {
                 return Err(BuildError::DuplicateBackend(route.name.clone()));
+            }
+            // Settings that cannot work (a zero batch size makes the worker spin) are
+            // refused here as they are in config files.
+            let delivery = route.delivery.as_ref().unwrap_or(&self.delivery);
+            if let Err(error) = delivery.validate() {
+                return Err(BuildError::InvalidOption {
+                    owner: route.name.clone(),
+                    engine: "delivery".into(),
+                    message: error.to_string(),
+                });
             }
         }
         let runtime = match (self.runtime, self.routes.is_empty()) {

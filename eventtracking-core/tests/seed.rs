@@ -47,6 +47,32 @@ fn run_seed_example(tracker: &Tracker, emit: impl Fn(&str, Value)) {
     tracker.exit_context("outer").unwrap();
 }
 
+/// The keys of a JSON object in document order (whatever serde_json's map type keeps).
+struct TopLevelKeys(Vec<String>);
+
+impl<'de> serde::Deserialize<'de> for TopLevelKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = TopLevelKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<TopLevelKeys, A::Error> {
+                let mut keys = Vec::new();
+                while let Some((key, _)) = map.next_entry::<String, serde::de::IgnoredAny>()? {
+                    keys.push(key);
+                }
+                Ok(TopLevelKeys(keys))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
 fn is_rfc3339_utc_micros(text: &str) -> bool {
     regex::Regex::new(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
         .unwrap()
@@ -84,13 +110,8 @@ fn assert_seed_events(events: &[Arc<Event>]) {
 
         // The serialized record has exactly the five fields.
         let value: Value = serde_json::from_slice(event.to_json_bytes()).unwrap();
-        let keys: Vec<&str> = value
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        assert_eq!(keys, ["id", "name", "timestamp", "context", "data"]);
+        let keys: TopLevelKeys = serde_json::from_slice(event.to_json_bytes()).unwrap();
+        assert_eq!(keys.0, ["id", "name", "timestamp", "context", "data"]);
         assert_eq!(value["id"], event.id().to_string());
         assert_eq!(value["name"], *name);
         assert_eq!(value["context"], *context);

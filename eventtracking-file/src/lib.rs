@@ -199,6 +199,7 @@ impl FileBackendBuilder {
             sink: Arc::new(Mutex::new(Sink::File(state))),
             target,
             interval_sync_started: AtomicBool::new(false),
+            spare_buffer: Mutex::default(),
         })
     }
 }
@@ -213,6 +214,8 @@ pub struct FileBackend {
     /// The destination, for error messages: `` `path` `` or `stdout`.
     target: String,
     interval_sync_started: AtomicBool,
+    /// The batch buffer, kept between batches.
+    spare_buffer: Mutex<Vec<u8>>,
 }
 
 #[derive(Debug)]
@@ -272,6 +275,7 @@ impl FileBackend {
             sink: Arc::new(Mutex::new(Sink::Stdout)),
             target: "stdout".to_owned(),
             interval_sync_started: AtomicBool::new(false),
+            spare_buffer: Mutex::default(),
         }
     }
 
@@ -503,22 +507,32 @@ impl Backend for FileBackend {
         }
         // Serialized straight into the batch buffer (or copied from the
         // event's cached JSON when another backend already made it).
-        let mut buffer = Vec::with_capacity(batch.len() * 256);
+        // One buffer, reused batch after batch: a fresh megabyte per batch
+        // costs more in the allocator than the serialization itself.
+        let mut buffer =
+            std::mem::take(&mut *self.spare_buffer.lock().unwrap_or_else(|p| p.into_inner()));
+        buffer.clear();
         for event in batch {
             event.write_json(&mut buffer);
             buffer.push(b'\n');
         }
-        let written = self
-            .on_sink(move |sink| match sink {
-                Sink::File(state) => state.write(&buffer).map(|()| state.fsync),
-                Sink::Stdout => {
-                    let mut out = std::io::stdout().lock();
-                    out.write_all(&buffer)?;
-                    out.flush().map(|()| FsyncPolicy::Never)
-                }
-                Sink::Closed => Err(ErrorKind::NotConnected.into()),
+        let (written, buffer) = self
+            .on_sink(move |sink| {
+                let written = match sink {
+                    Sink::File(state) => state.write(&buffer).map(|()| state.fsync),
+                    Sink::Stdout => {
+                        let mut out = std::io::stdout().lock();
+                        out.write_all(&buffer)
+                            .and_then(|()| out.flush())
+                            .map(|()| FsyncPolicy::Never)
+                    }
+                    Sink::Closed => Err(ErrorKind::NotConnected.into()),
+                };
+                Ok((written, buffer))
             })
-            .await;
+            .await
+            .unwrap_or_else(|error| (Err(error), Vec::new()));
+        *self.spare_buffer.lock().unwrap_or_else(|p| p.into_inner()) = buffer;
         match written {
             Ok(FsyncPolicy::Interval(every)) => {
                 self.start_interval_sync(every);

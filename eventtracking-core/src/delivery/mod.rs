@@ -171,7 +171,7 @@ impl Route {
         drop(queue);
         // Wake the worker when work appears and when a batch is full; in
         // between it is lingering on a timer anyway.
-        if len == 1 || len == self.config.batch_size {
+        if len == 1 || len == self.full_batch() {
             self.wake.notify_one();
         }
         Offer::Accepted
@@ -198,8 +198,20 @@ impl Route {
         self.progress_notify.notify_waiters();
     }
 
+    /// The most a batch can hold: `batch_size`, or the whole queue when that is smaller
+    /// (a full queue must not wait out the linger while emit blocks or drops).
+    fn full_batch(&self) -> usize {
+        self.config.batch_size.min(self.config.queue_capacity)
+    }
+
     fn flush_pending(&self) -> bool {
-        self.flush_requested.load(SeqCst) > self.flush_done.load(SeqCst)
+        self.pending_flush().is_some()
+    }
+
+    /// The newest flush generation requested and not yet done, if any.
+    fn pending_flush(&self) -> Option<u64> {
+        let requested = self.flush_requested.load(SeqCst);
+        (requested > self.flush_done.load(SeqCst)).then_some(requested)
     }
 
     /// Asks the worker to flush; returns the request's generation.
@@ -286,6 +298,10 @@ impl Route {
         }
         drop(queue);
         self.not_full.notify_all();
+        // The runtime is shut down: the worker is gone (or going) even if it
+        // never got to say so, and later flushes have nothing to wait for.
+        self.worker_exited.store(true, SeqCst);
+        self.notify_progress();
     }
 
     fn take_batch(&self) -> Vec<Arc<Event>> {
@@ -324,10 +340,16 @@ impl Worker {
     async fn run(&self) {
         let route = &*self.route;
         loop {
+            // Read the flush generation before looking at the queue: the
+            // events of every request up to it were queued before that
+            // request, so an empty queue means they are all handled. (Read
+            // after, a request arriving in between would be marked done
+            // with its events still queued.)
+            let pending = route.pending_flush();
             let len = route.queue_len();
             if len == 0 {
-                if route.flush_pending() {
-                    self.flush_backend().await;
+                if let Some(generation) = pending {
+                    self.flush_backend(generation).await;
                     continue;
                 }
                 if route.closing.load(SeqCst) {
@@ -336,17 +358,18 @@ impl Worker {
                 route.wake.notified().await;
                 continue;
             }
-            if len < route.config.batch_size {
+            if len < route.full_batch() {
                 self.linger().await;
             }
             let batch = route.take_batch();
             if !batch.is_empty() {
                 self.handle(batch).await;
             }
-            if route.flush_pending()
-                && route.completed.load(SeqCst) >= route.flush_target.load(SeqCst)
-            {
-                self.flush_backend().await;
+            // Likewise the generation is read before the target it is checked against.
+            if let Some(generation) = route.pending_flush() {
+                if route.completed.load(SeqCst) >= route.flush_target.load(SeqCst) {
+                    self.flush_backend(generation).await;
+                }
             }
         }
         if let Err(error) = self.backend.flush().await {
@@ -362,7 +385,7 @@ impl Worker {
     async fn linger(&self) {
         let route = &*self.route;
         let deadline = tokio::time::Instant::now() + route.config.linger();
-        while route.queue_len() < route.config.batch_size
+        while route.queue_len() < route.full_batch()
             && !route.flush_pending()
             && !route.closing.load(SeqCst)
         {
@@ -375,9 +398,9 @@ impl Worker {
         }
     }
 
-    async fn flush_backend(&self) {
+    /// Flushes the backend and marks flush requests up to `generation` done.
+    async fn flush_backend(&self, generation: u64) {
         let route = &*self.route;
-        let generation = route.flush_requested.load(SeqCst);
         if let Err(error) = self.backend.flush().await {
             tracing::error!(backend = %route.name, %error, "eventtracking: backend flush failed");
         }
@@ -652,6 +675,11 @@ impl Drop for Engine {
     fn drop(&mut self) {
         if !self.routes.is_empty() {
             self.shutdown(Duration::from_secs(5));
+        }
+        // A runtime kept without routes (a config with no backends) must not be
+        // dropped in place: that blocks, and panics inside async code.
+        if let Some(runtime) = lock(&self.runtime).take() {
+            runtime.shutdown_background();
         }
     }
 }
