@@ -75,6 +75,7 @@ enum Command {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
@@ -114,11 +115,25 @@ fn run(command: Command) -> Result<ExitCode, String> {
 }
 
 fn build(pipeline: &PipelineArgs) -> Result<Tracker, String> {
-    let config =
-        eventtracking::load_config(pipeline.config.as_deref()).map_err(|e| e.to_string())?;
-    config.build().map_err(|e| e.to_string())
+    let config = eventtracking::load_config(pipeline.config.as_deref()).map_err(|e| chain(&e))?;
+    config.build().map_err(|e| chain(&e))
 }
 
+/// The error and its causes, `: `-separated, skipping a cause whose text the
+/// message already holds.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
 /// Shuts the tracker down, prints the report to stderr, and picks the exit code.
 fn finish(tracker: &Tracker, pipeline: &PipelineArgs, refused_lines: u64) -> ExitCode {
     let report = tracker

@@ -300,6 +300,18 @@ mod tests {
     }
 
     #[test]
+    fn type_errors_in_engine_options_name_the_key() {
+        let err = build_err("[[processors]]\nengine = \"sample\"\nrate = \"half\"");
+        assert!(
+            err.contains("processors[0]") && err.contains("`rate`") && err.contains("half"),
+            "{err}"
+        );
+        let err =
+            build_err("[[processors]]\nengine = \"enrich\"\nfields = { a = 1 }\noverwrite = 3");
+        assert!(err.contains("`overwrite`"), "{err}");
+    }
+
+    #[test]
     fn per_backend_delivery_overrides_the_global_table() {
         let config = Config::from_toml_str(
             "[delivery]\nbatch_size = 10\nlinger_ms = 7\n[backends.a]\nengine = \"discard\"\n[backends.a.delivery]\nbatch_size = 99\n[backends.b]\nengine = \"discard\"",

@@ -56,13 +56,23 @@ impl ComponentConfig {
     /// `#[serde(deny_unknown_fields)]` there so that a misspelt key is an
     /// error naming it.
     pub fn parse_options<T: DeserializeOwned>(&self) -> Result<T, BuildError> {
-        T::deserialize(serde_json::Value::Object(self.options.clone())).map_err(|e| {
-            BuildError::InvalidOption {
-                owner: self.owner.clone(),
-                engine: self.engine.clone(),
-                message: e.to_string(),
-            }
-        })
+        // The path names the offending key even for type errors
+        // ("max_bytes: invalid type: string \"big\", expected u64").
+        serde_path_to_error::deserialize(serde_json::Value::Object(self.options.clone())).map_err(
+            |e| {
+                let path = e.path().to_string();
+                let message = if path == "." {
+                    e.inner().to_string()
+                } else {
+                    format!("`{path}`: {}", e.inner())
+                };
+                BuildError::InvalidOption {
+                    owner: self.owner.clone(),
+                    engine: self.engine.clone(),
+                    message,
+                }
+            },
+        )
     }
 
     /// A [`BuildError::InvalidOption`] for this entry.

@@ -182,23 +182,38 @@ impl Tracker {
     /// dead-lettered or dropped, and backends have flushed; at most `timeout`.
     /// Safe to call from any thread, including inside a tokio runtime
     /// (it blocks that thread; prefer [`flush_async`](Self::flush_async) there).
+    ///
+    /// The report is `complete` when every backend finished in time and none
+    /// failed to flush (see [`BackendStats::flush_errors`](crate::BackendStats::flush_errors)).
     pub fn flush(&self, timeout: Duration) -> DeliveryReport {
+        let errors_before = self.flush_errors();
         let complete = self.inner.engine.flush(timeout);
-        self.report_with(complete)
+        self.report_with(complete && self.flush_errors() == errors_before)
     }
 
     /// [`flush`](Self::flush) without blocking the thread.
     pub async fn flush_async(&self, timeout: Duration) -> DeliveryReport {
+        let errors_before = self.flush_errors();
         let complete = self.inner.engine.flush_async(timeout).await;
-        self.report_with(complete)
+        self.report_with(complete && self.flush_errors() == errors_before)
+    }
+
+    fn flush_errors(&self) -> u64 {
+        self.inner
+            .engine
+            .routes
+            .iter()
+            .map(|r| r.counters.flush_errors.load(Relaxed))
+            .sum()
     }
 
     /// Delivers what is queued (up to `timeout`), shuts every backend down and
     /// returns the final report. Later emits are refused and counted. A second
     /// call returns `None`.
     pub fn shutdown(&self, timeout: Duration) -> Option<DeliveryReport> {
+        let errors_before = self.flush_errors();
         let complete = self.inner.engine.shutdown(timeout)?;
-        Some(self.report_with(complete))
+        Some(self.report_with(complete && self.flush_errors() == errors_before))
     }
 
     /// The counters right now.

@@ -998,3 +998,40 @@ fn unworkable_delivery_settings_are_refused_when_building() {
         );
     }
 }
+
+/// A backend whose `flush` fails (say, an fsync): the flush report is not
+/// complete and the failure is counted, at flush and at shutdown.
+#[test]
+fn a_failing_backend_flush_is_counted_and_makes_the_report_incomplete() {
+    #[derive(Debug)]
+    struct FsyncFails;
+    #[eventtracking_core::async_trait]
+    impl eventtracking_core::Backend for FsyncFails {
+        async fn send_batch(
+            &self,
+            _batch: &[Arc<eventtracking_core::Event>],
+        ) -> eventtracking_core::BackendResult {
+            Ok(())
+        }
+        async fn flush(&self) -> eventtracking_core::BackendResult {
+            Err(eventtracking_core::BackendError::Retryable(
+                "fsync: I/O error".into(),
+            ))
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tracker = Tracker::builder()
+        .with_delivery(DeliveryConfig::default().with_dead_letter_path(dir.path().join("dl.jsonl")))
+        .with_backend("disk", FsyncFails)
+        .build()
+        .unwrap();
+    tracker.emit("a", json!(1)).unwrap();
+    let report = tracker.flush(DEADLINE);
+    assert!(!report.complete, "{report}");
+    assert_eq!(report.backends["disk"].delivered, 1);
+    assert_eq!(report.backends["disk"].flush_errors, 1);
+    assert!(report.to_string().contains("flush errors 1"), "{report}");
+    let report = tracker.shutdown(DEADLINE).unwrap();
+    assert!(!report.complete, "{report}");
+    assert_eq!(report.backends["disk"].flush_errors, 2);
+}

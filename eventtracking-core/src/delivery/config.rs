@@ -152,8 +152,14 @@ setters! {
     with_send_timeout_ms: send_timeout_ms: u64;
     /// Sets `max_event_bytes`.
     with_max_event_bytes: max_event_bytes: usize;
+}
+
+impl DeliveryConfig {
     /// Sets `dead_letter_path`.
-    with_dead_letter_path: dead_letter_path: PathBuf;
+    pub fn with_dead_letter_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.dead_letter_path = path.into();
+        self
+    }
 }
 
 impl DeliveryConfig {

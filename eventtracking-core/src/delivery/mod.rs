@@ -373,6 +373,7 @@ impl Worker {
             }
         }
         if let Err(error) = self.backend.flush().await {
+            route.counters.flush_errors.fetch_add(1, Relaxed);
             tracing::error!(backend = %route.name, %error, "eventtracking: flush at shutdown failed");
         }
         if let Err(error) = self.backend.shutdown().await {
@@ -402,6 +403,7 @@ impl Worker {
     async fn flush_backend(&self, generation: u64) {
         let route = &*self.route;
         if let Err(error) = self.backend.flush().await {
+            route.counters.flush_errors.fetch_add(1, Relaxed);
             tracing::error!(backend = %route.name, %error, "eventtracking: backend flush failed");
         }
         route.flush_done.fetch_max(generation, SeqCst);
@@ -548,10 +550,13 @@ impl Worker {
         let route = &*self.route;
         let n = events.len() as u64;
         route.counters.failed.fetch_add(n, Relaxed);
-        match route
-            .dead_letter
-            .write(&route.name, reason, attempts, events)
-        {
+        // A file write: tell the runtime this worker thread blocks for a moment.
+        let written = tokio::task::block_in_place(|| {
+            route
+                .dead_letter
+                .write(&route.name, reason, attempts, events)
+        });
+        match written {
             Ok(()) => {
                 route.counters.dead_lettered.fetch_add(n, Relaxed);
                 tracing::warn!(

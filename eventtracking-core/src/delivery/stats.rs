@@ -22,6 +22,7 @@ pub(crate) struct RouteCounters {
     pub(crate) dropped_shutdown: AtomicU64,
     pub(crate) dropped_dead_letter_error: AtomicU64,
     pub(crate) batches: AtomicU64,
+    pub(crate) flush_errors: AtomicU64,
 }
 
 impl RouteCounters {
@@ -44,6 +45,7 @@ impl RouteCounters {
             dropped: dropped.total(),
             dropped_by_reason: dropped,
             batches: self.batches.load(Relaxed),
+            flush_errors: self.flush_errors.load(Relaxed),
             queued: queued as u64,
         }
     }
@@ -100,6 +102,9 @@ pub struct BackendStats {
     pub dropped_by_reason: DroppedStats,
     /// Batches handed to the backend (attempts included).
     pub batches: u64,
+    /// Calls to the backend's `flush` that failed (e.g. an fsync): what was
+    /// written may not be durable yet. A flush report with any is not `complete`.
+    pub flush_errors: u64,
     /// Events waiting in the queue right now.
     pub queued: u64,
 }
@@ -186,6 +191,9 @@ impl fmt::Display for DeliveryReport {
                 b.accepted, b.delivered, b.retried, b.failed, b.dead_lettered, b.filtered,
                 b.processor_errors, b.dropped, b.queued
             )?;
+            if b.flush_errors > 0 {
+                write!(f, ", flush errors {}", b.flush_errors)?;
+            }
             let d = &b.dropped_by_reason;
             if d.total() > 0 {
                 write!(
