@@ -136,14 +136,7 @@ impl Event {
         context: Arc<JsonMap>,
         data: Value,
     ) -> Self {
-        Event {
-            id,
-            name,
-            timestamp: truncate_to_micros(timestamp),
-            context,
-            data: Data::from_value(data),
-            json: OnceLock::new(),
-        }
+        Self::from_parts_exact(id, name, truncate_to_micros(timestamp), context, data)
     }
 
     /// `from_parts` for a timestamp already truncated to microseconds.

@@ -229,9 +229,15 @@ impl Route {
 
     /// Blocks until the flush request `generation` is done or the deadline passes.
     fn wait_flushed(&self, generation: u64, deadline: Instant) -> bool {
+        self.wait_until(deadline, || self.flushed(generation))
+    }
+
+    /// Blocks until `done()` (re-checked whenever the worker reports progress)
+    /// or the deadline passes; says whether `done()` held.
+    fn wait_until(&self, deadline: Instant, done: impl Fn() -> bool) -> bool {
         let mut guard = lock(&self.progress);
         loop {
-            if self.flushed(generation) {
+            if done() {
                 return true;
             }
             let now = Instant::now();
@@ -263,21 +269,7 @@ impl Route {
     }
 
     fn wait_exited(&self, deadline: Instant) -> bool {
-        let mut guard = lock(&self.progress);
-        loop {
-            if self.worker_exited.load(SeqCst) {
-                return true;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            guard = self
-                .progress_changed
-                .wait_timeout(guard, deadline - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
+        self.wait_until(deadline, || self.worker_exited.load(SeqCst))
     }
 
     /// After the worker is gone: whatever is still queued or was in flight is dropped (counted).
