@@ -21,7 +21,7 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `file` | on | the JSON-lines file backend, engine `file` ([`file`]) |
+//! | `file` | on | the JSON-lines file backend, engine `file` ([`file`](mod@file)) |
 //! | `testing` | off | [`InMemoryBackend`] |
 //! | `full` | off | all of the above |
 //!
