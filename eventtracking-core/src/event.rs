@@ -6,7 +6,6 @@ use std::time::SystemTime;
 use serde::de::Error as _;
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -50,7 +49,7 @@ pub struct Event {
 /// `Value`. The `Value` of serialized JSON is parsed only if someone asks.
 #[derive(Debug, Clone)]
 struct Data {
-    raw: Option<Box<RawValue>>,
+    raw: Option<Box<str>>,
     value: OnceLock<Value>,
 }
 
@@ -62,7 +61,7 @@ impl Data {
         }
     }
 
-    fn from_raw(raw: Box<RawValue>) -> Self {
+    fn from_raw(raw: Box<str>) -> Self {
         Data {
             raw: Some(raw),
             value: OnceLock::new(),
@@ -72,7 +71,7 @@ impl Data {
     fn value(&self) -> &Value {
         self.value.get_or_init(|| match &self.raw {
             // The raw JSON was written by serde_json, so it parses.
-            Some(raw) => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
+            Some(raw) => serde_json::from_str(raw).unwrap_or(Value::Null),
             None => Value::Null,
         })
     }
@@ -163,7 +162,7 @@ impl Event {
         name: Arc<str>,
         timestamp: SystemTime,
         context: Arc<JsonMap>,
-        data: Box<RawValue>,
+        data: Box<str>,
     ) -> Self {
         Event {
             id,
@@ -212,7 +211,7 @@ impl Event {
 
     /// The payload's JSON text when it was emitted as a typed payload (and
     /// not changed since): what JSON backends write verbatim.
-    pub fn raw_data(&self) -> Option<&RawValue> {
+    pub fn raw_data(&self) -> Option<&str> {
         self.data.raw.as_deref()
     }
 
@@ -249,12 +248,42 @@ impl Event {
     }
 
     fn write_json_uncached(&self, out: &mut Vec<u8>) {
+        use std::io::Write as _;
         let start = out.len();
-        // Serializing string-keyed JSON values into a Vec cannot fail; if it
-        // ever did, drop the partial bytes rather than emit a torn line.
-        if serde_json::to_writer(&mut *out, self).is_err() {
-            out.truncate(start);
-            out.extend_from_slice(b"{}");
+        // The five fields in order; strings and maps through serde_json for
+        // escaping, the payload verbatim when it is already JSON text.
+        let mut uuid = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        out.extend_from_slice(b"{\"id\":\"");
+        out.extend_from_slice(self.id.hyphenated().encode_lower(&mut uuid).as_bytes());
+        out.extend_from_slice(b"\",\"name\":");
+        let written = serde_json::to_writer(&mut *out, &*self.name)
+            .map_err(std::io::Error::from)
+            .and_then(|()| {
+                write!(
+                    out,
+                    ",\"timestamp\":\"{}\",\"context\":",
+                    humantime::format_rfc3339_micros(self.timestamp)
+                )
+            })
+            .and_then(|()| serde_json::to_writer(&mut *out, &*self.context).map_err(Into::into))
+            .and_then(|()| {
+                out.extend_from_slice(b",\"data\":");
+                match &self.data.raw {
+                    Some(raw) => {
+                        out.extend_from_slice(raw.as_bytes());
+                        Ok(())
+                    }
+                    None => serde_json::to_writer(&mut *out, self.data.value()).map_err(Into::into),
+                }
+            });
+        // Writing string-keyed JSON into a Vec cannot fail; if it ever did,
+        // drop the partial bytes rather than leave a torn line.
+        match written {
+            Ok(()) => out.push(b'}'),
+            Err(_) => {
+                out.truncate(start);
+                out.extend_from_slice(b"{}");
+            }
         }
     }
 
@@ -280,10 +309,7 @@ impl Serialize for Event {
             &format_args!("{}", humantime::format_rfc3339_micros(self.timestamp)),
         )?;
         s.serialize_field("context", &*self.context)?;
-        match &self.data.raw {
-            Some(raw) => s.serialize_field("data", raw)?,
-            None => s.serialize_field("data", self.data.value())?,
-        }
+        s.serialize_field("data", self.data.value())?;
         s.end()
     }
 }
@@ -353,6 +379,37 @@ pub(crate) fn new_id_and_timestamp() -> (Uuid, SystemTime) {
     bytes[2..].copy_from_slice(&random);
     let id = uuid::Builder::from_unix_timestamp_millis(millis, &bytes).into_uuid();
     (id, now)
+}
+
+/// Serializes a payload to JSON text: into a per-thread scratch buffer,
+/// then one exact-size allocation.
+pub(crate) fn payload_json<T: Serialize + ?Sized>(data: &T) -> Result<Box<str>, serde_json::Error> {
+    use std::cell::RefCell;
+    thread_local! {
+        static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(1024));
+    }
+    let to_text = |buffer: &mut Vec<u8>| -> Result<Box<str>, serde_json::Error> {
+        buffer.clear();
+        serde_json::to_writer(&mut *buffer, data)?;
+        // serde_json writes UTF-8; checking is cheap and keeps this safe code.
+        let text = std::str::from_utf8(buffer)
+            .map_err(|e| <serde_json::Error as serde::ser::Error>::custom(e))?;
+        Ok(Box::from(text))
+    };
+    SCRATCH
+        .try_with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut buffer) => {
+                let result = to_text(&mut buffer);
+                // Don't keep a huge payload's buffer around.
+                if buffer.capacity() > 64 * 1024 {
+                    *buffer = Vec::with_capacity(1024);
+                }
+                result
+            }
+            // Re-entered from a payload's own Serialize impl: use a fresh buffer.
+            Err(_) => to_text(&mut Vec::new()),
+        })
+        .unwrap_or_else(|_| to_text(&mut Vec::new()))
 }
 
 /// Interns an event name, validating it the first time it is seen: names

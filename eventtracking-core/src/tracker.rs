@@ -15,7 +15,7 @@ use crate::delivery::{
     self, DeliveryConfig, DeliveryReport, Engine, Offer, Route, TrackerCounters,
 };
 use crate::error::{BuildError, ContextError, EmitError};
-use crate::event::{intern_name, new_id_and_timestamp, Event, JsonMap};
+use crate::event::{intern_name, new_id_and_timestamp, payload_json, Event, JsonMap};
 use crate::processor::{run_chain, Processor};
 
 /// The name of the default tracker.
@@ -74,7 +74,7 @@ impl Tracker {
         let interned = self.checked_name(name)?;
         // Serialized once, to JSON text: cheaper than building a `Value`, and
         // JSON backends write it verbatim.
-        let data = match serde_json::value::to_raw_value(&data) {
+        let data = match payload_json(&data) {
             Ok(raw) => raw,
             Err(error) => {
                 self.inner.counters.invalid.fetch_add(1, Relaxed);
