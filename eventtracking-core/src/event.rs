@@ -393,7 +393,7 @@ pub(crate) fn payload_json<T: Serialize + ?Sized>(data: &T) -> Result<Box<str>, 
         serde_json::to_writer(&mut *buffer, data)?;
         // serde_json writes UTF-8; checking is cheap and keeps this safe code.
         let text = std::str::from_utf8(buffer)
-            .map_err(|e| <serde_json::Error as serde::ser::Error>::custom(e))?;
+            .map_err(<serde_json::Error as serde::ser::Error>::custom)?;
         Ok(Box::from(text))
     };
     SCRATCH
