@@ -11,9 +11,7 @@ use serde_json::Value;
 
 use crate::backend::Backend;
 use crate::context;
-use crate::delivery::{
-    self, DeliveryConfig, DeliveryReport, Engine, Offer, Route, TrackerCounters,
-};
+use crate::delivery::{self, DeliveryConfig, DeliveryReport, Engine, Route, TrackerCounters};
 use crate::error::{BuildError, ContextError, EmitError};
 use crate::event::{intern_name, new_id_and_timestamp, payload_json, Event, JsonMap};
 use crate::processor::{run_chain, Processor};
@@ -137,8 +135,7 @@ impl Tracker {
             return Ok(());
         }
         for route in routes {
-            // A refusal is counted by the route, with its reason.
-            let _: Offer = route.offer(event.clone());
+            route.offer(event.clone());
         }
         Ok(())
     }

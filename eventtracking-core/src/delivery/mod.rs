@@ -68,13 +68,6 @@ impl std::fmt::Debug for Route {
     }
 }
 
-/// What happened to an event offered to a route's queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Offer {
-    Accepted,
-    Dropped,
-}
-
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding one of these locks cannot leave the data invalid
     // (a queue or a unit), so poisoning is ignored rather than spread.
@@ -120,12 +113,13 @@ impl Route {
         self.counters.snapshot(queued)
     }
 
-    /// The emit path: append to the queue under the overflow policy.
-    pub(crate) fn offer(&self, event: Arc<Event>) -> Offer {
+    /// The emit path: append to the queue under the overflow policy. An
+    /// event refused is counted here, with its reason.
+    pub(crate) fn offer(&self, event: Arc<Event>) {
         let counters = &self.counters;
         if self.closing.load(Relaxed) {
             counters.dropped_shutdown.fetch_add(1, Relaxed);
-            return Offer::Dropped;
+            return;
         }
         let capacity = self.config.queue_capacity;
         let mut queue = lock(&self.queue);
@@ -137,7 +131,7 @@ impl Route {
                         counters.dropped_queue_full.fetch_add(1, Relaxed),
                         "queue full",
                     );
-                    return Offer::Dropped;
+                    return;
                 }
                 Overflow::DropOldest => {
                     queue.pop_front();
@@ -154,7 +148,7 @@ impl Route {
                             drop(queue);
                             let n = counters.dropped_block_timeout.fetch_add(1, Relaxed);
                             self.note_drop(n, "queue still full after block_timeout_ms");
-                            return Offer::Dropped;
+                            return;
                         }
                         queue = self
                             .not_full
@@ -174,7 +168,6 @@ impl Route {
         if len == 1 || len == self.full_batch() {
             self.wake.notify_one();
         }
-        Offer::Accepted
     }
 
     /// Logs the first drop and then every 10,000th, so a flood of drops stays visible but quiet.
