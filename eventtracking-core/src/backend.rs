@@ -26,6 +26,8 @@ use crate::event::Event;
 ///   [`Partial`](crate::BackendError::Partial) listing the failed events when
 ///   the rest were stored. A retried batch may hold events that were already
 ///   stored once: make writes idempotent on [`Event::id`] where the store allows.
+/// - A panic in `send_batch` is caught: that batch fails for good (it goes to
+///   the dead-letter file with the panic message) and the worker goes on.
 ///
 /// # Example
 ///

@@ -184,6 +184,11 @@ impl Event {
         &self.name
     }
 
+    /// The event name as a shared string (cheap to clone).
+    pub fn shared_name(&self) -> Arc<str> {
+        self.name.clone()
+    }
+
     /// When the event was emitted.
     pub fn timestamp(&self) -> SystemTime {
         self.timestamp

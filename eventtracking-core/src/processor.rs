@@ -57,14 +57,37 @@ pub trait Processor: Send + Sync + Debug + 'static {
 }
 
 /// Runs processors in order; `None` once one of them drops the event.
+/// A panicking processor is reported as a failure of that event, so that
+/// `emit` and the delivery workers never panic because of one.
 pub(crate) fn run_chain(processors: &[Arc<dyn Processor>], mut event: Arc<Event>) -> ProcessResult {
     for processor in processors {
-        match processor.process(event)? {
+        // The name is kept aside (a shared `Arc<str>`, no copy) for the error;
+        // keeping the event itself would make `Arc::make_mut` copy it.
+        let name = event.shared_name();
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| processor.process(event)))
+                .unwrap_or_else(|panic| {
+                    Err(ProcessorError {
+                        processor: processor.name().to_owned(),
+                        event: name.to_string(),
+                        reason: format!("panicked: {}", panic_message(panic.as_ref())),
+                    })
+                });
+        match outcome? {
             Some(next) => event = next,
             None => return Ok(None),
         }
     }
     Ok(Some(event))
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_owned())
 }
 
 /// Matches event names against globs (`navigation.*`) and/or a regex.

@@ -1035,3 +1035,80 @@ fn a_failing_backend_flush_is_counted_and_makes_the_report_incomplete() {
     assert!(!report.complete, "{report}");
     assert_eq!(report.backends["disk"].flush_errors, 2);
 }
+
+/// A backend that panics fails that batch (dead-lettered with the panic
+/// message); the worker lives on and delivers later batches.
+#[test]
+fn a_panicking_backend_fails_the_batch_not_the_worker() {
+    #[derive(Debug)]
+    struct PanicsOnPoison(Mutex<Vec<u64>>);
+    #[eventtracking_core::async_trait]
+    impl eventtracking_core::Backend for PanicsOnPoison {
+        async fn send_batch(
+            &self,
+            batch: &[Arc<eventtracking_core::Event>],
+        ) -> eventtracking_core::BackendResult {
+            if batch.iter().any(|e| e.name() == "poison") {
+                panic!("cannot store poison");
+            }
+            self.0
+                .lock()
+                .unwrap()
+                .extend(batch.iter().map(|e| e.data().as_u64().unwrap()));
+            Ok(())
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Arc::new(PanicsOnPoison(Mutex::new(Vec::new())));
+    let tracker = Tracker::builder()
+        .with_delivery(
+            DeliveryConfig::default()
+                .with_batch_size(1)
+                .with_dead_letter_path(common::dead_letter_path(dir.path())),
+        )
+        .with_backend("fragile", backend.clone())
+        .build()
+        .unwrap();
+    tracker.emit("ok", json!(1)).unwrap();
+    tracker.flush(DEADLINE);
+    tracker.emit("poison", json!(2)).unwrap();
+    tracker.flush(DEADLINE);
+    tracker.emit("ok", json!(3)).unwrap();
+    let report = tracker.flush(DEADLINE);
+    assert!(report.complete, "{report}");
+    assert_eq!(report.backends["fragile"].delivered, 2, "{report}");
+    assert_eq!(report.backends["fragile"].dead_lettered, 1, "{report}");
+    assert_eq!(*backend.0.lock().unwrap(), [1, 3]);
+    let records = dead_letters(dir.path());
+    assert_eq!(records.len(), 1);
+    assert!(
+        records[0].reason.contains("panicked: cannot store poison"),
+        "{}",
+        records[0].reason
+    );
+}
+
+/// A panicking processor is a processor error: counted, the event dropped
+/// for that route, `emit` itself returns normally.
+#[test]
+fn a_panicking_processor_is_counted_not_propagated() {
+    #[derive(Debug)]
+    struct Explodes;
+    impl eventtracking_core::Processor for Explodes {
+        fn name(&self) -> &str {
+            "explodes"
+        }
+        fn process(
+            &self,
+            _event: Arc<eventtracking_core::Event>,
+        ) -> eventtracking_core::ProcessResult {
+            panic!("boom")
+        }
+    }
+    let tracker = Tracker::builder()
+        .with_processor(Arc::new(Explodes))
+        .build()
+        .unwrap();
+    tracker.emit("a", json!(1)).unwrap();
+    assert_eq!(tracker.report().tracker.processor_errors, 1);
+}

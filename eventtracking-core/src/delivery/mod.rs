@@ -31,8 +31,9 @@ use std::time::{Duration, Instant};
 
 use crate::backend::Backend;
 use crate::error::BackendError;
+use crate::error::BackendResult;
 use crate::event::Event;
-use crate::processor::{run_chain, Processor};
+use crate::processor::{panic_message, run_chain, Processor};
 use dead_letter::DeadLetterFile;
 use stats::RouteCounters;
 
@@ -306,7 +307,7 @@ impl Route {
 }
 
 /// The worker of one route: waits for events, batches, sends, retries, dead-letters.
-pub(crate) async fn run_worker(route: Arc<Route>, backend: Box<dyn Backend>) {
+pub(crate) async fn run_worker(route: Arc<Route>, backend: Arc<dyn Backend>) {
     let worker = Worker {
         route: route.clone(),
         backend,
@@ -318,7 +319,7 @@ pub(crate) async fn run_worker(route: Arc<Route>, backend: Box<dyn Backend>) {
 
 struct Worker {
     route: Arc<Route>,
-    backend: Box<dyn Backend>,
+    backend: Arc<dyn Backend>,
 }
 
 impl Worker {
@@ -453,11 +454,7 @@ impl Worker {
         loop {
             attempt += 1;
             route.counters.batches.fetch_add(1, Relaxed);
-            let result =
-                match tokio::time::timeout(timeout, self.backend.send_batch(&pending)).await {
-                    Ok(result) => result,
-                    Err(_) => Err(BackendError::Timeout(timeout)),
-                };
+            let result = self.send_once(&pending, timeout).await;
             let last_error = match result {
                 Ok(()) => {
                     self.delivered(pending.len());
@@ -522,6 +519,32 @@ impl Worker {
                 "eventtracking: send failed; retrying"
             );
             tokio::time::sleep(backoff).await;
+        }
+    }
+
+    /// One `send_batch`, in a task of its own so that a panicking backend
+    /// fails this batch (dead-lettered, with the panic message) instead of
+    /// killing the worker; past `timeout` it is aborted and counts as a
+    /// retryable timeout.
+    async fn send_once(&self, pending: &[Arc<Event>], timeout: Duration) -> BackendResult {
+        let backend = self.backend.clone();
+        let batch = pending.to_vec();
+        let mut task = tokio::spawn(async move { backend.send_batch(&batch).await });
+        match tokio::time::timeout(timeout, &mut task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) if join.is_panic() => Err(BackendError::Permanent(format!(
+                "the backend panicked: {}",
+                panic_message(join.into_panic().as_ref())
+            ))),
+            Ok(Err(join)) => Err(BackendError::Retryable(format!("send cancelled: {join}"))),
+            Err(_) => {
+                task.abort();
+                // Let the aborted call unwind before the next one starts, so
+                // calls never overlap (bounded: a backend stuck outside an
+                // `.await` cannot hold the worker forever).
+                let _ = tokio::time::timeout(timeout, task).await;
+                Err(BackendError::Timeout(timeout))
+            }
         }
     }
 
@@ -603,7 +626,7 @@ impl Engine {
         let handles: Vec<Arc<Route>> = routes.iter().map(|(r, _)| r.clone()).collect();
         if let Some(runtime) = &runtime {
             for (route, backend) in routes {
-                runtime.spawn(run_worker(route, backend));
+                runtime.spawn(run_worker(route, Arc::from(backend)));
             }
         }
         Engine {
