@@ -39,14 +39,20 @@ impl ContextStack {
     fn push(&mut self, name: &str, values: JsonMap) -> u64 {
         static NEXT_FRAME: AtomicU64 = AtomicU64::new(1);
         let id = NEXT_FRAME.fetch_add(1, Ordering::Relaxed);
-        let merged = Arc::make_mut(&mut self.merged);
-        for (key, value) in &values {
-            merged.insert(key.clone(), value.clone());
+        let values = Arc::new(values);
+        if self.frames.is_empty() {
+            // Alone on the stack, the frame is the merge: share it, don't copy it.
+            self.merged = values.clone();
+        } else {
+            let merged = Arc::make_mut(&mut self.merged);
+            for (key, value) in values.iter() {
+                merged.insert(key.clone(), value.clone());
+            }
         }
         self.frames.push(Frame {
             id,
             name: Arc::from(name),
-            values: Arc::new(values),
+            values,
         });
         id
     }
@@ -57,13 +63,19 @@ impl ContextStack {
             return false;
         };
         self.frames.remove(index);
-        let mut merged = JsonMap::new();
-        for frame in &self.frames {
-            for (key, value) in frame.values.iter() {
-                merged.insert(key.clone(), value.clone());
+        self.merged = match self.frames.as_slice() {
+            [] => Arc::default(),
+            [only] => only.values.clone(),
+            frames => {
+                let mut merged = JsonMap::new();
+                for frame in frames {
+                    for (key, value) in frame.values.iter() {
+                        merged.insert(key.clone(), value.clone());
+                    }
+                }
+                Arc::new(merged)
             }
-        }
-        self.merged = Arc::new(merged);
+        };
         true
     }
 
@@ -222,9 +234,14 @@ pub async fn in_context<F: Future>(
     future: F,
 ) -> Result<F::Output, ContextError> {
     let map = to_context_map(name, values)?;
+    Ok(in_context_map(name, map, future).await)
+}
+
+/// [`in_context`] for a ready map (nothing to convert, so nothing can fail).
+pub async fn in_context_map<F: Future>(name: &str, values: JsonMap, future: F) -> F::Output {
     let mut stack = ContextSnapshot::current().stack;
-    stack.push(name, map);
-    Ok(TASK_CONTEXTS.scope(RefCell::new(stack), future).await)
+    stack.push(name, values);
+    TASK_CONTEXTS.scope(RefCell::new(stack), future).await
 }
 
 /// Exits its context when dropped. See [`context`].

@@ -23,10 +23,11 @@
 //! |---|---|---|
 //! | `file` | on | the JSON-lines file backend, engine `file` ([`file`](mod@file)) |
 //! | `testing` | off | [`InMemoryBackend`] |
+//! | `tower` | off | `eventtracking::tower` (crate `eventtracking-tower`): a tower/axum layer giving every HTTP request its own context |
 //! | `full` | off | all of the above |
 //!
-//! The MongoDB and Kafka backends, the `TrackedEvent` derive and the tower
-//! layer come as their own crates and features.
+//! The MongoDB and Kafka backends and the `TrackedEvent` derive come as
+//! their own crates and features.
 //!
 //! # Configuration
 //!
@@ -43,6 +44,11 @@ pub use eventtracking_core::*;
 #[cfg(feature = "file")]
 #[cfg_attr(docsrs, doc(cfg(feature = "file")))]
 pub use eventtracking_file as file;
+
+/// Tower/axum middleware: every HTTP request in its own context (feature `tower`).
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub use eventtracking_tower as tower;
 
 use std::path::Path;
 
