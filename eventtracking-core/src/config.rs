@@ -64,7 +64,9 @@ pub const CONFIG_ENV: &str = "EVENTTRACKING_CONFIG";
 /// let err = Config::from_toml_str("[backends.x]\nengine = \"nope\"").unwrap().build().unwrap_err();
 /// assert!(err.to_string().contains("registered backend engines: discard"));
 /// ```
-#[derive(Debug, Clone, Default, Deserialize)]
+///
+/// Its `Debug` output hides secrets (see [`redact`](crate::redact)).
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Delivery defaults for every backend.
@@ -81,12 +83,28 @@ pub struct Config {
     pub origin: Option<String>,
 }
 
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |value: serde_json::Result<serde_json::Value>| {
+            value
+                .map(|v| crate::redact::redact_value(&v))
+                .unwrap_or_default()
+        };
+        f.debug_struct("Config")
+            .field("delivery", &shown(serde_json::to_value(&self.delivery)))
+            .field("processors", &shown(serde_json::to_value(&self.processors)))
+            .field("backends", &shown(serde_json::to_value(&self.backends)))
+            .field("origin", &self.origin)
+            .finish()
+    }
+}
+
 impl Config {
     /// Parses TOML text.
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
         toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: None,
-            message: e.to_string(),
+            message: crate::redact::redact_secret_assignments(&e.to_string()),
         })
     }
 
@@ -100,7 +118,7 @@ impl Config {
         })?;
         let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: Some(shown.clone()),
-            message: e.to_string(),
+            message: crate::redact::redact_secret_assignments(&e.to_string()),
         })?;
         config.origin = Some(shown);
         Ok(config)
@@ -321,6 +339,25 @@ mod tests {
         let a = tracker.delivery_config("a").unwrap();
         assert_eq!((a.batch_size, a.linger_ms), (99, 7));
         assert_eq!(tracker.delivery_config("b").unwrap().batch_size, 10);
+    }
+
+    #[test]
+    fn config_debug_and_errors_hide_secrets() {
+        let config = Config::from_toml_str(
+            "[backends.w]\nengine = \"discard\"\nuri = \"mongodb://u:s3cret@h\"\n[backends.w.properties]\n\"sasl.password\" = \"hunter2\"",
+        )
+        .unwrap();
+        let debug = format!("{config:?}");
+        assert!(
+            !debug.contains("s3cret") && !debug.contains("hunter2"),
+            "{debug}"
+        );
+        let err = build_err("[backends.w]\nengine = \"discard\"\nuri = \"mongodb://u:s3cret@h\"");
+        assert!(!err.contains("s3cret"), "{err}");
+        let err = Config::from_toml_str("[backends.w]\nsasl.password = \"hunter2")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("hunter2"), "{err}");
     }
 
     #[test]

@@ -59,6 +59,7 @@ pub mod delivery;
 mod error;
 mod event;
 mod processor;
+pub mod redact;
 pub mod registry;
 mod tracker;
 

@@ -32,7 +32,9 @@ use crate::event::JsonMap;
 use crate::processor::Processor;
 
 /// One config entry handed to a factory: who asked, for which engine, with which options.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` output hides secrets (see [`redact`](crate::redact)).
+#[derive(Clone)]
 pub struct ComponentConfig {
     /// Where in the config this entry is, e.g. `backends.local` or `processors[0]`.
     pub owner: String,
@@ -40,6 +42,19 @@ pub struct ComponentConfig {
     pub engine: String,
     /// The entry's other keys.
     pub options: JsonMap,
+}
+
+impl std::fmt::Debug for ComponentConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComponentConfig")
+            .field("owner", &self.owner)
+            .field("engine", &self.engine)
+            .field(
+                "options",
+                &crate::redact::redact_value(&serde_json::Value::Object(self.options.clone())),
+            )
+            .finish()
+    }
 }
 
 impl ComponentConfig {
@@ -61,10 +76,16 @@ impl ComponentConfig {
         serde_path_to_error::deserialize(serde_json::Value::Object(self.options.clone())).map_err(
             |e| {
                 let path = e.path().to_string();
-                let message = if path == "." {
-                    e.inner().to_string()
+                // serde quotes bad values, and a bad value may be a secret.
+                let inner = if crate::redact::is_secret_key(&path) {
+                    format!("invalid value ({})", crate::redact::REDACTED)
                 } else {
-                    format!("`{path}`: {}", e.inner())
+                    crate::redact::redact_uri_passwords(&e.inner().to_string())
+                };
+                let message = if path == "." {
+                    inner
+                } else {
+                    format!("`{path}`: {inner}")
                 };
                 BuildError::InvalidOption {
                     owner: self.owner.clone(),

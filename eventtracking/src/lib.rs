@@ -24,10 +24,11 @@
 //! | `file` | on | the JSON-lines file backend, engine `file` ([`file`](mod@file)) |
 //! | `testing` | off | [`InMemoryBackend`] |
 //! | `tower` | off | `eventtracking::tower` (crate `eventtracking-tower`): a tower/axum layer giving every HTTP request its own context |
+//! | `kafka` | off | the Kafka backend, engine `kafka` ([`kafka`](mod@kafka), crate `eventtracking-kafka`, bundled librdkafka) |
 //! | `full` | off | all of the above |
 //!
-//! The MongoDB and Kafka backends and the `TrackedEvent` derive come as
-//! their own crates and features.
+//! The MongoDB backend and the `TrackedEvent` derive come as their own
+//! crates and features.
 //!
 //! # Configuration
 //!
@@ -44,6 +45,11 @@ pub use eventtracking_core::*;
 #[cfg(feature = "file")]
 #[cfg_attr(docsrs, doc(cfg(feature = "file")))]
 pub use eventtracking_file as file;
+
+/// The Kafka backend, engine `kafka` (feature `kafka`).
+#[cfg(feature = "kafka")]
+#[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
+pub use eventtracking_kafka as kafka;
 
 /// Tower/axum middleware: every HTTP request in its own context (feature `tower`).
 #[cfg(feature = "tower")]
