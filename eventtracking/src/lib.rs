@@ -25,10 +25,10 @@
 //! | `testing` | off | [`InMemoryBackend`] |
 //! | `tower` | off | `eventtracking::tower` (crate `eventtracking-tower`): a tower/axum layer giving every HTTP request its own context |
 //! | `kafka` | off | the Kafka backend, engine `kafka` ([`kafka`](mod@kafka), crate `eventtracking-kafka`, bundled librdkafka) |
+//! | `mongo` | off | the MongoDB backend, engine `mongo` ([`mongo`](mod@mongo), crate `eventtracking-mongo`, official `mongodb` driver) |
 //! | `full` | off | all of the above |
 //!
-//! The MongoDB backend and the `TrackedEvent` derive come as their own
-//! crates and features.
+//! The `TrackedEvent` derive comes as its own crate and feature.
 //!
 //! # Configuration
 //!
@@ -45,6 +45,11 @@ pub use eventtracking_core::*;
 #[cfg(feature = "file")]
 #[cfg_attr(docsrs, doc(cfg(feature = "file")))]
 pub use eventtracking_file as file;
+
+/// The MongoDB backend, engine `mongo` (feature `mongo`).
+#[cfg(feature = "mongo")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mongo")))]
+pub use eventtracking_mongo as mongo;
 
 /// The Kafka backend, engine `kafka` (feature `kafka`).
 #[cfg(feature = "kafka")]

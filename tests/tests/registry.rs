@@ -14,7 +14,7 @@ fn registered_engines_match_enabled_features() {
         .map(|r| r.name)
         .collect();
     // Sorted by name, one entry each.
-    assert_eq!(backends, ["discard", "file", "kafka"]);
+    assert_eq!(backends, ["discard", "file", "kafka", "mongo"]);
     let processors: Vec<&str> = registry::processor_engines()
         .unwrap()
         .iter()
