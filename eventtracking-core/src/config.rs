@@ -78,6 +78,10 @@ pub struct Config {
     /// Backends by name.
     #[serde(default)]
     pub backends: BTreeMap<String, toml::Table>,
+    /// Where a relay reads events from (`[source]`, used by `eventtracking
+    /// relay`); [`Config::build`] ignores it. See [`Config::source`].
+    #[serde(default)]
+    pub source: Option<toml::Table>,
     /// Where the config came from, for error messages.
     #[serde(skip)]
     pub origin: Option<String>,
@@ -94,6 +98,7 @@ impl std::fmt::Debug for Config {
             .field("delivery", &shown(serde_json::to_value(&self.delivery)))
             .field("processors", &shown(serde_json::to_value(&self.processors)))
             .field("backends", &shown(serde_json::to_value(&self.backends)))
+            .field("source", &shown(serde_json::to_value(&self.source)))
             .field("origin", &self.origin)
             .finish()
     }
@@ -158,6 +163,30 @@ impl Config {
         config.apply_env()?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// The `[source]` table as an engine name plus options, for a relay to
+    /// build its reader from; `None` when the config has no `[source]`.
+    ///
+    /// ```
+    /// use eventtracking_core::Config;
+    /// let config = Config::from_toml_str(r#"
+    ///     [source]
+    ///     engine = "kafka"
+    ///     brokers = "127.0.0.1:19092"
+    ///     topics = ["events"]
+    ///     group = "relay"
+    /// "#).unwrap();
+    /// let source = config.source().unwrap().unwrap();
+    /// assert_eq!(source.engine, "kafka");
+    /// assert_eq!(source.options["group"], "relay");
+    /// assert!(Config::from_toml_str("").unwrap().source().unwrap().is_none());
+    /// ```
+    pub fn source(&self) -> Result<Option<ComponentConfig>, ConfigError> {
+        self.source
+            .as_ref()
+            .map(|table| component("source", table, &[]))
+            .transpose()
     }
 
     /// Builds the tracker: processors, backends (by engine name through the
