@@ -6,6 +6,7 @@
 //! | `eventtracking send [--config FILE]` | reads events as JSON lines (`{"name", "data", "context"?}`) from stdin |
 //! | `eventtracking replay FILE [--config FILE]` | re-sends a dead-letter file (or a file of events) |
 //! | `eventtracking engines` | lists the backend and processor engines linked in |
+//! | `eventtracking catalog [--format json\|markdown]` | documents the typed event types linked in (the demo's at least) |
 //!
 //! Without `--config` (or `EVENTTRACKING_CONFIG`) the pipeline is the
 //! embedded default: JSON lines on stdout. The delivery report goes to
@@ -29,7 +30,7 @@ mod seed;
 #[command(
     name = "eventtracking",
     version,
-    about = "Context-aware event tracking: demo, send, replay, engines"
+    about = "Context-aware event tracking: demo, send, replay, engines, catalog"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -70,6 +71,13 @@ enum Command {
     },
     /// List the backend and processor engines linked into this binary.
     Engines,
+    /// Document the typed event types linked into this binary (name, version,
+    /// descriptions, JSON Schema).
+    Catalog {
+        /// Output format.
+        #[arg(long, short, value_enum, default_value_t = CatalogFormat::Json)]
+        format: CatalogFormat,
+    },
 }
 
 fn main() -> ExitCode {
@@ -94,6 +102,7 @@ fn main() -> ExitCode {
 fn run(command: Command) -> Result<ExitCode, String> {
     match command {
         Command::Engines => engines(),
+        Command::Catalog { format } => catalog(format),
         Command::Demo { pipeline, count } => {
             let tracker = build(&pipeline)?;
             for _ in 0..count {
@@ -157,6 +166,28 @@ fn lost_anything(report: &DeliveryReport) -> bool {
         || report.total_failed() > 0
         || report.tracker.processor_errors > 0
         || report.tracker.no_backend > 0
+}
+
+/// The formats of `eventtracking catalog`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum CatalogFormat {
+    /// `{"event_types": [...]}` with each type's JSON Schema.
+    Json,
+    /// A document with one section per event type.
+    Markdown,
+}
+
+fn catalog(format: CatalogFormat) -> Result<ExitCode, String> {
+    let catalog = eventtracking::catalog().map_err(|e| e.to_string())?;
+    match format {
+        CatalogFormat::Json => {
+            let text =
+                serde_json::to_string_pretty(&catalog.to_json()).map_err(|e| e.to_string())?;
+            println!("{text}");
+        }
+        CatalogFormat::Markdown => print!("{}", catalog.to_markdown()),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn engines() -> Result<ExitCode, String> {

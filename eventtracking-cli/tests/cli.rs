@@ -60,7 +60,7 @@ fn demo_prints_the_seed_events_as_json_lines() {
     for line in stdout.lines() {
         let at = |key: &str| line.find(&format!("\"{key}\":")).unwrap();
         assert!(
-            at("id") < at("name") && at("name") < at("timestamp"),
+            at("id") < at("name") && at("name") < at("schema") && at("schema") < at("timestamp"),
             "{line}"
         );
         assert!(
@@ -88,8 +88,10 @@ fn demo_prints_the_seed_events_as_json_lines() {
     ];
     let mut ids = HashSet::new();
     for (event, (name, context, data)) in events.iter().zip(expected) {
-        assert_eq!(event.as_object().unwrap().len(), 5);
+        // The five fields of the seed, plus the schema reference of a typed event.
+        assert_eq!(event.as_object().unwrap().len(), 6);
         assert_eq!(event["name"], name);
+        assert_eq!(event["schema"], format!("{name}@1"));
         assert_eq!(event["context"], context);
         assert_eq!(event["data"], data);
         let id = event["id"].as_str().unwrap();
@@ -106,6 +108,73 @@ fn demo_prints_the_seed_events_as_json_lines() {
     );
     assert!(
         stderr(&output).contains("stdout: accepted 3, delivered 3"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn catalog_documents_the_demo_event_types_as_json_and_markdown() {
+    let output = eventtracking(&["catalog"], None);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let catalog: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let types = catalog["event_types"].as_array().unwrap();
+    let keys: Vec<&str> = types.iter().map(|t| t["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["address.create@1", "navigation.request@1"]);
+    let address = &types[0];
+    assert_eq!(
+        address["description"],
+        "A learner created a postal address.\n\nEmitted when the address form is saved."
+    );
+    let schema = &address["schema"];
+    assert_eq!(
+        schema["properties"]["name"]["description"],
+        "The addressee."
+    );
+    // The nested type is described too, with its own field docs.
+    let nested = &schema["$defs"]["PostalAddress"];
+    assert_eq!(
+        nested["properties"]["postal_code"]["description"],
+        "The postal (ZIP) code."
+    );
+
+    let output = eventtracking(&["catalog", "--format", "markdown"], None);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let markdown = String::from_utf8(output.stdout).unwrap();
+    for expected in [
+        "## `navigation.request` (version 1)",
+        "A page was requested.",
+        "| `url` | data | string | yes | The URL requested, with its query string. |",
+        "| `address` | data | `PostalAddress` | yes | Where the address is. |",
+    ] {
+        assert!(
+            markdown.contains(expected),
+            "{expected:?} missing from:\n{markdown}"
+        );
+    }
+
+    let output = eventtracking(&["catalog", "--format", "yaml"], None);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+}
+
+#[test]
+fn demo_writes_the_catalog_beside_the_events_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _events) = file_config(dir.path());
+    let output = eventtracking(&["demo", "--config", &config, "--count", "3"], None);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let catalog: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("events.catalog.json")).unwrap())
+            .unwrap();
+    let keys: Vec<&str> = catalog["event_types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["address.create@1", "navigation.request@1"]);
+    assert!(
+        stderr(&output).contains("event types published 2"),
         "{}",
         stderr(&output)
     );

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::catalog::CatalogEntry;
 use crate::error::BackendResult;
 use crate::event::Event;
 
@@ -68,6 +69,21 @@ pub trait Backend: Send + Sync + 'static {
     async fn shutdown(&self) -> BackendResult {
         Ok(())
     }
+
+    /// Persists the documentation of event types beside the events: the
+    /// delivery engine calls it before sending the first batch that holds a
+    /// typed event of a type this backend has not yet published in this
+    /// process (so once per type per process), with those types'
+    /// [`CatalogEntry`]s. On an error the engine counts it
+    /// (`catalog_errors`) and tries again with the next batch holding that
+    /// type; the events themselves are sent either way.
+    ///
+    /// Make it idempotent (an upsert keyed by [`CatalogEntry::key`]): every
+    /// process publishes the types it emits. The default stores nothing.
+    async fn publish_event_types(&self, types: &[Arc<CatalogEntry>]) -> BackendResult {
+        let _ = types;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -81,6 +97,9 @@ impl<B: Backend + ?Sized> Backend for Box<B> {
     async fn shutdown(&self) -> BackendResult {
         (**self).shutdown().await
     }
+    async fn publish_event_types(&self, types: &[Arc<CatalogEntry>]) -> BackendResult {
+        (**self).publish_event_types(types).await
+    }
 }
 
 #[async_trait]
@@ -93,6 +112,9 @@ impl<B: Backend + ?Sized> Backend for Arc<B> {
     }
     async fn shutdown(&self) -> BackendResult {
         (**self).shutdown().await
+    }
+    async fn publish_event_types(&self, types: &[Arc<CatalogEntry>]) -> BackendResult {
+        (**self).publish_event_types(types).await
     }
 }
 
@@ -114,6 +136,12 @@ impl<B: Backend> Backend for Option<B> {
     async fn shutdown(&self) -> BackendResult {
         match self {
             Some(backend) => backend.shutdown().await,
+            None => Ok(()),
+        }
+    }
+    async fn publish_event_types(&self, types: &[Arc<CatalogEntry>]) -> BackendResult {
+        match self {
+            Some(backend) => backend.publish_event_types(types).await,
             None => Ok(()),
         }
     }
@@ -168,6 +196,7 @@ mod in_memory {
     #[derive(Debug, Default, Clone)]
     pub struct InMemoryBackend {
         events: Arc<Mutex<Vec<Arc<Event>>>>,
+        event_types: Arc<Mutex<Vec<Arc<CatalogEntry>>>>,
     }
 
     impl InMemoryBackend {
@@ -179,6 +208,15 @@ mod in_memory {
         /// Every event received so far, in order.
         pub fn events(&self) -> Vec<Arc<Event>> {
             self.events.lock().map(|e| e.clone()).unwrap_or_default()
+        }
+
+        /// Every catalog entry published to it so far
+        /// ([`Backend::publish_event_types`]), in order.
+        pub fn event_types(&self) -> Vec<Arc<CatalogEntry>> {
+            self.event_types
+                .lock()
+                .map(|e| e.clone())
+                .unwrap_or_default()
         }
 
         /// Forgets the events received so far.
@@ -197,6 +235,15 @@ mod in_memory {
                 .lock()
                 .map_err(|_| crate::BackendError::Permanent("memory poisoned".into()))?;
             events.extend(batch.iter().cloned());
+            Ok(())
+        }
+
+        async fn publish_event_types(&self, types: &[Arc<CatalogEntry>]) -> BackendResult {
+            let mut published = self
+                .event_types
+                .lock()
+                .map_err(|_| crate::BackendError::Permanent("memory poisoned".into()))?;
+            published.extend(types.iter().cloned());
             Ok(())
         }
     }

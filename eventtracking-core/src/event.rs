@@ -1,5 +1,6 @@
 //! The event record every backend receives.
 
+use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
@@ -17,7 +18,9 @@ pub const MAX_EVENT_NAME_BYTES: usize = 255;
 /// A JSON object: the type of contexts.
 pub type JsonMap = Map<String, Value>;
 
-/// One tracked event: `{"id", "name", "timestamp", "context", "data"}`.
+/// One tracked event: `{"id", "name", "timestamp", "context", "data"}`, plus
+/// `"schema": "NAME@VERSION"` after the name when it was emitted as a typed
+/// event (see [`catalog`](mod@crate::catalog)).
 ///
 /// Events travel as `Arc<Event>`: every backend sees the same allocation, and
 /// its JSON form is computed at most once ([`Event::to_json_bytes`]).
@@ -38,6 +41,7 @@ pub type JsonMap = Map<String, Value>;
 pub struct Event {
     id: Uuid,
     name: Arc<str>,
+    schema: Option<Cow<'static, str>>,
     timestamp: SystemTime,
     context: Arc<JsonMap>,
     data: Data,
@@ -92,6 +96,7 @@ impl Clone for Event {
         Event {
             id: self.id,
             name: self.name.clone(),
+            schema: self.schema.clone(),
             timestamp: self.timestamp,
             context: self.context.clone(),
             data: self.data.clone(),
@@ -104,6 +109,7 @@ impl PartialEq for Event {
     fn eq(&self, other: &Self) -> bool {
         self.id == other.id
             && self.name == other.name
+            && self.schema == other.schema
             && self.timestamp == other.timestamp
             && self.context == other.context
             && self.data() == other.data()
@@ -149,6 +155,7 @@ impl Event {
         Event {
             id,
             name,
+            schema: None,
             timestamp,
             context,
             data: Data::from_value(data),
@@ -167,6 +174,7 @@ impl Event {
         Event {
             id,
             name,
+            schema: None,
             timestamp,
             context,
             data: Data::from_raw(data),
@@ -187,6 +195,27 @@ impl Event {
     /// The event name as a shared string (cheap to clone).
     pub fn shared_name(&self) -> Arc<str> {
         self.name.clone()
+    }
+
+    /// The schema reference of a typed event, `NAME@VERSION` (the key of
+    /// its [`CatalogEntry`](crate::CatalogEntry)); `None` for untyped events.
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
+    /// Sets (or clears) the schema reference.
+    ///
+    /// ```
+    /// use eventtracking_core::Event;
+    /// let event = Event::new("address.create", serde_json::json!({})).unwrap()
+    ///     .with_schema(Some("address.create@1".into()));
+    /// assert!(std::str::from_utf8(event.to_json_bytes()).unwrap()
+    ///     .contains(r#""name":"address.create","schema":"address.create@1","#));
+    /// ```
+    pub fn with_schema(mut self, schema: Option<Cow<'static, str>>) -> Self {
+        self.schema = schema;
+        self.json = OnceLock::new();
+        self
     }
 
     /// When the event was emitted.
@@ -263,6 +292,13 @@ impl Event {
         out.extend_from_slice(b"\",\"name\":");
         let written = serde_json::to_writer(&mut *out, &*self.name)
             .map_err(std::io::Error::from)
+            .and_then(|()| match &self.schema {
+                Some(schema) => {
+                    out.extend_from_slice(b",\"schema\":");
+                    serde_json::to_writer(&mut *out, &**schema).map_err(Into::into)
+                }
+                None => Ok(()),
+            })
             .and_then(|()| {
                 write!(
                     out,
@@ -294,21 +330,30 @@ impl Event {
 
     /// The event as a `serde_json::Value`.
     pub fn to_value(&self) -> Value {
-        serde_json::json!({
+        let mut value = serde_json::json!({
             "id": self.id.to_string(),
             "name": &*self.name,
             "timestamp": self.timestamp_rfc3339(),
             "context": &*self.context,
             "data": self.data(),
-        })
+        });
+        if let Some(schema) = &self.schema {
+            value["schema"] = Value::from(&**schema);
+        }
+        value
     }
 }
 
 impl Serialize for Event {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("Event", 5)?;
+        let mut s = serializer.serialize_struct("Event", 5 + usize::from(self.schema.is_some()))?;
         s.serialize_field("id", &self.id)?;
         s.serialize_field("name", &*self.name)?;
+        if let Some(schema) = &self.schema {
+            s.serialize_field("schema", &**schema)?;
+        } else {
+            s.skip_field("schema")?;
+        }
         s.serialize_field(
             "timestamp",
             &format_args!("{}", humantime::format_rfc3339_micros(self.timestamp)),
@@ -326,6 +371,8 @@ impl<'de> Deserialize<'de> for Event {
         struct Record {
             id: Uuid,
             name: String,
+            #[serde(default)]
+            schema: Option<String>,
             timestamp: String,
             #[serde(default)]
             context: JsonMap,
@@ -341,7 +388,8 @@ impl<'de> Deserialize<'de> for Event {
             timestamp,
             Arc::new(record.context),
             record.data,
-        ))
+        )
+        .with_schema(record.schema.map(Cow::Owned)))
     }
 }
 

@@ -39,6 +39,8 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `testing` | off | [`InMemoryBackend`], a backend that keeps what it is sent |
+//! | `derive` | off | `#[derive(TrackedEvent)]` (crate `eventtracking-macros`); the facade turns it on by default |
+//! | `validate` | off | `validate_schemas`: untyped events checked against the catalog's JSON Schemas (crate `jsonschema`) |
 //!
 //! # Runtime
 //!
@@ -53,6 +55,7 @@
 #![cfg_attr(docsrs, deny(rustdoc::broken_intra_doc_links))]
 
 mod backend;
+pub mod catalog;
 mod config;
 pub mod context;
 pub mod delivery;
@@ -67,6 +70,10 @@ pub use async_trait::async_trait;
 #[cfg(any(test, feature = "testing"))]
 pub use backend::InMemoryBackend;
 pub use backend::{Backend, DiscardBackend};
+pub use catalog::{
+    catalog, Catalog, CatalogEntry, DuplicateEventType, EventTypeInfo, FieldInfo, FieldLocation,
+    TrackedEvent,
+};
 pub use config::{Config, CONFIG_ENV};
 pub use delivery::{
     BackendStats, DeadLetterRecord, DeliveryConfig, DeliveryReport, DroppedStats, Overflow,
@@ -77,6 +84,9 @@ pub use error::{
     InvalidEventName, ProcessorError,
 };
 pub use event::{parse_timestamp, validate_event_name, Event, JsonMap, MAX_EVENT_NAME_BYTES};
+/// `#[derive(TrackedEvent)]` (feature `derive`): see [`catalog`](mod@catalog).
+#[cfg(feature = "derive")]
+pub use eventtracking_macros::TrackedEvent;
 pub use processor::{Enrich, NameFilter, NameMatcher, ProcessResult, Processor, Redact, Sample};
 pub use tracker::{
     default_tracker, emit, get_tracker, init, register_tracker, unregister_tracker, Tracker,
@@ -90,5 +100,7 @@ pub use inventory;
 #[doc(hidden)]
 pub mod __private {
     pub use inventory;
+    pub use schemars;
+    pub use serde;
     pub use serde_json;
 }

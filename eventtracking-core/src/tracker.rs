@@ -1,6 +1,7 @@
 //! The [`Tracker`]: emit events, stamped with the current contexts, into the
 //! processors and the delivery engine.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, LazyLock, RwLock};
@@ -10,6 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::backend::Backend;
+use crate::catalog::{DataOf, TrackedEvent};
 use crate::context;
 use crate::delivery::{self, DeliveryConfig, DeliveryReport, Engine, Route, TrackerCounters};
 use crate::error::{BuildError, ContextError, EmitError};
@@ -84,6 +86,32 @@ impl Tracker {
         };
         let (id, timestamp) = new_id_and_timestamp();
         let event = Event::from_parts_raw(id, interned, timestamp, context::current(), data);
+        self.emit_event(Arc::new(event))
+    }
+
+    /// Emits a typed event (see [`TrackedEvent`]): its data fields as the
+    /// payload, its context fields merged over the current contexts, and its
+    /// schema reference (`NAME@VERSION`) in the event's `schema` field.
+    /// Usually called as `my_event.emit_to(&tracker)`.
+    pub fn emit_typed<E: TrackedEvent>(&self, event: &E) -> Result<(), EmitError> {
+        let interned = self.checked_name(E::NAME)?;
+        let invalid = |error: serde_json::Error| {
+            self.inner.counters.invalid.fetch_add(1, Relaxed);
+            EmitError::InvalidData {
+                name: E::NAME.to_owned(),
+                reason: error.to_string(),
+            }
+        };
+        let data = payload_json(&DataOf(event)).map_err(invalid)?;
+        let mut context = context::current();
+        if E::HAS_CONTEXT_FIELDS {
+            event
+                .context_fields(Arc::make_mut(&mut context))
+                .map_err(invalid)?;
+        }
+        let (id, timestamp) = new_id_and_timestamp();
+        let event = Event::from_parts_raw(id, interned, timestamp, context, data)
+            .with_schema(Some(Cow::Borrowed(E::SCHEMA)));
         self.emit_event(Arc::new(event))
     }
 

@@ -83,6 +83,7 @@ fn a_config_with_every_documented_key_builds_and_works() {
         send_timeout_ms = 5000
         max_event_bytes = 20000
         dead_letter_path = {dead}
+        validate_schemas = true
 
         [[processors]]
         engine = "allow"
@@ -145,6 +146,7 @@ fn a_config_with_every_documented_key_builds_and_works() {
         send_timeout_ms: 5000,
         max_event_bytes: Some(20_000),
         dead_letter_path: dead.clone(),
+        validate_schemas: true,
     };
     // Environment overrides would change these; this test assumes none are set.
     if std::env::vars().any(|(k, _)| k.starts_with("EVENTTRACKING_")) {

@@ -15,6 +15,7 @@
 //! | `rotate_every` | none | rotate a file older than this (humantime syntax: `"1h"`, `"30s"`), counted from when this process opened it |
 //! | `fsync` | `"never"` | `"never"` (leave it to the OS), `"batch"` (after every batch) or `"interval"` |
 //! | `fsync_interval_ms` | `1000` | with `fsync = "interval"`: written events are fsynced within about this time (by the next batch or a background task) |
+//! | `catalog_path` | `<stem>.catalog.json` beside `path` | where the documentation of typed events is kept (see below); `""` turns it off; none for stdout unless set |
 //!
 //! `max_bytes` and `rotate_every` cannot be used with `path = "-"`.
 //!
@@ -52,6 +53,17 @@
 //!   power loss once flushed.
 //! - Delivery is at least once: a batch whose write timed out or failed after
 //!   the data reached the file may be written again.
+//!
+//! # The event catalog beside the events
+//!
+//! The first time a typed event of each type (see
+//! [`eventtracking_core::catalog`](mod@eventtracking_core::catalog)) is written, its catalog entry (name,
+//! version, descriptions, JSON Schema) is merged into `catalog_path`, by
+//! default `events.catalog.json` beside `events.jsonl`: a JSON document
+//! `{"event_types": [...]}`, sorted by key (`NAME@VERSION`, what the events
+//! carry in their `schema` field), in the format of `eventtracking catalog
+//! --format json`. It is replaced atomically (written beside, then renamed);
+//! entries written by other processes are kept.
 //!
 //! I/O errors while writing are reported as [`BackendError::Retryable`]
 //! naming the path and the OS error; a path that cannot be opened when the
@@ -92,7 +104,9 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use eventtracking_core::registry::{BackendRegistration, ComponentConfig};
-use eventtracking_core::{async_trait, Backend, BackendError, BackendResult, BuildError, Event};
+use eventtracking_core::{
+    async_trait, Backend, BackendError, BackendResult, BuildError, CatalogEntry, Event,
+};
 use serde::Deserialize;
 
 /// The mode of files this backend creates.
@@ -142,9 +156,18 @@ pub struct FileBackendBuilder {
     max_bytes: Option<u64>,
     rotate_every: Option<Duration>,
     fsync: FsyncPolicy,
+    catalog_path: Option<Option<PathBuf>>,
 }
 
 impl FileBackendBuilder {
+    /// Where the catalog of event types is kept (`None`: nowhere). The
+    /// default is `<stem>.catalog.json` beside the events file, and nowhere
+    /// for stdout.
+    pub fn with_catalog_path(mut self, path: Option<PathBuf>) -> Self {
+        self.catalog_path = Some(path);
+        self
+    }
+
     /// Rotates before a batch would make the file larger than `max_bytes`.
     /// A batch is never split: one larger than `max_bytes` goes alone into a fresh file.
     pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
@@ -167,6 +190,11 @@ impl FileBackendBuilder {
     /// Opens the file: creates it (mode 0640) and its directory, or opens it
     /// for appending and cuts a torn last line.
     pub fn build(self) -> Result<FileBackend, FileBackendError> {
+        let catalog_path = match self.catalog_path {
+            Some(chosen) => chosen,
+            None if self.path.as_os_str() == "-" => None,
+            None => Some(default_catalog_path(&self.path)),
+        };
         if self.path.as_os_str() == "-" {
             if self.max_bytes.is_some() {
                 return Err(FileBackendError::StdoutRotation { key: "max_bytes" });
@@ -176,7 +204,10 @@ impl FileBackendBuilder {
                     key: "rotate_every",
                 });
             }
-            return Ok(FileBackend::stdout());
+            return Ok(FileBackend {
+                catalog_path,
+                ..FileBackend::stdout()
+            });
         }
         let (file, size) = open_repaired(&self.path).map_err(|source| FileBackendError::Open {
             path: self.path.clone(),
@@ -200,8 +231,60 @@ impl FileBackendBuilder {
             target,
             interval_sync_started: AtomicBool::new(false),
             spare_buffer: Mutex::default(),
+            catalog_path,
         })
     }
+}
+
+/// `events.jsonl` → `events.catalog.json`, in the same directory.
+fn default_catalog_path(path: &Path) -> PathBuf {
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    path.with_file_name(format!("{stem}.catalog.json"))
+}
+
+/// Merges `entries` into the catalog file at `path`, replacing it atomically.
+fn merge_catalog(path: &Path, entries: &[Arc<CatalogEntry>]) -> std::io::Result<()> {
+    use serde_json::Value;
+    let mut merged: std::collections::BTreeMap<String, Value> = Default::default();
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let existing: Value = serde_json::from_slice(&bytes).map_err(|e| {
+                std::io::Error::new(
+                    ErrorKind::InvalidData,
+                    format!("`{}` is not a catalog file: {e}", path.display()),
+                )
+            })?;
+            for entry in existing["event_types"].as_array().into_iter().flatten() {
+                if let Some(key) = entry["key"].as_str() {
+                    merged.insert(key.to_owned(), entry.clone());
+                }
+            }
+        }
+        Err(error) if error.kind() == ErrorKind::NotFound => {}
+        Err(error) => return Err(error),
+    }
+    for entry in entries {
+        merged.insert(entry.key.clone(), entry.to_json());
+    }
+    let document = serde_json::json!({"event_types": merged.into_values().collect::<Vec<_>>()});
+    let mut text = serde_json::to_vec_pretty(&document).map_err(std::io::Error::other)?;
+    text.push(b'\n');
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(format!(".{}.tmp", std::process::id()));
+    let temporary = PathBuf::from(temporary);
+    let written = (|| {
+        let mut file = File::create(&temporary)?;
+        file.write_all(&text)?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written
 }
 
 /// Writes events as JSON lines to a file or stdout (engine `file`).
@@ -216,6 +299,8 @@ pub struct FileBackend {
     interval_sync_started: AtomicBool,
     /// The batch buffer, kept between batches.
     spare_buffer: Mutex<Vec<u8>>,
+    /// Where catalog entries go, if anywhere.
+    catalog_path: Option<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -266,6 +351,7 @@ impl FileBackend {
             max_bytes: None,
             rotate_every: None,
             fsync: FsyncPolicy::Never,
+            catalog_path: None,
         }
     }
 
@@ -276,7 +362,13 @@ impl FileBackend {
             target: "stdout".to_owned(),
             interval_sync_started: AtomicBool::new(false),
             spare_buffer: Mutex::default(),
+            catalog_path: None,
         }
+    }
+
+    /// Where the catalog of event types is kept, if anywhere.
+    pub fn catalog_path(&self) -> Option<&Path> {
+        self.catalog_path.as_deref()
     }
 
     /// Runs `job` on the sink on tokio's blocking pool.
@@ -562,6 +654,20 @@ impl Backend for FileBackend {
         .map_err(|error| BackendError::Retryable(format!("cannot fsync {}: {error}", self.target)))
     }
 
+    async fn publish_event_types(&self, types: &[Arc<CatalogEntry>]) -> BackendResult {
+        let Some(path) = self.catalog_path.clone() else {
+            return Ok(());
+        };
+        let entries = types.to_vec();
+        let shown = path.display().to_string();
+        tokio::task::spawn_blocking(move || merge_catalog(&path, &entries))
+            .await
+            .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())))
+            .map_err(|error| {
+                BackendError::Retryable(format!("cannot write the catalog `{shown}`: {error}"))
+            })
+    }
+
     async fn shutdown(&self) -> BackendResult {
         self.on_sink(|sink| {
             match sink {
@@ -588,6 +694,7 @@ struct Options {
     rotate_every: Option<String>,
     fsync: Option<String>,
     fsync_interval_ms: Option<u64>,
+    catalog_path: Option<String>,
 }
 
 fn build(config: &ComponentConfig) -> Result<Box<dyn Backend>, BuildError> {
@@ -596,6 +703,10 @@ fn build(config: &ComponentConfig) -> Result<Box<dyn Backend>, BuildError> {
         return Err(config.invalid("`path` is empty (use \"-\" for stdout)"));
     }
     let mut builder = FileBackend::builder(&options.path);
+    if let Some(catalog_path) = &options.catalog_path {
+        builder = builder
+            .with_catalog_path((!catalog_path.is_empty()).then(|| PathBuf::from(catalog_path)));
+    }
     if let Some(max) = options.max_bytes {
         if max == 0 {
             return Err(config.invalid("`max_bytes` = 0: must be at least 1"));

@@ -17,6 +17,7 @@
 //! | `key` | `"id"` | the message key: `"id"` (the event id), or `"context.FIELD"` (dotted path into the event's context, e.g. `"context.user_id"`); see [`MessageKey`] |
 //! | `properties` | none | a table of librdkafka properties (strings; numbers and booleans are turned into strings), passed through unchanged: TLS, SASL, compression, timeouts… |
 //! | `flush_timeout_ms` | `10000` | the longest `flush` (and shutdown) waits for messages still in librdkafka's queue |
+//! | `catalog_topic` | `"event_types"` | where the documentation of typed events is published (see below); `""` turns it off |
 //!
 //! Producer defaults, each overridable through `properties`:
 //!
@@ -59,8 +60,21 @@
 //!   [`Event::to_json_bytes`] gives (`{"id","name","timestamp","context","data"}`).
 //! - **Key**: see [`MessageKey`]. With `key = "context.user_id"` an event
 //!   without that field (or with `null` there) is keyed by its id instead.
-//! - **Headers**: `event-name` and `event-id` (UTF-8).
+//! - **Headers**: `event-name` and `event-id` (UTF-8), and for typed events
+//!   `event-schema`: `NAME@VERSION`, also in the value's `schema` field.
 //! - **Timestamp**: the event's timestamp (milliseconds since the epoch).
+//!
+//! # The event catalog
+//!
+//! Before the first event of each typed event type (see
+//! [`eventtracking_core::catalog`](mod@eventtracking_core::catalog)) is produced, its catalog entry is
+//! published to `catalog_topic` (default `event_types`), once per type per
+//! process: key `NAME@VERSION` (the events' `event-schema` header), value the
+//! entry as JSON (name, version, descriptions, JSON Schema; the format of
+//! `eventtracking catalog --format json`). The backend first tries to create
+//! the topic with `cleanup.policy=compact`, so that the latest entry of each
+//! key is kept forever; where the broker refuses, the topic is left to
+//! auto-creation. Publishing is idempotent: the same key and value again.
 //!
 //! # Delivery guarantee
 //!
@@ -131,7 +145,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use eventtracking_core::registry::{BackendRegistration, ComponentConfig};
 use eventtracking_core::{
-    async_trait, Backend, BackendError, BackendResult, BuildError, Event, EventFailure,
+    async_trait, Backend, BackendError, BackendResult, BuildError, CatalogEntry, Event,
+    EventFailure,
 };
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -770,7 +785,17 @@ pub struct KafkaOptions {
     pub properties: KafkaProperties,
     /// The longest `flush` waits, in milliseconds.
     pub flush_timeout_ms: Option<u64>,
+    /// The topic of event type documentation (`""`: none; default `event_types`).
+    #[serde(default = "default_catalog_topic")]
+    pub catalog_topic: String,
 }
+
+fn default_catalog_topic() -> String {
+    DEFAULT_CATALOG_TOPIC.to_owned()
+}
+
+/// The default of `catalog_topic`.
+pub const DEFAULT_CATALOG_TOPIC: &str = "event_types";
 
 fn default_key() -> String {
     "id".to_owned()
@@ -788,6 +813,9 @@ impl KafkaOptions {
         if let Some(ms) = self.flush_timeout_ms {
             builder = builder.with_flush_timeout(Duration::from_millis(ms));
         }
+        let catalog_topic = self.catalog_topic.trim();
+        builder = builder
+            .with_catalog_topic((!catalog_topic.is_empty()).then(|| catalog_topic.to_owned()));
         Ok(builder)
     }
 }
@@ -821,9 +849,17 @@ pub struct KafkaBackendBuilder {
     key: MessageKey,
     properties: KafkaProperties,
     flush_timeout: Duration,
+    catalog_topic: Option<String>,
 }
 
 impl KafkaBackendBuilder {
+    /// Where the documentation of event types is published (default
+    /// `event_types`; `None`: nowhere).
+    pub fn with_catalog_topic(mut self, topic: Option<String>) -> Self {
+        self.catalog_topic = topic;
+        self
+    }
+
     /// The topic: fixed (`"events"`) or a template (`"events.{name}"`). Checked by [`build`](Self::build).
     pub fn with_topic(mut self, topic: &str) -> Self {
         self.topic = topic.parse();
@@ -896,6 +932,15 @@ impl KafkaBackendBuilder {
     /// retryable delivery failures, not as a build error.
     pub fn build(self) -> Result<KafkaBackend, KafkaBackendError> {
         let topic = self.topic.clone()?;
+        if let Some(catalog) = &self.catalog_topic {
+            let fixed: TopicTemplate = catalog.parse()?;
+            if !fixed.is_fixed() {
+                return Err(KafkaBackendError::InvalidProperty {
+                    key: "catalog_topic".into(),
+                    reason: format!("`{catalog}` must be a fixed topic name, not a template"),
+                });
+            }
+        }
         let properties = self.producer_properties()?;
         let config = properties.client_config();
         let context = RedactingContext::new(properties.redactor());
@@ -909,6 +954,8 @@ impl KafkaBackendBuilder {
             key: self.key,
             properties,
             flush_timeout: self.flush_timeout,
+            catalog_topic: self.catalog_topic,
+            catalog_topic_prepared: std::sync::atomic::AtomicBool::new(false),
         })
     }
 }
@@ -939,6 +986,9 @@ pub struct KafkaBackend {
     key: MessageKey,
     properties: KafkaProperties,
     flush_timeout: Duration,
+    catalog_topic: Option<String>,
+    /// Whether creating the compacted catalog topic was tried.
+    catalog_topic_prepared: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for KafkaBackend {
@@ -949,6 +999,7 @@ impl fmt::Debug for KafkaBackend {
             .field("key", &self.key.to_string())
             .field("properties", &self.properties)
             .field("flush_timeout", &self.flush_timeout)
+            .field("catalog_topic", &self.catalog_topic)
             .finish()
     }
 }
@@ -969,6 +1020,7 @@ impl KafkaBackend {
             key: MessageKey::EventId,
             properties: KafkaProperties::new(),
             flush_timeout: DEFAULT_FLUSH_TIMEOUT,
+            catalog_topic: Some(DEFAULT_CATALOG_TOPIC.to_owned()),
         }
     }
 
@@ -1006,6 +1058,18 @@ impl KafkaBackend {
     }
 
     /// A fatal error leaves the producer unusable: start a new one.
+    fn catalog_error(&self, entry: &CatalogEntry, error: &KafkaError) -> BackendError {
+        let reason = self.redact(&format!(
+            "kafka: cannot publish event type `{}` to the catalog topic: {error}",
+            entry.key
+        ));
+        if is_retryable(error) {
+            BackendError::Retryable(reason)
+        } else {
+            BackendError::Permanent(reason)
+        }
+    }
+
     fn replace_producer(&self, error: &KafkaError) {
         tracing::error!(
             brokers = %self.brokers,
@@ -1016,6 +1080,46 @@ impl KafkaBackend {
             Ok(producer) => *lock(&self.producer) = producer,
             Err(error) => {
                 tracing::error!(%error, "eventtracking-kafka: cannot create a new producer")
+            }
+        }
+    }
+
+    /// Creates the catalog topic compacted, once; a broker that refuses
+    /// (or one without the admin API) leaves it to auto-creation.
+    async fn prepare_catalog_topic(&self, topic: &str) {
+        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+        if self
+            .catalog_topic_prepared
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return;
+        }
+        let admin: AdminClient<RedactingContext> = match self
+            .config
+            .create_with_context(self.context.clone())
+        {
+            Ok(admin) => admin,
+            Err(error) => {
+                tracing::debug!(error = %self.redact(&error.to_string()), "eventtracking-kafka: no admin client for the catalog topic");
+                return;
+            }
+        };
+        let new_topic =
+            NewTopic::new(topic, 1, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact");
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        match admin.create_topics([&new_topic], &options).await {
+            Ok(results) => {
+                for result in results {
+                    match result {
+                        Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                        Err((name, code)) => {
+                            tracing::debug!(topic = %name, %code, "eventtracking-kafka: catalog topic not created compacted; left to auto-creation")
+                        }
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::debug!(error = %self.redact(&error.to_string()), "eventtracking-kafka: catalog topic not created compacted; left to auto-creation")
             }
         }
     }
@@ -1056,6 +1160,48 @@ fn millis_since_epoch(event: &Event) -> Option<i64> {
 
 #[async_trait]
 impl Backend for KafkaBackend {
+    /// Publishes each entry to the catalog topic, keyed by `NAME@VERSION`,
+    /// and waits for the delivery reports.
+    async fn publish_event_types(&self, types: &[Arc<CatalogEntry>]) -> BackendResult {
+        let Some(topic) = self.catalog_topic.as_deref() else {
+            return Ok(());
+        };
+        self.prepare_catalog_topic(topic).await;
+        let producer = self.producer();
+        let mut pending = Vec::with_capacity(types.len());
+        for entry in types {
+            let value = serde_json::to_vec(&entry.to_json())
+                .map_err(|e| BackendError::Permanent(format!("kafka: catalog entry: {e}")))?;
+            let headers = OwnedHeaders::new_with_capacity(1).insert(Header {
+                key: "event-schema",
+                value: Some(entry.key.as_str()),
+            });
+            let record = FutureRecord::to(topic)
+                .payload(value.as_slice())
+                .key(entry.key.as_str())
+                .headers(headers);
+            match producer.send_result(record) {
+                Ok(delivery) => pending.push((entry, delivery)),
+                Err((error, _)) => {
+                    return Err(self.catalog_error(entry, &error));
+                }
+            }
+        }
+        for (entry, delivery) in pending {
+            match delivery.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((error, _))) => return Err(self.catalog_error(entry, &error)),
+                Err(_canceled) => {
+                    return Err(BackendError::Retryable(
+                        "kafka: the producer was closed before the catalog's delivery report"
+                            .into(),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn send_batch(&self, batch: &[Arc<Event>]) -> BackendResult {
         let producer = self.producer();
         let mut failures = Vec::new();
@@ -1080,7 +1226,7 @@ impl Backend for KafkaBackend {
             value.clear();
             event.write_json(&mut value);
             write_key(&self.key, event, &mut key);
-            let headers = OwnedHeaders::new_with_capacity(2)
+            let mut headers = OwnedHeaders::new_with_capacity(3)
                 .insert(Header {
                     key: "event-name",
                     value: Some(event.name()),
@@ -1089,6 +1235,12 @@ impl Backend for KafkaBackend {
                     key: "event-id",
                     value: Some(id_text(event, &mut id)),
                 });
+            if let Some(schema) = event.schema() {
+                headers = headers.insert(Header {
+                    key: "event-schema",
+                    value: Some(schema),
+                });
+            }
             let mut record = FutureRecord::to(&topic)
                 .payload(value.as_slice())
                 .key(key.as_slice())

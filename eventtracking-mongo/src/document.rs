@@ -122,6 +122,11 @@ impl DocumentLayout {
         enc.element_header(STRING, "name");
         enc.string(event.name())?;
 
+        if let Some(schema) = event.schema() {
+            enc.element_header(STRING, "schema");
+            enc.string(schema)?;
+        }
+
         enc.element_header(DATE_TIME, "timestamp");
         enc.out
             .extend_from_slice(&millis_since_epoch(event.timestamp()).to_le_bytes());
@@ -489,6 +494,11 @@ pub fn event_from_document(document: &RawDocument) -> Result<Event, DocumentErro
         Some(RawBsonRef::String(name)) => name,
         other => return Err(malformed(format!("`name` is not a string: {other:?}"))),
     };
+    let schema = match get("schema")? {
+        Some(RawBsonRef::String(schema)) => Some(schema.to_owned()),
+        None => None,
+        other => return Err(malformed(format!("`schema` is not a string: {other:?}"))),
+    };
     let timestamp = match (get("timestamp_rfc3339")?, get("timestamp")?) {
         (Some(RawBsonRef::String(text)), _) => {
             eventtracking_core::parse_timestamp(text).map_err(malformed)?
@@ -505,13 +515,10 @@ pub fn event_from_document(document: &RawDocument) -> Result<Event, DocumentErro
         Some(value) => bson_to_json(value, 1)?,
         None => Value::Null,
     };
-    Ok(Event::from_parts(
-        id,
-        Arc::from(name),
-        timestamp,
-        Arc::new(context),
-        data,
-    ))
+    Ok(
+        Event::from_parts(id, Arc::from(name), timestamp, Arc::new(context), data)
+            .with_schema(schema.map(std::borrow::Cow::Owned)),
+    )
 }
 
 fn date_to_system_time(millis: i64) -> SystemTime {

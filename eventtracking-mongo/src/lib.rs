@@ -20,6 +20,7 @@
 //! | `indexes` | `[]` | more indexes: each entry a field path (`"context.user_id"`), `-` first for descending (`"-data.score"`), or a compound index as a comma-separated list (`"context.user_id,-timestamp"`) |
 //! | `server_selection_timeout_ms` | `10000` | how long one send waits for a writable server before it fails (retryable), so an unreachable server costs a bounded time; overrides `serverSelectionTimeoutMS` in the URI. Keep it below the engine's `send_timeout_ms` (default 30000) |
 //! | `rfc3339_timestamp` | `true` | also store `timestamp_rfc3339`, the exact timestamp as text (see below) |
+//! | `catalog_collection` | `"event_types"` | where the documentation of typed events is upserted (see below); `""` turns it off |
 //!
 //! ```toml
 //! [backends.warehouse]
@@ -53,6 +54,7 @@
 //! |---|---|---|
 //! | `_id` | Binary, subtype 4 (UUID) | the event id, a UUIDv7: 16 bytes (not 36 characters of text), shown as `UUID("…")` by `mongosh`; ids sort by creation time |
 //! | `name` | String | the event name |
+//! | `schema` | String | typed events only: `NAME@VERSION`, the `_id` of the event type's entry in the `event_types` collection |
 //! | `timestamp` | Date | the event time, **truncated to milliseconds** (BSON dates hold no more): for range queries, sorting and TTL indexes |
 //! | `timestamp_rfc3339` | String | the exact time with microseconds, `2026-11-29T01:52:39.123456Z`, as in the JSON-lines form (off with `rfc3339_timestamp = false`) |
 //! | `context` | Document | the merged context |
@@ -64,6 +66,20 @@
 //! strings String, arrays Array, objects Document, `null` Null. Keys holding
 //! a NUL character and nesting deeper than MongoDB's 100 levels also fail the
 //! event. [`event_to_document`] and [`event_from_document`] convert by hand.
+//!
+//! # The event catalog
+//!
+//! Before the first event of each typed event type (see
+//! [`eventtracking_core::catalog`](mod@eventtracking_core::catalog)) is inserted, its catalog entry is
+//! upserted into `catalog_collection` (default `event_types`, same
+//! database), once per type per process: `_id` is `NAME@VERSION`, what the
+//! events carry in their `schema` field, so
+//! `db.events.aggregate([{$lookup: {from: "event_types", localField: "schema", foreignField: "_id", as: "type"}}])`
+//! joins events to their documentation. Fields: `name`, `version` (Int64),
+//! `description`, `rust_type`, `fields` (an array of `{name, location,
+//! description, required}`), `schema` and `context_schema` (the JSON
+//! Schemas as JSON text: their `$schema`/`$ref` keys are not valid MongoDB
+//! field names everywhere) and `published_at` (Date).
 //!
 //! # Delivery guarantee
 //!
@@ -151,7 +167,8 @@ use std::time::{Duration, Instant};
 
 use eventtracking_core::registry::{BackendRegistration, ComponentConfig};
 use eventtracking_core::{
-    async_trait, Backend, BackendError, BackendResult, BuildError, Event, EventFailure,
+    async_trait, Backend, BackendError, BackendResult, BuildError, CatalogEntry, Event,
+    EventFailure, FieldLocation,
 };
 use mongodb::bson::{Bson, Document, RawDocumentBuf};
 use mongodb::error::{ErrorKind, IndexedWriteError, InsertManyError};
@@ -171,6 +188,8 @@ pub use redact::Redactor;
 pub const DEFAULT_DATABASE: &str = "eventtracking";
 /// The default `collection`.
 pub const DEFAULT_COLLECTION: &str = "events";
+/// The default collection of event type documentation.
+pub const DEFAULT_CATALOG_COLLECTION: &str = "event_types";
 /// The default `server_selection_timeout_ms`.
 pub const DEFAULT_SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(10);
 /// The `appName` the client reports to the server unless the URI sets one.
@@ -268,6 +287,13 @@ pub struct MongoOptions {
     /// Whether to store `timestamp_rfc3339`.
     #[serde(default = "yes")]
     pub rfc3339_timestamp: bool,
+    /// The collection of event type documentation (`""`: none).
+    #[serde(default = "default_catalog_collection")]
+    pub catalog_collection: String,
+}
+
+fn default_catalog_collection() -> String {
+    DEFAULT_CATALOG_COLLECTION.to_owned()
 }
 
 fn default_database() -> String {
@@ -321,6 +347,7 @@ impl fmt::Debug for MongoOptions {
                 &self.server_selection_timeout_ms,
             )
             .field("rfc3339_timestamp", &self.rfc3339_timestamp)
+            .field("catalog_collection", &self.catalog_collection)
             .finish()
     }
 }
@@ -337,6 +364,8 @@ impl MongoOptions {
             });
         builder.write_concern = self.write_concern;
         builder.batch_size = self.batch_size;
+        builder.catalog_collection =
+            (!self.catalog_collection.is_empty()).then_some(self.catalog_collection);
         builder.server_selection_timeout =
             self.server_selection_timeout_ms.map(Duration::from_millis);
         for index in self.indexes {
@@ -484,6 +513,7 @@ pub struct MongoBackendBuilder {
     indexes: Vec<Result<IndexSpec, MongoBackendError>>,
     server_selection_timeout: Option<Duration>,
     layout: DocumentLayout,
+    catalog_collection: Option<String>,
 }
 
 impl fmt::Debug for MongoBackendBuilder {
@@ -497,6 +527,7 @@ impl fmt::Debug for MongoBackendBuilder {
             .field("create_indexes", &self.create_indexes)
             .field("indexes", &self.indexes)
             .field("server_selection_timeout", &self.server_selection_timeout)
+            .field("catalog_collection", &self.catalog_collection)
             .field("layout", &self.layout)
             .finish()
     }
@@ -553,12 +584,22 @@ impl MongoBackendBuilder {
         self
     }
 
+    /// Where the documentation of event types is upserted (default
+    /// `event_types`; `None`: nowhere).
+    pub fn with_catalog_collection(mut self, collection: Option<String>) -> Self {
+        self.catalog_collection = collection;
+        self
+    }
+
     /// Checks everything and parses the URI. Does not connect, and needs no
     /// runtime: the client is created on the first send.
     pub fn build(self) -> Result<MongoBackend, MongoBackendError> {
         let redactor = Redactor::for_uri(&self.uri);
         check_database(&self.database)?;
         check_collection(&self.collection)?;
+        if let Some(catalog) = &self.catalog_collection {
+            check_collection(catalog)?;
+        }
         if self.batch_size == Some(0) {
             return Err(MongoBackendError::InvalidOption {
                 key: "batch_size",
@@ -650,6 +691,7 @@ impl MongoBackendBuilder {
                 index_attempt: Mutex::new(None),
                 index_task: Mutex::new(None),
                 shut_down: AtomicBool::new(false),
+                catalog_collection: self.catalog_collection,
             }),
         })
     }
@@ -776,6 +818,7 @@ struct Inner {
     index_attempt: Mutex<Option<Instant>>,
     index_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     shut_down: AtomicBool,
+    catalog_collection: Option<String>,
 }
 
 /// Writes events to a MongoDB collection; see the crate docs for the
@@ -828,6 +871,7 @@ impl MongoBackend {
             indexes: Vec::new(),
             server_selection_timeout: None,
             layout: DocumentLayout::default(),
+            catalog_collection: Some(DEFAULT_CATALOG_COLLECTION.to_owned()),
         }
     }
 
@@ -1275,6 +1319,43 @@ impl Backend for MongoBackend {
         Err(BackendError::Partial(failures))
     }
 
+    /// Upserts each entry into the catalog collection, keyed by
+    /// `NAME@VERSION` (see the crate docs).
+    async fn publish_event_types(&self, types: &[Arc<CatalogEntry>]) -> BackendResult {
+        let Some(catalog) = &self.inner.catalog_collection else {
+            return Ok(());
+        };
+        let events = self.collection().await.map_err(|error| {
+            BackendError::Retryable(format!(
+                "mongo: catalog: {}",
+                self.redact(&error.to_string())
+            ))
+        })?;
+        let collection: Collection<Document> = events
+            .client()
+            .database(&self.inner.database)
+            .collection(catalog);
+        for entry in types {
+            let document = catalog_document(entry);
+            collection
+                .replace_one(mongodb::bson::doc! {"_id": entry.key.as_str()}, document)
+                .upsert(true)
+                .await
+                .map_err(|error| {
+                    let reason = self.redact(&format!(
+                        "mongo: cannot upsert event type `{}` into `{catalog}`: {}",
+                        entry.key, error.kind
+                    ));
+                    if classify::is_retryable(&error) {
+                        BackendError::Retryable(reason)
+                    } else {
+                        BackendError::Permanent(reason)
+                    }
+                })?;
+        }
+        Ok(())
+    }
+
     /// Lets an index creation still running finish (for at most
     /// [`INDEX_SHUTDOWN_WAIT`], so that a short-lived process gets its
     /// indexes too), then refuses further sends.
@@ -1291,6 +1372,39 @@ impl Backend for MongoBackend {
         }
         Ok(())
     }
+}
+
+/// A catalog entry as a document of the catalog collection.
+fn catalog_document(entry: &CatalogEntry) -> Document {
+    let fields: Vec<Bson> = entry
+        .fields
+        .iter()
+        .map(|field| {
+            Bson::Document(mongodb::bson::doc! {
+                "name": field.name.as_str(),
+                "location": match field.location {
+                    FieldLocation::Data => "data",
+                    FieldLocation::Context => "context",
+                },
+                "description": field.description.as_str(),
+                "required": field.required,
+            })
+        })
+        .collect();
+    let mut document = mongodb::bson::doc! {
+        "_id": entry.key.as_str(),
+        "name": entry.name.as_str(),
+        "version": i64::from(entry.version),
+        "description": entry.description.as_str(),
+        "rust_type": entry.rust_type.as_str(),
+        "fields": fields,
+        "schema": entry.schema.to_string(),
+        "published_at": mongodb::bson::DateTime::now(),
+    };
+    if let Some(context_schema) = &entry.context_schema {
+        document.insert("context_schema", context_schema.to_string());
+    }
+    document
 }
 
 impl MongoBackend {

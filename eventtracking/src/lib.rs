@@ -22,13 +22,13 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `file` | on | the JSON-lines file backend, engine `file` ([`file`](mod@file)) |
+//! | `derive` | on | `#[derive(TrackedEvent)]`: typed events documented in the [`catalog`](mod@catalog) |
+//! | `validate` | off | `validate_schemas = true` in `[delivery]`: untyped events checked against the catalog's JSON Schemas |
 //! | `testing` | off | [`InMemoryBackend`] |
 //! | `tower` | off | `eventtracking::tower` (crate `eventtracking-tower`): a tower/axum layer giving every HTTP request its own context |
 //! | `kafka` | off | the Kafka backend, engine `kafka` ([`kafka`](mod@kafka), crate `eventtracking-kafka`, bundled librdkafka) |
 //! | `mongo` | off | the MongoDB backend, engine `mongo` ([`mongo`](mod@mongo), crate `eventtracking-mongo`, official `mongodb` driver) |
 //! | `full` | off | all of the above |
-//!
-//! The `TrackedEvent` derive comes as its own crate and feature.
 //!
 //! # Configuration
 //!

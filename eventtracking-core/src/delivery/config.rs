@@ -57,6 +57,7 @@ impl std::str::FromStr for Overflow {
 /// | `send_timeout_ms` | 30000 | `EVENTTRACKING_SEND_TIMEOUT_MS` |
 /// | `max_event_bytes` | none | `EVENTTRACKING_MAX_EVENT_BYTES` |
 /// | `dead_letter_path` | `"eventtracking-dead-letter.jsonl"` | `EVENTTRACKING_DEAD_LETTER_PATH` |
+/// | `validate_schemas` | `false` | `EVENTTRACKING_VALIDATE_SCHEMAS` |
 ///
 /// ```
 /// use eventtracking_core::{DeliveryConfig, Overflow};
@@ -94,6 +95,11 @@ pub struct DeliveryConfig {
     pub max_event_bytes: Option<usize>,
     /// The JSON-lines file that receives events that could not be delivered.
     pub dead_letter_path: PathBuf,
+    /// Check untyped events whose name the [`catalog`](crate::catalog()) knows
+    /// against its JSON Schema (the highest version) before sending; a
+    /// failing event is dead-lettered with the validation error and counted
+    /// as `schema_invalid`. Needs the `validate` feature.
+    pub validate_schemas: bool,
 }
 
 impl Default for DeliveryConfig {
@@ -111,6 +117,7 @@ impl Default for DeliveryConfig {
             send_timeout_ms: 30_000,
             max_event_bytes: None,
             dead_letter_path: PathBuf::from("eventtracking-dead-letter.jsonl"),
+            validate_schemas: false,
         }
     }
 }
@@ -152,6 +159,8 @@ setters! {
     with_send_timeout_ms: send_timeout_ms: u64;
     /// Sets `max_event_bytes`.
     with_max_event_bytes: max_event_bytes: usize;
+    /// Sets `validate_schemas`.
+    with_validate_schemas: validate_schemas: bool;
 }
 
 impl DeliveryConfig {
@@ -180,6 +189,13 @@ impl DeliveryConfig {
                     reason: "must be at least 1".into(),
                 });
             }
+        }
+        if self.validate_schemas && !cfg!(feature = "validate") {
+            return Err(ConfigError::Invalid {
+                key: "delivery.validate_schemas".into(),
+                value: "true".into(),
+                reason: "needs the `validate` feature of eventtracking-core (feature `validate` of the facade)".into(),
+            });
         }
         if self.initial_backoff_ms > self.max_backoff_ms {
             return Err(ConfigError::Invalid {
@@ -231,6 +247,7 @@ impl DeliveryConfig {
             "EVENTTRACKING_SEND_TIMEOUT_MS" => send_timeout_ms,
 
             "EVENTTRACKING_DEAD_LETTER_PATH" => dead_letter_path,
+            "EVENTTRACKING_VALIDATE_SCHEMAS" => validate_schemas,
         }
         // Byte limits are optional: the variable sets them.
         for (var, field) in [

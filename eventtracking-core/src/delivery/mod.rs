@@ -14,6 +14,7 @@
 //!   the event id.
 //! - Backends are isolated: a slow or failing backend fills only its own queue.
 
+mod catalog_hook;
 mod config;
 mod dead_letter;
 mod stats;
@@ -311,6 +312,7 @@ pub(crate) async fn run_worker(route: Arc<Route>, backend: Arc<dyn Backend>) {
     let worker = Worker {
         route: route.clone(),
         backend,
+        catalog: catalog_hook::CatalogHook::default(),
     };
     worker.run().await;
     route.worker_exited.store(true, SeqCst);
@@ -320,6 +322,7 @@ pub(crate) async fn run_worker(route: Arc<Route>, backend: Arc<dyn Backend>) {
 struct Worker {
     route: Arc<Route>,
     backend: Arc<dyn Backend>,
+    catalog: catalog_hook::CatalogHook,
 }
 
 impl Worker {
@@ -420,6 +423,13 @@ impl Worker {
                     }
                 }
             };
+            if config.validate_schemas {
+                if let Some(reason) = self.catalog.validation_error(route, &event) {
+                    route.counters.schema_invalid.fetch_add(1, Relaxed);
+                    self.fail(&[event], &reason, 0);
+                    continue;
+                }
+            }
             // Sizes are measured only when a byte limit is set (see DeliveryConfig::batch_bytes).
             if let Some(max) = config.max_event_bytes {
                 let size = event.to_json_bytes().len();
@@ -450,6 +460,9 @@ impl Worker {
         let route = &*self.route;
         let config = &route.config;
         let timeout = Duration::from_millis(config.send_timeout_ms);
+        self.catalog
+            .publish_new_types(route, &self.backend, &pending, timeout)
+            .await;
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;

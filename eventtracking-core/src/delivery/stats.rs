@@ -23,6 +23,9 @@ pub(crate) struct RouteCounters {
     pub(crate) dropped_dead_letter_error: AtomicU64,
     pub(crate) batches: AtomicU64,
     pub(crate) flush_errors: AtomicU64,
+    pub(crate) schema_invalid: AtomicU64,
+    pub(crate) event_types_published: AtomicU64,
+    pub(crate) catalog_errors: AtomicU64,
 }
 
 impl RouteCounters {
@@ -46,6 +49,9 @@ impl RouteCounters {
             dropped_by_reason: dropped,
             batches: self.batches.load(Relaxed),
             flush_errors: self.flush_errors.load(Relaxed),
+            schema_invalid: self.schema_invalid.load(Relaxed),
+            event_types_published: self.event_types_published.load(Relaxed),
+            catalog_errors: self.catalog_errors.load(Relaxed),
             queued: queued as u64,
         }
     }
@@ -105,6 +111,15 @@ pub struct BackendStats {
     /// Calls to the backend's `flush` that failed (e.g. an fsync): what was
     /// written may not be durable yet. A flush report with any is not `complete`.
     pub flush_errors: u64,
+    /// Of the failed events, those that broke their event type's JSON Schema
+    /// (`validate_schemas`; dead-lettered with the validation error).
+    pub schema_invalid: u64,
+    /// Event types whose catalog entry this backend persisted
+    /// ([`Backend::publish_event_types`](crate::Backend::publish_event_types)).
+    pub event_types_published: u64,
+    /// Failed attempts to persist catalog entries (retried with the next
+    /// batch holding an event of that type), or an unreadable catalog.
+    pub catalog_errors: u64,
     /// Events waiting in the queue right now.
     pub queued: u64,
 }
@@ -193,6 +208,15 @@ impl fmt::Display for DeliveryReport {
             )?;
             if b.flush_errors > 0 {
                 write!(f, ", flush errors {}", b.flush_errors)?;
+            }
+            if b.schema_invalid > 0 {
+                write!(f, ", schema invalid {}", b.schema_invalid)?;
+            }
+            if b.event_types_published > 0 {
+                write!(f, ", event types published {}", b.event_types_published)?;
+            }
+            if b.catalog_errors > 0 {
+                write!(f, ", catalog errors {}", b.catalog_errors)?;
             }
             let d = &b.dropped_by_reason;
             if d.total() > 0 {

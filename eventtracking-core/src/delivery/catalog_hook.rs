@@ -1,0 +1,170 @@
+//! What a worker does with the catalog: publishes the entries of the typed
+//! events it sends (once per type) and, with `validate_schemas`, checks
+//! untyped events against their type's JSON Schema.
+
+#[cfg(feature = "validate")]
+use std::collections::HashMap;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::backend::Backend;
+use crate::catalog::{catalog, CatalogEntry};
+use crate::error::BackendError;
+use crate::event::Event;
+use crate::processor::panic_message;
+
+use super::{lock, Route};
+
+/// An event type's entry and its compiled schema.
+#[cfg(feature = "validate")]
+type Checker = (Arc<CatalogEntry>, jsonschema::Validator);
+
+/// Per-worker catalog state.
+#[derive(Default)]
+pub(super) struct CatalogHook {
+    /// Schema keys published to this backend, or not in the linked catalog
+    /// (e.g. relayed events of types this program does not define).
+    settled: Mutex<HashSet<Box<str>>>,
+    /// Whether an unreadable catalog was reported already.
+    catalog_error_reported: AtomicBool,
+    /// Compiled validators by event name (`None`: no type of that name).
+    #[cfg(feature = "validate")]
+    validators: Mutex<HashMap<Arc<str>, Option<Arc<Checker>>>>,
+}
+
+impl CatalogHook {
+    /// The linked catalog, reporting (once) and counting a broken one.
+    fn catalog(&self, route: &Route) -> Option<&'static crate::catalog::Catalog> {
+        match catalog() {
+            Ok(catalog) => Some(catalog),
+            Err(error) => {
+                if !self.catalog_error_reported.swap(true, Relaxed) {
+                    route.counters.catalog_errors.fetch_add(1, Relaxed);
+                    tracing::error!(backend = %route.name, %error, "eventtracking: the event catalog is unusable; catalog entries are not published or validated");
+                }
+                None
+            }
+        }
+    }
+
+    /// Publishes the catalog entries of the event types in `batch` that this
+    /// backend has not yet stored. Failures are counted and retried with the
+    /// next batch holding that type; the batch is sent either way.
+    pub(super) async fn publish_new_types(
+        &self,
+        route: &Route,
+        backend: &Arc<dyn Backend>,
+        batch: &[Arc<Event>],
+        timeout: Duration,
+    ) {
+        let mut new: Vec<Arc<CatalogEntry>> = Vec::new();
+        {
+            let mut settled = lock(&self.settled);
+            for event in batch {
+                let Some(key) = event.schema() else { continue };
+                if settled.contains(key) || new.iter().any(|entry| entry.key == key) {
+                    continue;
+                }
+                match self.catalog(route).and_then(|c| c.by_key(key)) {
+                    Some(entry) => new.push(entry.clone()),
+                    None => {
+                        settled.insert(Box::from(key));
+                    }
+                }
+            }
+        }
+        if new.is_empty() {
+            return;
+        }
+        let task_backend = backend.clone();
+        let entries = new.clone();
+        let mut task =
+            tokio::spawn(async move { task_backend.publish_event_types(&entries).await });
+        let result = match tokio::time::timeout(timeout, &mut task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) if join.is_panic() => Err(BackendError::Permanent(format!(
+                "the backend panicked: {}",
+                panic_message(join.into_panic().as_ref())
+            ))),
+            Ok(Err(join)) => Err(BackendError::Retryable(format!("cancelled: {join}"))),
+            Err(_) => {
+                task.abort();
+                Err(BackendError::Timeout(timeout))
+            }
+        };
+        match result {
+            Ok(()) => {
+                route
+                    .counters
+                    .event_types_published
+                    .fetch_add(new.len() as u64, Relaxed);
+                let mut settled = lock(&self.settled);
+                settled.extend(new.iter().map(|entry| Box::from(entry.key.as_str())));
+            }
+            Err(error) => {
+                route.counters.catalog_errors.fetch_add(1, Relaxed);
+                let keys: Vec<&str> = new.iter().map(|entry| entry.key.as_str()).collect();
+                tracing::warn!(backend = %route.name, %error, types = ?keys, "eventtracking: publishing event types failed; retried with the next batch of those types");
+            }
+        }
+    }
+
+    /// With `validate_schemas`: why an untyped event breaks the schema of
+    /// the highest version of its type, if it does.
+    #[cfg(feature = "validate")]
+    pub(super) fn validation_error(&self, route: &Route, event: &Event) -> Option<String> {
+        if event.schema().is_some() {
+            return None;
+        }
+        let checker = {
+            let mut validators = lock(&self.validators);
+            match validators.get(event.name()) {
+                Some(checker) => checker.clone(),
+                None => {
+                    let checker = self
+                        .catalog(route)
+                        .and_then(|c| c.latest(event.name()))
+                        .and_then(|entry| match jsonschema::validator_for(&entry.schema) {
+                            Ok(validator) => Some(Arc::new((entry.clone(), validator))),
+                            Err(error) => {
+                                route.counters.catalog_errors.fetch_add(1, Relaxed);
+                                tracing::error!(backend = %route.name, schema = %entry.key, %error, "eventtracking: an event type's JSON Schema does not compile; its events are not validated");
+                                None
+                            }
+                        });
+                    validators.insert(event.shared_name(), checker.clone());
+                    checker
+                }
+            }
+        };
+        let (entry, validator) = &*checker?;
+        let data = event.data();
+        let problems: Vec<String> = validator
+            .iter_errors(data)
+            .take(5)
+            .map(|error| {
+                let path = error.instance_path().to_string();
+                if path.is_empty() {
+                    error.to_string()
+                } else {
+                    format!("at {path}: {error}")
+                }
+            })
+            .collect();
+        (!problems.is_empty()).then(|| {
+            format!(
+                "schema validation: data does not match `{}`: {}",
+                entry.key,
+                problems.join("; ")
+            )
+        })
+    }
+
+    #[cfg(not(feature = "validate"))]
+    pub(super) fn validation_error(&self, _route: &Route, _event: &Event) -> Option<String> {
+        // `validate_schemas = true` is refused at config time without the feature.
+        None
+    }
+}
