@@ -7,6 +7,7 @@
 //! | `eventtracking replay FILE [--config FILE]` | re-sends a dead-letter file (or a file of events) |
 //! | `eventtracking engines` | lists the backend and processor engines linked in |
 //! | `eventtracking catalog [--format json\|markdown]` | documents the typed event types linked in (the demo's at least) |
+//! | `eventtracking relay --config FILE` | reads events from Kafka (the config's `[source]`) into its backends, committing offsets after delivery; SIGINT/SIGTERM stop it cleanly |
 //!
 //! Without `--config` (or `EVENTTRACKING_CONFIG`) the pipeline is the
 //! embedded default: JSON lines on stdout. The delivery report goes to
@@ -24,13 +25,14 @@ use eventtracking::{context, registry, DeadLetterRecord, DeliveryReport, Event, 
 use serde::Deserialize;
 use serde_json::Value;
 
+mod relay;
 mod seed;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "eventtracking",
     version,
-    about = "Context-aware event tracking: demo, send, replay, engines, catalog"
+    about = "Context-aware event tracking: demo, send, replay, engines, relay"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -78,6 +80,9 @@ enum Command {
         #[arg(long, short, value_enum, default_value_t = CatalogFormat::Json)]
         format: CatalogFormat,
     },
+    /// Deliver the events of Kafka topics (the config's [source]) to the config's
+    /// backends, committing offsets only after delivery; SIGINT/SIGTERM stop it cleanly.
+    Relay(relay::RelayArgs),
 }
 
 fn main() -> ExitCode {
@@ -103,6 +108,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
     match command {
         Command::Engines => engines(),
         Command::Catalog { format } => catalog(format),
+        Command::Relay(args) => relay::run(args),
         Command::Demo { pipeline, count } => {
             let tracker = build(&pipeline)?;
             for _ in 0..count {

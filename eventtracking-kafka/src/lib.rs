@@ -124,6 +124,13 @@
 //! with redaction, and [`RedactingContext`] forwards librdkafka's logs to
 //! `tracing` with secrets removed.
 //!
+//! # Relay
+//!
+//! [`relay`] is the other direction: a consumer in a consumer group that
+//! delivers the events of Kafka topics to a tracker's backends, committing
+//! offsets only after the backends accepted the events (`eventtracking relay
+//! --config FILE`, configured by the `[source]` table).
+//!
 //! # Runtime
 //!
 //! librdkafka runs its own threads; delivery reports arrive on them and wake
@@ -154,6 +161,8 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::ClientContext;
 use serde::{Deserialize, Deserializer};
+
+pub mod relay;
 
 /// What replaces a secret in logs, `Debug` output and errors.
 pub const REDACTED: &str = "[REDACTED]";

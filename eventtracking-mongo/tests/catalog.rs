@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use eventtracking_core::{TrackedEvent, Tracker};
-use mongodb::bson::{doc, Bson, Document};
+use mongodb::bson::{doc, Bson};
 use serde_json::json;
 
 /// A learner enrolled in a course.
@@ -85,22 +85,14 @@ fn typed_events_carry_their_schema_and_the_catalog_is_upserted_once() {
     assert!(entry.get_datetime("published_at").is_ok());
 
     // Analysis joins events to their documentation.
-    let joined: Vec<Document> = db.block_on(async {
-        let mut cursor = db
-            .collection("events")
-            .aggregate([
-                doc! {"$match": {"schema": "mongo.enroll@4"}},
-                doc! {"$limit": 1},
-                doc! {"$lookup": {"from": "event_types", "localField": "schema", "foreignField": "_id", "as": "type"}},
-            ])
-            .await
-            .unwrap();
-        let mut out = Vec::new();
-        while cursor.advance().await.unwrap() {
-            out.push(cursor.deserialize_current().unwrap());
-        }
-        out
-    });
+    let joined = db.aggregate(
+        "events",
+        [
+            doc! {"$match": {"schema": "mongo.enroll@4"}},
+            doc! {"$limit": 1},
+            doc! {"$lookup": {"from": "event_types", "localField": "schema", "foreignField": "_id", "as": "type"}},
+        ],
+    );
     let joined_type = joined[0].get_array("type").unwrap()[0]
         .as_document()
         .unwrap();

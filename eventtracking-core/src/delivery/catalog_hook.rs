@@ -11,11 +11,9 @@ use std::time::Duration;
 
 use crate::backend::Backend;
 use crate::catalog::{catalog, CatalogEntry};
-use crate::error::BackendError;
 use crate::event::Event;
-use crate::processor::panic_message;
 
-use super::{lock, Route};
+use super::{guarded_call, lock, Route};
 
 /// An event type's entry and its compiled schema.
 #[cfg(feature = "validate")]
@@ -80,20 +78,10 @@ impl CatalogHook {
         }
         let task_backend = backend.clone();
         let entries = new.clone();
-        let mut task =
-            tokio::spawn(async move { task_backend.publish_event_types(&entries).await });
-        let result = match tokio::time::timeout(timeout, &mut task).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(join)) if join.is_panic() => Err(BackendError::Permanent(format!(
-                "the backend panicked: {}",
-                panic_message(join.into_panic().as_ref())
-            ))),
-            Ok(Err(join)) => Err(BackendError::Retryable(format!("cancelled: {join}"))),
-            Err(_) => {
-                task.abort();
-                Err(BackendError::Timeout(timeout))
-            }
-        };
+        let result = guarded_call(timeout, async move {
+            task_backend.publish_event_types(&entries).await
+        })
+        .await;
         match result {
             Ok(()) => {
                 route

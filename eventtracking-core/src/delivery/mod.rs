@@ -535,30 +535,11 @@ impl Worker {
         }
     }
 
-    /// One `send_batch`, in a task of its own so that a panicking backend
-    /// fails this batch (dead-lettered, with the panic message) instead of
-    /// killing the worker; past `timeout` it is aborted and counts as a
-    /// retryable timeout.
+    /// One `send_batch`, guarded (see [`guarded_call`]).
     async fn send_once(&self, pending: &[Arc<Event>], timeout: Duration) -> BackendResult {
         let backend = self.backend.clone();
         let batch = pending.to_vec();
-        let mut task = tokio::spawn(async move { backend.send_batch(&batch).await });
-        match tokio::time::timeout(timeout, &mut task).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(join)) if join.is_panic() => Err(BackendError::Permanent(format!(
-                "the backend panicked: {}",
-                panic_message(join.into_panic().as_ref())
-            ))),
-            Ok(Err(join)) => Err(BackendError::Retryable(format!("send cancelled: {join}"))),
-            Err(_) => {
-                task.abort();
-                // Let the aborted call unwind before the next one starts, so
-                // calls never overlap (bounded: a backend stuck outside an
-                // `.await` cannot hold the worker forever).
-                let _ = tokio::time::timeout(timeout, task).await;
-                Err(BackendError::Timeout(timeout))
-            }
-        }
+        guarded_call(timeout, async move { backend.send_batch(&batch).await }).await
     }
 
     fn delivered(&self, n: usize) {
@@ -604,6 +585,33 @@ impl Worker {
             }
         }
         route.complete(n);
+    }
+}
+
+/// Runs one backend call in a task of its own, so that a panicking backend
+/// fails this call (a permanent error with the panic message: the events are
+/// dead-lettered) instead of killing the worker; past `timeout` it is aborted
+/// and counts as a retryable timeout.
+pub(super) async fn guarded_call(
+    timeout: Duration,
+    call: impl std::future::Future<Output = BackendResult> + Send + 'static,
+) -> BackendResult {
+    let mut task = tokio::spawn(call);
+    match tokio::time::timeout(timeout, &mut task).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(join)) if join.is_panic() => Err(BackendError::Permanent(format!(
+            "the backend panicked: {}",
+            panic_message(join.into_panic().as_ref())
+        ))),
+        Ok(Err(join)) => Err(BackendError::Retryable(format!("cancelled: {join}"))),
+        Err(_) => {
+            task.abort();
+            // Let the aborted call unwind before the next one starts, so
+            // calls never overlap (bounded: a backend stuck outside an
+            // `.await` cannot hold the worker forever).
+            let _ = tokio::time::timeout(timeout, task).await;
+            Err(BackendError::Timeout(timeout))
+        }
     }
 }
 

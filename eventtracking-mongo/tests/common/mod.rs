@@ -89,11 +89,19 @@ impl TestDb {
 
     /// Every document, sorted by `_id`.
     pub fn documents(&self, collection: &str) -> Vec<Document> {
+        self.aggregate(collection, [doc! {"$sort": {"_id": 1}}])
+    }
+
+    /// The results of an aggregation pipeline.
+    pub fn aggregate(
+        &self,
+        collection: &str,
+        pipeline: impl IntoIterator<Item = Document>,
+    ) -> Vec<Document> {
         self.block_on(async {
             let mut cursor = self
                 .collection(collection)
-                .find(doc! {})
-                .sort(doc! {"_id": 1})
+                .aggregate(pipeline)
                 .await
                 .unwrap();
             let mut documents = Vec::new();
