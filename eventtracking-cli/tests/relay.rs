@@ -63,6 +63,8 @@ impl Setup {
         let dir = tempfile::tempdir().unwrap();
         let topic = unique(name);
         let group = unique(&format!("{name}-group"));
+        // The demo's typed events document themselves on this topic.
+        let catalog = unique(&format!("{name}-types"));
         let path = |file: &str| dir.path().join(file).display().to_string();
         let producer = dir.path().join("producer.toml");
         std::fs::write(
@@ -76,6 +78,7 @@ dead_letter_path = "{dead}"
 engine = "kafka"
 brokers = "{brokers}"
 topic = "{topic}"
+catalog_topic = "{catalog}"
 
 [backends.sent]
 engine = "file"
@@ -100,6 +103,7 @@ engine = "kafka"
 brokers = "{brokers}"
 topics = ["{topic}"]
 group = "{group}"
+catalog_topic = "{catalog}"
 properties = {{ "session.timeout.ms" = "3000", "heartbeat.interval.ms" = "500" }}
 
 [backends.local]
@@ -295,9 +299,23 @@ fn demo_to_kafka_to_relay_to_file_delivers_every_event_unchanged() {
     assert_eq!(exit_code(status), Some(0), "{stderr}");
     assert!(stderr.contains("relay report (idle)"), "{stderr}");
     assert!(
-        stderr.contains("messages 600, events 600, malformed 0, committed 600, uncommitted 0"),
+        stderr.contains(
+            "messages 602, events 600, event types 2, malformed 0, committed 602, uncommitted 0"
+        ),
         "{stderr}"
     );
+    // The documentation of the demo's typed events followed them through
+    // Kafka's catalog topic into the relay's file backend.
+    let catalog: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(setup.file("relayed.catalog.json")).unwrap())
+            .unwrap();
+    let keys: Vec<&str> = catalog["event_types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["address.create@1", "navigation.request@1"]);
     assert!(stderr.contains("assigned partitions:"), "{stderr}");
 
     let mut sent = setup.lines("sent.jsonl");

@@ -52,7 +52,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock};
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{json, Value};
 
 use crate::error::EmitError;
@@ -113,7 +113,7 @@ impl<E: TrackedEvent> Serialize for DataOf<'_, E> {
 }
 
 /// Where a documented field goes in the event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FieldLocation {
     /// In `data`.
@@ -165,7 +165,7 @@ pub fn schema_key(name: &str, version: u32) -> String {
 }
 
 /// A documented field, as the catalog shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FieldDoc {
     /// The key in the event's data or context.
     pub name: String,
@@ -177,8 +177,9 @@ pub struct FieldDoc {
     pub required: bool,
 }
 
-/// One event type of the [`Catalog`]: what backends persist.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One event type of the [`Catalog`]: what backends persist. It reads back
+/// from its JSON form ([`CatalogEntry::to_json`]), e.g. from a catalog topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CatalogEntry {
     /// `NAME@VERSION`: what typed events carry in their `schema` field.
     pub key: String,
@@ -195,7 +196,7 @@ pub struct CatalogEntry {
     /// The JSON Schema (draft 2020-12) of the event's `data`.
     pub schema: Value,
     /// The JSON Schema of the fields the event adds to its `context`, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_schema: Option<Value>,
 }
 

@@ -393,6 +393,54 @@ impl<'de> Deserialize<'de> for Event {
     }
 }
 
+impl Event {
+    /// Parses one event from its JSON line (what [`Event::to_json_bytes`]
+    /// writes), like its `Deserialize` impl, but keeps the payload's JSON
+    /// text as it was read ([`Event::raw_data`]): the event is written out
+    /// again byte for byte, key order included, and its payload is never
+    /// parsed unless someone asks for [`Event::data`]. For relays and replays.
+    ///
+    /// ```
+    /// use eventtracking_core::Event;
+    /// let line = br#"{"id":"01a225b4-d94a-7000-b9f9-c37f702a909a","name":"a.b","timestamp":"2026-11-29T05:08:58.826649Z","context":{},"data":{"z":1,"a":[2]}}"#;
+    /// let event = Event::from_json_slice(line).unwrap();
+    /// assert_eq!(event.raw_data(), Some(r#"{"z":1,"a":[2]}"#));
+    /// assert_eq!(event.to_json_bytes(), line);
+    /// ```
+    pub fn from_json_slice(bytes: &[u8]) -> Result<Event, serde_json::Error> {
+        use serde_json::value::RawValue;
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Record<'a> {
+            id: Uuid,
+            name: String,
+            #[serde(default)]
+            schema: Option<String>,
+            timestamp: String,
+            #[serde(default)]
+            context: JsonMap,
+            #[serde(borrow, default)]
+            data: Option<&'a RawValue>,
+        }
+        let record: Record<'_> = serde_json::from_slice(bytes)?;
+        validate_event_name(&record.name).map_err(serde_json::Error::custom)?;
+        let timestamp = parse_timestamp(&record.timestamp).map_err(serde_json::Error::custom)?;
+        let (id, name, context) = (record.id, Arc::from(record.name), Arc::new(record.context));
+        let event = match record.data.map(RawValue::get) {
+            // Pretty-printed input keeps its line breaks in raw text: parse
+            // it, so that the event is still one line.
+            Some(raw) if !raw.contains(['\n', '\r']) => {
+                Event::from_parts_raw(id, name, truncate_to_micros(timestamp), context, raw.into())
+            }
+            Some(raw) => {
+                Event::from_parts(id, name, timestamp, context, serde_json::from_str(raw)?)
+            }
+            None => Event::from_parts(id, name, timestamp, context, Value::Null),
+        };
+        Ok(event.with_schema(record.schema.map(Cow::Owned)))
+    }
+}
+
 /// A fresh UUIDv7 and the timestamp it encodes. Ids made on one thread are
 /// strictly increasing: within a millisecond a per-thread 12-bit counter
 /// (RFC 9562, method 1) orders them, then 62 random bits; across threads they
@@ -625,6 +673,39 @@ mod tests {
         let back: Event = serde_json::from_str(&text).unwrap();
         assert_eq!(back, event);
         assert_eq!(back.id().get_version_num(), 7);
+    }
+
+    #[test]
+    fn from_json_slice_keeps_the_payload_and_agrees_with_deserialize() {
+        let typed = Event::new("a.b", json!({"k": "v"}))
+            .unwrap()
+            .with_schema(Some("a.b@2".into()));
+        for line in [
+            typed.to_json_bytes().to_vec(),
+            br#"{"id":"01a225b4-d94a-7000-b9f9-c37f702a909a","name":"x","timestamp":"2026-11-29T05:08:58.826649Z","context":{"u":1},"data":{"b":"\n","a":1}}"#.to_vec(),
+            br#"{"id":"01a225b4-d94a-7000-b9f9-c37f702a909a","name":"x","timestamp":"2026-11-29T05:08:58.826649Z"}"#.to_vec(),
+        ] {
+            let fast = Event::from_json_slice(&line).unwrap();
+            let slow: Event = serde_json::from_slice(&line).unwrap();
+            assert_eq!(fast, slow);
+            if line.ends_with(b"}}") {
+                assert_eq!(fast.to_json_bytes(), &line[..], "written back byte for byte");
+            }
+        }
+        // Pretty-printed input still makes one line.
+        let pretty = "{\"id\":\"01a225b4-d94a-7000-b9f9-c37f702a909a\",\"name\":\"x\",\"timestamp\":\"2026-11-29T05:08:58.826649Z\",\"data\":{\n  \"a\": 1\n}}";
+        let event = Event::from_json_slice(pretty.as_bytes()).unwrap();
+        assert!(!event.to_json_bytes().contains(&b'\n'));
+        assert_eq!(event.data(), &json!({"a": 1}));
+        for bad in [
+            &b"{}"[..],
+            b"not json",
+            br#"{"id":"x","name":"a","timestamp":"t"}"#,
+        ] {
+            assert!(Event::from_json_slice(bad).is_err());
+        }
+        let err = Event::from_json_slice(br#"{"id":"01a225b4-d94a-7000-b9f9-c37f702a909a","name":"has space","timestamp":"2026-11-29T05:08:58.826649Z"}"#).unwrap_err();
+        assert!(err.to_string().contains("has space"), "{err}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::backend::Backend;
-use crate::catalog::{DataOf, TrackedEvent};
+use crate::catalog::{CatalogEntry, DataOf, TrackedEvent};
 use crate::context;
 use crate::delivery::{self, DeliveryConfig, DeliveryReport, Engine, Route, TrackerCounters};
 use crate::error::{BuildError, ContextError, EmitError};
@@ -239,6 +239,18 @@ impl Tracker {
         let errors_before = self.flush_errors();
         let complete = self.inner.engine.shutdown(timeout)?;
         Some(self.report_with(complete && self.flush_errors() == errors_before))
+    }
+
+    /// Hands catalog entries documented elsewhere (e.g. read by a relay
+    /// from a catalog topic) to every backend's
+    /// [`publish_event_types`](crate::Backend::publish_event_types). They
+    /// are published by each backend's worker before its next batch or
+    /// flush; a flush after this call completes only once they are stored
+    /// (a failure counts as a flush error and is tried again).
+    pub fn publish_event_types(&self, entries: &[Arc<CatalogEntry>]) {
+        for route in &self.inner.engine.routes {
+            route.offer_event_types(entries);
+        }
     }
 
     /// The counters right now.

@@ -365,3 +365,36 @@ fn validate_schemas_is_a_config_key_and_an_environment_override() {
         .unwrap();
     assert!(delivery.validate_schemas);
 }
+
+#[test]
+fn entries_documented_elsewhere_are_published_on_request_before_the_flush_completes() {
+    // An entry as a relay reads it from a catalog topic: JSON, read back.
+    let local = catalog().unwrap().get("test.address.create", 3).unwrap();
+    let text = serde_json::to_string(&local.to_json()).unwrap();
+    let read: CatalogEntry = serde_json::from_str(&text).unwrap();
+    assert_eq!(&read, &**local);
+    let mut foreign = read.clone();
+    foreign.key = "elsewhere.thing@1".into();
+    foreign.name = "elsewhere.thing".into();
+    let foreign = Arc::new(foreign);
+
+    let dir = tempfile::tempdir().unwrap();
+    let memory = InMemoryBackend::new();
+    let flaky = Arc::new(FlakyCatalog::default());
+    let tracker = Tracker::builder()
+        .with_delivery(delivery(dir.path()))
+        .with_backend("memory", memory.clone())
+        .with_backend("flaky", flaky.clone())
+        .build()
+        .unwrap();
+    tracker.publish_event_types(std::slice::from_ref(&foreign));
+    let report = tracker.flush(DEADLINE);
+    assert_eq!(memory.event_types(), std::slice::from_ref(&foreign));
+    // The backend that failed makes the flush incomplete, and gets them again next time.
+    assert!(!report.complete, "{report}");
+    assert_eq!(report.backends["flaky"].catalog_errors, 1);
+    let report = tracker.flush(DEADLINE);
+    assert!(report.complete, "{report}");
+    assert_eq!(*flaky.published.lock().unwrap(), ["elsewhere.thing@1"]);
+    assert_eq!(report.backends["flaky"].event_types_published, 1);
+}

@@ -89,7 +89,7 @@ use std::time::{Duration, Instant};
 
 use eventtracking_core::registry::ComponentConfig;
 use eventtracking_core::{
-    BuildError, Config, ConfigError, DeadLetterRecord, DeliveryReport, Event, Tracker,
+    BuildError, CatalogEntry, Config, ConfigError, DeadLetterRecord, DeliveryReport, Event, Tracker,
 };
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -178,6 +178,16 @@ pub struct RelayOptions {
     /// librdkafka consumer properties, passed through.
     #[serde(default)]
     pub properties: KafkaProperties,
+    /// The catalog topic the Kafka backend publishes event type
+    /// documentation to (default `event_types`; `""`: none). The relay reads
+    /// it too and hands each entry to its backends'
+    /// `publish_event_types`, so the documentation follows the events.
+    #[serde(default = "default_catalog_topic")]
+    pub catalog_topic: String,
+}
+
+fn default_catalog_topic() -> String {
+    crate::DEFAULT_CATALOG_TOPIC.to_owned()
 }
 
 impl RelayOptions {
@@ -192,6 +202,7 @@ impl RelayOptions {
             topics: topics.into_iter().map(Into::into).collect(),
             group: group.into(),
             properties: KafkaProperties::new(),
+            catalog_topic: default_catalog_topic(),
         }
     }
 
@@ -249,6 +260,16 @@ impl RelayOptions {
             }
             crate::check_topic(topic).map_err(|reason| invalid("topics", reason))?;
         }
+        let catalog = self.catalog_topic.trim();
+        if !catalog.is_empty() {
+            if let Some(c) = catalog.chars().find(|c| !topic_char(*c)) {
+                return Err(invalid(
+                    "catalog_topic",
+                    format!("{catalog:?}: character {c:?} is not allowed in a topic name, only [A-Za-z0-9._-]"),
+                ));
+            }
+            crate::check_topic(catalog).map_err(|reason| invalid("catalog_topic", reason))?;
+        }
         for key in MANAGED_PROPERTIES {
             if self.properties.get(key).is_some() {
                 return Err(invalid(
@@ -258,6 +279,12 @@ impl RelayOptions {
             }
         }
         Ok(())
+    }
+
+    /// Sets the catalog topic (`""`: none).
+    pub fn with_catalog_topic(mut self, topic: impl Into<String>) -> Self {
+        self.catalog_topic = topic.into();
+        self
     }
 
     /// Every consumer property: the given ones, the managed ones and
@@ -483,13 +510,21 @@ impl RelayBuilder {
             .client_config()
             .create_with_context(context)
             .map_err(client_error)?;
-        let topics: Vec<&str> = self.options.topics.iter().map(String::as_str).collect();
+        let mut topics: Vec<&str> = self.options.topics.iter().map(String::as_str).collect();
+        let catalog_topic = Some(self.options.catalog_topic.trim()).filter(|t| !t.is_empty());
+        if let Some(catalog) = catalog_topic {
+            if !topics.contains(&catalog) {
+                topics.push(catalog);
+            }
+        }
+        let catalog_topic = catalog_topic.map(str::to_owned);
         consumer.subscribe(&topics).map_err(client_error)?;
         Ok(Relay {
             consumer,
             shared,
             options: self.options,
             settings: Settings {
+                catalog_topic,
                 commit_interval: self.commit_interval,
                 max_uncommitted,
                 flush_timeout: self.flush_timeout,
@@ -504,6 +539,8 @@ impl RelayBuilder {
 
 #[derive(Debug, Clone)]
 struct Settings {
+    /// Messages of this topic are catalog entries, not events.
+    catalog_topic: Option<String>,
     commit_interval: Duration,
     max_uncommitted: usize,
     flush_timeout: Duration,
@@ -540,6 +577,7 @@ impl StopHandle {
 struct Counters {
     messages: AtomicU64,
     events: AtomicU64,
+    event_types: AtomicU64,
     malformed: AtomicU64,
     committed: AtomicU64,
     uncommitted: AtomicU64,
@@ -556,6 +594,7 @@ impl Counters {
         RelayStats {
             messages: self.messages.load(Relaxed),
             events: self.events.load(Relaxed),
+            event_types: self.event_types.load(Relaxed),
             malformed: self.malformed.load(Relaxed),
             committed: self.committed.load(Relaxed),
             uncommitted: self.uncommitted.load(Relaxed),
@@ -589,6 +628,9 @@ pub struct RelayStats {
     pub messages: u64,
     /// Of those, events emitted into the tracker.
     pub events: u64,
+    /// Of those, catalog entries (from the catalog topic) handed to the
+    /// backends' `publish_event_types`.
+    pub event_types: u64,
     /// Of those, malformed messages (dead-lettered or, without a
     /// dead-letter path, logged).
     pub malformed: u64,
@@ -670,9 +712,9 @@ impl fmt::Display for RelayReport {
         let s = &self.stats;
         writeln!(
             f,
-            "relay report ({}): messages {}, events {}, malformed {}, committed {}, uncommitted {}, commits {}, commit errors {}, rebalances {}",
-            self.stop, s.messages, s.events, s.malformed, s.committed, s.uncommitted, s.commits,
-            s.commit_errors, s.rebalances
+            "relay report ({}): messages {}, events {}, event types {}, malformed {}, committed {}, uncommitted {}, commits {}, commit errors {}, rebalances {}",
+            self.stop, s.messages, s.events, s.event_types, s.malformed, s.committed, s.uncommitted,
+            s.commits, s.commit_errors, s.rebalances
         )?;
         if s.released > 0 {
             writeln!(
@@ -1180,9 +1222,33 @@ fn handle(
     let topic = message.topic();
     let partition = message.partition();
     let offset = message.offset();
+    if settings.catalog_topic.as_deref() == Some(topic) {
+        let entry = message
+            .payload()
+            .ok_or_else(|| "the message has no value".to_owned())
+            .and_then(|payload| {
+                serde_json::from_slice::<CatalogEntry>(payload).map_err(|e| e.to_string())
+            });
+        match entry {
+            Ok(entry) => {
+                shared.tracker.publish_event_types(&[Arc::new(entry)]);
+                shared.counters.event_types.fetch_add(1, Relaxed);
+            }
+            Err(error) => tracing::warn!(
+                topic,
+                partition,
+                offset,
+                %error,
+                "eventtracking relay: a message of the catalog topic is not a catalog entry; skipped"
+            ),
+        }
+        record_pending(shared, topic, partition, offset);
+        return Ok(());
+    }
     let parsed = match message.payload() {
         None => Err("the message has no value".to_owned()),
-        Some(payload) => serde_json::from_slice::<Event>(payload).map_err(|e| e.to_string()),
+        // The payload's bytes are kept: relayed events are written out as they came.
+        Some(payload) => Event::from_json_slice(payload).map_err(|e| e.to_string()),
     };
     match parsed {
         Ok(event) => {
@@ -1226,6 +1292,12 @@ fn handle(
             shared.counters.malformed.fetch_add(1, Relaxed);
         }
     }
+    record_pending(shared, topic, partition, offset);
+    Ok(())
+}
+
+/// Counts a handled message and makes its offset the next to commit.
+fn record_pending(shared: &Shared, topic: &str, partition: i32, offset: i64) {
     shared.counters.messages.fetch_add(1, Relaxed);
     shared.counters.uncommitted.fetch_add(1, Relaxed);
     let mut state = lock(&shared.state);
@@ -1240,7 +1312,6 @@ fn handle(
     });
     pending.next_offset = offset + 1;
     pending.messages += 1;
-    Ok(())
 }
 
 fn hex(bytes: &[u8]) -> String {

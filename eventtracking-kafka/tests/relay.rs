@@ -56,6 +56,7 @@ fn create_topic(topic: &str, partitions: i32) {
 /// about half of it by Tansu) and a dead member's expiry stay quick.
 fn options(topic: &str, group: &str) -> RelayOptions {
     RelayOptions::new(brokers(), [topic], group)
+        .with_catalog_topic("")
         .with_property("session.timeout.ms", "3000")
         .with_property("heartbeat.interval.ms", "500")
 }

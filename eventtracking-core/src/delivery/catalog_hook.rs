@@ -76,10 +76,22 @@ impl CatalogHook {
         if new.is_empty() {
             return;
         }
+        self.publish(route, backend, new, timeout).await;
+    }
+
+    /// Publishes `entries` to the backend (guarded), counting the outcome
+    /// and remembering what was stored; true when it worked.
+    pub(super) async fn publish(
+        &self,
+        route: &Route,
+        backend: &Arc<dyn Backend>,
+        entries: Vec<Arc<CatalogEntry>>,
+        timeout: Duration,
+    ) -> bool {
         let task_backend = backend.clone();
-        let entries = new.clone();
+        let task_entries = entries.clone();
         let result = guarded_call(timeout, async move {
-            task_backend.publish_event_types(&entries).await
+            task_backend.publish_event_types(&task_entries).await
         })
         .await;
         match result {
@@ -87,14 +99,16 @@ impl CatalogHook {
                 route
                     .counters
                     .event_types_published
-                    .fetch_add(new.len() as u64, Relaxed);
+                    .fetch_add(entries.len() as u64, Relaxed);
                 let mut settled = lock(&self.settled);
-                settled.extend(new.iter().map(|entry| Box::from(entry.key.as_str())));
+                settled.extend(entries.iter().map(|entry| Box::from(entry.key.as_str())));
+                true
             }
             Err(error) => {
                 route.counters.catalog_errors.fetch_add(1, Relaxed);
-                let keys: Vec<&str> = new.iter().map(|entry| entry.key.as_str()).collect();
-                tracing::warn!(backend = %route.name, %error, types = ?keys, "eventtracking: publishing event types failed; retried with the next batch of those types");
+                let keys: Vec<&str> = entries.iter().map(|entry| entry.key.as_str()).collect();
+                tracing::warn!(backend = %route.name, %error, types = ?keys, "eventtracking: publishing event types failed; tried again with the next batch or flush");
+                false
             }
         }
     }

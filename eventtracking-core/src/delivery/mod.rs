@@ -58,6 +58,9 @@ pub(crate) struct Route {
     progress_changed: Condvar,
     progress_notify: tokio::sync::Notify,
     dead_letter: DeadLetterFile,
+    /// Catalog entries handed in by [`Tracker::publish_event_types`](crate::Tracker::publish_event_types),
+    /// published before the next batch or flush.
+    pending_types: Mutex<Vec<Arc<crate::catalog::CatalogEntry>>>,
 }
 
 impl std::fmt::Debug for Route {
@@ -103,11 +106,19 @@ impl Route {
             progress_changed: Condvar::new(),
             progress_notify: tokio::sync::Notify::new(),
             dead_letter,
+            pending_types: Mutex::new(Vec::new()),
         })
     }
 
     pub(crate) fn config(&self) -> &DeliveryConfig {
         &self.config
+    }
+
+    /// Queues catalog entries for the worker to publish (see
+    /// [`Tracker::publish_event_types`](crate::Tracker::publish_event_types)).
+    pub(crate) fn offer_event_types(&self, entries: &[Arc<crate::catalog::CatalogEntry>]) {
+        lock(&self.pending_types).extend(entries.iter().cloned());
+        self.wake.notify_one();
     }
 
     pub(crate) fn stats(&self) -> BackendStats {
@@ -391,6 +402,10 @@ impl Worker {
     /// Flushes the backend and marks flush requests up to `generation` done.
     async fn flush_backend(&self, generation: u64) {
         let route = &*self.route;
+        // Entries handed in must be stored before a flush counts as complete.
+        if !self.publish_pending_types().await {
+            route.counters.flush_errors.fetch_add(1, Relaxed);
+        }
         if let Err(error) = self.backend.flush().await {
             route.counters.flush_errors.fetch_add(1, Relaxed);
             tracing::error!(backend = %route.name, %error, "eventtracking: backend flush failed");
@@ -456,10 +471,34 @@ impl Worker {
         route.notify_progress();
     }
 
+    /// Publishes the entries handed in by `Tracker::publish_event_types`;
+    /// false (and kept for the next try) when that failed.
+    async fn publish_pending_types(&self) -> bool {
+        let route = &*self.route;
+        let entries = std::mem::take(&mut *lock(&route.pending_types));
+        if entries.is_empty() {
+            return true;
+        }
+        let timeout = Duration::from_millis(route.config.send_timeout_ms);
+        if self
+            .catalog
+            .publish(route, &self.backend, entries.clone(), timeout)
+            .await
+        {
+            true
+        } else {
+            let mut pending = lock(&route.pending_types);
+            let newer = std::mem::replace(&mut *pending, entries);
+            pending.extend(newer);
+            false
+        }
+    }
+
     async fn send_with_retry(&self, mut pending: Vec<Arc<Event>>) {
         let route = &*self.route;
         let config = &route.config;
         let timeout = Duration::from_millis(config.send_timeout_ms);
+        self.publish_pending_types().await;
         self.catalog
             .publish_new_types(route, &self.backend, &pending, timeout)
             .await;
