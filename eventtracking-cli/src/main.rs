@@ -201,7 +201,13 @@ fn engines() -> Result<ExitCode, String> {
     let processors = registry::processor_engines().map_err(|e| e.to_string())?;
     println!("backend engines:");
     for r in backends {
-        println!("  {:<10} {}", r.name, r.description);
+        match r.batch_size {
+            Some(n) => println!(
+                "  {:<10} {} (batch_size {n} unless configured)",
+                r.name, r.description
+            ),
+            None => println!("  {:<10} {}", r.name, r.description),
+        }
     }
     println!("processor engines:");
     for r in processors {

@@ -294,4 +294,9 @@ fn engines_lists_what_is_linked_in() {
             "{engine} missing from {out}"
         );
     }
+    let kafka = out.lines().find(|l| l.starts_with("  kafka ")).unwrap();
+    assert!(
+        kafka.ends_with("(batch_size 10000 unless configured)"),
+        "{kafka}"
+    );
 }

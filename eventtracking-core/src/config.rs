@@ -258,10 +258,47 @@ impl Config {
                 }
             };
             let component = component(&owner, table, &["delivery", "processors"])?;
+            let delivery = self.preferred_batch_size(&component.engine, table, delivery)?;
             let backend = build_backend(&component)?;
             builder = builder.with_route(name.clone(), backend, processors, delivery);
         }
         Ok(builder)
+    }
+}
+
+impl Config {
+    /// Applies the engine's preferred batch size (see
+    /// [`BackendRegistration::batch_size`](crate::registry::BackendRegistration::batch_size))
+    /// when the config sets none anywhere.
+    fn preferred_batch_size(
+        &self,
+        engine: &str,
+        table: &toml::Table,
+        delivery: Option<DeliveryConfig>,
+    ) -> Result<Option<DeliveryConfig>, ConfigError> {
+        let Some(preferred) = crate::registry::backend_engines()
+            .ok()
+            .and_then(|engines| engines.into_iter().find(|r| r.name == engine))
+            .and_then(|registration| registration.batch_size)
+        else {
+            return Ok(delivery);
+        };
+        let set_in_backend = match table.get("delivery") {
+            Some(toml::Value::Table(overrides)) => overrides.contains_key("batch_size"),
+            _ => false,
+        };
+        if self.delivery.contains_key("batch_size")
+            || set_in_backend
+            || std::env::var_os("EVENTTRACKING_BATCH_SIZE").is_some()
+        {
+            return Ok(delivery);
+        }
+        let mut delivery = match delivery {
+            Some(delivery) => delivery,
+            None => self.delivery_config()?,
+        };
+        delivery.batch_size = preferred;
+        Ok(Some(delivery))
     }
 }
 

@@ -4,7 +4,6 @@ use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
-use serde::de::Error as _;
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -364,32 +363,46 @@ impl Serialize for Event {
     }
 }
 
+/// An event as stored, before its name and timestamp are checked; `Data`
+/// is a `Value` or the payload's raw JSON text.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Record<Data> {
+    id: Uuid,
+    name: String,
+    #[serde(default)]
+    schema: Option<String>,
+    timestamp: String,
+    #[serde(default)]
+    context: JsonMap,
+    #[serde(default)]
+    data: Data,
+}
+
+impl<Data> Record<Data> {
+    /// Checks the name and timestamp; builds the event from the payload.
+    fn into_event<E: serde::de::Error>(
+        self,
+        payload: impl FnOnce(Uuid, Arc<str>, SystemTime, Arc<JsonMap>, Data) -> Result<Event, E>,
+    ) -> Result<Event, E> {
+        validate_event_name(&self.name).map_err(E::custom)?;
+        let timestamp = parse_timestamp(&self.timestamp).map_err(E::custom)?;
+        let event = payload(
+            self.id,
+            Arc::from(self.name),
+            truncate_to_micros(timestamp),
+            Arc::new(self.context),
+            self.data,
+        )?;
+        Ok(event.with_schema(self.schema.map(Cow::Owned)))
+    }
+}
+
 impl<'de> Deserialize<'de> for Event {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Record {
-            id: Uuid,
-            name: String,
-            #[serde(default)]
-            schema: Option<String>,
-            timestamp: String,
-            #[serde(default)]
-            context: JsonMap,
-            #[serde(default)]
-            data: Value,
-        }
-        let record = Record::deserialize(deserializer)?;
-        validate_event_name(&record.name).map_err(D::Error::custom)?;
-        let timestamp = parse_timestamp(&record.timestamp).map_err(D::Error::custom)?;
-        Ok(Event::from_parts(
-            record.id,
-            Arc::from(record.name),
-            timestamp,
-            Arc::new(record.context),
-            record.data,
-        )
-        .with_schema(record.schema.map(Cow::Owned)))
+        Record::<Value>::deserialize(deserializer)?.into_event(|id, name, at, context, data| {
+            Ok(Event::from_parts_exact(id, name, at, context, data))
+        })
     }
 }
 
@@ -409,35 +422,20 @@ impl Event {
     /// ```
     pub fn from_json_slice(bytes: &[u8]) -> Result<Event, serde_json::Error> {
         use serde_json::value::RawValue;
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Record<'a> {
-            id: Uuid,
-            name: String,
-            #[serde(default)]
-            schema: Option<String>,
-            timestamp: String,
-            #[serde(default)]
-            context: JsonMap,
-            #[serde(borrow, default)]
-            data: Option<&'a RawValue>,
-        }
-        let record: Record<'_> = serde_json::from_slice(bytes)?;
-        validate_event_name(&record.name).map_err(serde_json::Error::custom)?;
-        let timestamp = parse_timestamp(&record.timestamp).map_err(serde_json::Error::custom)?;
-        let (id, name, context) = (record.id, Arc::from(record.name), Arc::new(record.context));
-        let event = match record.data.map(RawValue::get) {
-            // Pretty-printed input keeps its line breaks in raw text: parse
-            // it, so that the event is still one line.
-            Some(raw) if !raw.contains(['\n', '\r']) => {
-                Event::from_parts_raw(id, name, truncate_to_micros(timestamp), context, raw.into())
-            }
-            Some(raw) => {
-                Event::from_parts(id, name, timestamp, context, serde_json::from_str(raw)?)
-            }
-            None => Event::from_parts(id, name, timestamp, context, Value::Null),
-        };
-        Ok(event.with_schema(record.schema.map(Cow::Owned)))
+        let record: Record<Option<&RawValue>> = serde_json::from_slice(bytes)?;
+        record.into_event(|id, name, at, context, data| {
+            Ok(match data.map(RawValue::get) {
+                // Pretty-printed input keeps its line breaks in raw text:
+                // parse it, so that the event is still one line.
+                Some(raw) if !raw.contains(['\n', '\r']) => {
+                    Event::from_parts_raw(id, name, at, context, raw.into())
+                }
+                Some(raw) => {
+                    Event::from_parts_exact(id, name, at, context, serde_json::from_str(raw)?)
+                }
+                None => Event::from_parts_exact(id, name, at, context, Value::Null),
+            })
+        })
     }
 }
 
@@ -584,8 +582,9 @@ pub(crate) fn intern_name(name: &str) -> Result<Arc<str>, InvalidEventName> {
     }
 }
 
-/// Timestamps keep microseconds (what RFC 3339 output and BSON dates can
-/// carry), so an event read back equals the one written.
+/// Timestamps keep microseconds (what the RFC 3339 form carries), so an
+/// event read back from its JSON line equals the one written. (BSON dates
+/// hold milliseconds; the MongoDB backend also stores the exact text.)
 fn truncate_to_micros(time: SystemTime) -> SystemTime {
     match time.duration_since(SystemTime::UNIX_EPOCH) {
         Ok(since) => {

@@ -38,7 +38,7 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `testing` | off | [`InMemoryBackend`], a backend that keeps what it is sent |
+//! | `testing` | off | [`InMemoryBackend`], a backend that keeps what it is sent, and [`testing`](mod@testing) (the seed example) |
 //! | `derive` | off | `#[derive(TrackedEvent)]` (crate `eventtracking-macros`); the facade turns it on by default |
 //! | `validate` | off | `validate_schemas`: untyped events checked against the catalog's JSON Schemas (crate `jsonschema`) |
 //!
@@ -64,6 +64,8 @@ mod event;
 mod processor;
 pub mod redact;
 pub mod registry;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 mod tracker;
 
 pub use async_trait::async_trait;

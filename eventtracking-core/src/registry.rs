@@ -139,6 +139,11 @@ pub struct BackendRegistration {
     pub description: &'static str,
     /// The factory.
     pub factory: BackendFactory,
+    /// The `batch_size` a config file gets for this engine when it sets
+    /// none (neither in `[delivery]`, nor in the backend's `delivery`
+    /// table, nor through `EVENTTRACKING_BATCH_SIZE`); `None`: the engine's
+    /// default of [`DeliveryConfig`](crate::DeliveryConfig).
+    pub batch_size: Option<usize>,
 }
 
 impl BackendRegistration {
@@ -152,7 +157,17 @@ impl BackendRegistration {
             name,
             description,
             factory,
+            batch_size: None,
         }
+    }
+
+    /// Suggests the batch size config files get for this engine by
+    /// default, for stores that want larger batches than the engine's
+    /// default (the Kafka backend: a producer kept busy needs many
+    /// messages per batch). Batching itself stays the engine's.
+    pub const fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = Some(batch_size);
+        self
     }
 }
 

@@ -263,7 +263,7 @@ fn unknown_engines_list_the_registered_ones() {
     let text = err.to_string();
     assert!(
         text.contains("nope")
-            && text.contains("registered backend engines: discard, test-recorder"),
+            && text.contains("registered backend engines: discard, test-batchy, test-recorder"),
         "{text}"
     );
 
@@ -459,4 +459,44 @@ fn config_files_are_read_and_bad_ones_name_the_problem() {
 
     let err = build_err("[delivery]\noverflow = \"sometimes\"").to_string();
     assert!(err.contains("sometimes"), "{err}");
+}
+
+fn build_batchy(_: &ComponentConfig) -> Result<Box<dyn Backend>, BuildError> {
+    Ok(Box::new(eventtracking_core::DiscardBackend))
+}
+
+eventtracking_core::inventory::submit! {
+    BackendRegistration::new("test-batchy", "prefers large batches", build_batchy).with_batch_size(4096)
+}
+
+#[test]
+fn an_engine_may_suggest_the_batch_size_a_config_gets_when_it_sets_none() {
+    if std::env::var_os("EVENTTRACKING_BATCH_SIZE").is_some() {
+        eprintln!("EVENTTRACKING_BATCH_SIZE set in the environment: skipping");
+        return;
+    }
+    let batch = |text: &str, backend: &str| {
+        build(text)
+            .unwrap()
+            .delivery_config(backend)
+            .unwrap()
+            .batch_size
+    };
+    let two = "[backends.big]\nengine = \"test-batchy\"\n[backends.plain]\nengine = \"discard\"\n";
+    assert_eq!(batch(two, "big"), 4096);
+    assert_eq!(
+        batch(two, "plain"),
+        512,
+        "other engines keep the engine default"
+    );
+    // Any batch_size the config sets wins.
+    assert_eq!(
+        batch(&format!("[delivery]\nbatch_size = 7\n{two}"), "big"),
+        7
+    );
+    let own = "[backends.big]\nengine = \"test-batchy\"\n[backends.big.delivery]\nbatch_size = 9\n";
+    assert_eq!(batch(own, "big"), 9);
+    // The suggestion keeps the rest of [delivery].
+    let config = build(&format!("[delivery]\nlinger_ms = 3\n{two}")).unwrap();
+    assert_eq!(config.delivery_config("big").unwrap().linger_ms, 3);
 }

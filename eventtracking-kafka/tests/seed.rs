@@ -8,36 +8,7 @@ use eventtracking_core::{Config, InMemoryBackend, Tracker};
 use serde_json::json;
 
 fn emit_seed(tracker: &Tracker) {
-    tracker
-        .enter_context("outer", json!({"user_id": 10938}))
-        .unwrap();
-    tracker
-        .emit(
-            "navigation.request",
-            json!({"url": "http://www.edx.org/some/path/1"}),
-        )
-        .unwrap();
-    {
-        let _inner = tracker
-            .context(
-                "inner",
-                json!({"user_id": 11111, "session_id": "2987lkjdyoioey"}),
-            )
-            .unwrap();
-        tracker
-            .emit(
-                "navigation.request",
-                json!({"url": "http://www.edx.org/some/path/2"}),
-            )
-            .unwrap();
-    }
-    tracker
-        .emit(
-            "address.create",
-            json!({"name": "foo", "address": {"postal_code": "90210", "country": "United States"}}),
-        )
-        .unwrap();
-    tracker.exit_context("outer").unwrap();
+    eventtracking_core::testing::emit_seed_example(tracker).unwrap();
 }
 
 #[test]

@@ -1,0 +1,62 @@
+//! Helpers for tests of code that emits events (feature `testing`).
+
+use serde_json::{json, Value};
+
+use crate::Tracker;
+
+/// The example of the original library's README, emit for emit: two
+/// `navigation.request` (the second in an inner context that overrides
+/// `user_id`) and an `address.create`, all inside an `outer` context.
+/// [`seed_example_events`] lists what they must look like.
+///
+/// ```
+/// use std::time::Duration;
+/// use eventtracking_core::testing::{emit_seed_example, seed_example_events};
+/// use eventtracking_core::{InMemoryBackend, Tracker};
+///
+/// let memory = InMemoryBackend::new();
+/// let tracker = Tracker::builder().with_backend("memory", memory.clone()).build().unwrap();
+/// emit_seed_example(&tracker).unwrap();
+/// tracker.flush(Duration::from_secs(5));
+/// for (event, (name, context, data)) in memory.events().iter().zip(seed_example_events()) {
+///     assert_eq!((event.name(), event.context(), event.data()), (name, context.as_object().unwrap(), &data));
+/// }
+/// ```
+pub fn emit_seed_example(
+    tracker: &Tracker,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let [first, second, third] = seed_example_events();
+    tracker.enter_context("outer", &first.1)?;
+    tracker.emit(first.0, first.2)?;
+    {
+        let _inner = tracker.context(
+            "inner",
+            json!({"user_id": 11111, "session_id": "2987lkjdyoioey"}),
+        )?;
+        tracker.emit(second.0, second.2)?;
+    }
+    tracker.emit(third.0, third.2)?;
+    tracker.exit_context("outer")?;
+    Ok(())
+}
+
+/// The seed example's events as `(name, context, data)`, in order.
+pub fn seed_example_events() -> [(&'static str, Value, Value); 3] {
+    [
+        (
+            "navigation.request",
+            json!({"user_id": 10938}),
+            json!({"url": "http://www.edx.org/some/path/1"}),
+        ),
+        (
+            "navigation.request",
+            json!({"user_id": 11111, "session_id": "2987lkjdyoioey"}),
+            json!({"url": "http://www.edx.org/some/path/2"}),
+        ),
+        (
+            "address.create",
+            json!({"user_id": 10938}),
+            json!({"name": "foo", "address": {"postal_code": "90210", "country": "United States"}}),
+        ),
+    ]
+}
