@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use eventtracking_core::{DeliveryConfig, DiscardBackend, Tracker};
+use eventtracking_core::{DeliveryConfig, DiscardBackend, TrackedEvent, Tracker};
 use serde::Serialize;
 use serde_json::json;
 
@@ -33,6 +33,21 @@ struct PostalAddress {
 struct AddressCreate {
     name: &'static str,
     address: PostalAddress,
+}
+
+/// A postal address (for the derived event below).
+#[derive(Serialize, schemars::JsonSchema)]
+struct TypedPostalAddress {
+    postal_code: &'static str,
+    country: &'static str,
+}
+
+/// The seed's `address.create` as a `#[derive(TrackedEvent)]` type.
+#[derive(TrackedEvent)]
+#[tracked_event(crate = "eventtracking_core", name = "address.create", version = 1)]
+struct TypedAddressCreate {
+    name: &'static str,
+    address: TypedPostalAddress,
 }
 
 fn tracker(worker_waits: bool) -> Tracker {
@@ -115,6 +130,21 @@ fn emit_with(c: &mut Criterion, label: &str, worker_waits: bool) {
                         },
                     )
                     .unwrap()
+            })
+        })
+    });
+    group.bench_function("#[derive(TrackedEvent)] (address.create, emit_to)", |b| {
+        b.iter_custom(|iters| {
+            timed(&tracker, iters, || {
+                TypedAddressCreate {
+                    name: "foo",
+                    address: TypedPostalAddress {
+                        postal_code: "90210",
+                        country: "United States",
+                    },
+                }
+                .emit_to(&tracker)
+                .unwrap()
             })
         })
     });
