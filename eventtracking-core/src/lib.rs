@@ -39,7 +39,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `testing` | off | [`InMemoryBackend`], a backend that keeps what it is sent, and [`testing`](mod@testing) (the seed example) |
-//! | `derive` | off | `#[derive(TrackedEvent)]` (crate `eventtracking-macros`); the facade turns it on by default |
+//! | `derive` | on | `#[derive(TrackedEvent)]` (crate `eventtracking-macros`) |
 //! | `validate` | off | `validate_schemas`: untyped events checked against the catalog's JSON Schemas (crate `jsonschema`) |
 //!
 //! # Runtime
