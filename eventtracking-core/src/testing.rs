@@ -60,3 +60,50 @@ pub fn seed_example_events() -> [(&'static str, Value, Value); 3] {
         ),
     ]
 }
+
+/// `n` events cycling through the seed example's three payloads, each in
+/// the context `{"user_id": 10938}`: a realistic stream for throughput
+/// benchmarks of backends.
+///
+/// ```
+/// let events = eventtracking_core::testing::seed_example_stream(4);
+/// assert_eq!(events[3].name(), "navigation.request");
+/// assert_eq!(events[2].context()["user_id"], 10938);
+/// ```
+pub fn seed_example_stream(n: usize) -> Vec<std::sync::Arc<crate::Event>> {
+    let shapes = seed_example_events();
+    (0..n)
+        .map(|i| {
+            let (name, _, data) = &shapes[i % shapes.len()];
+            let mut event = crate::Event::new(name, data.clone()).expect("seed names are valid");
+            *event.context_mut() = shapes[0].1.as_object().cloned().unwrap_or_default();
+            std::sync::Arc::new(event)
+        })
+        .collect()
+}
+
+/// A process paused with `kill -STOP` (a test server, to simulate an
+/// outage), resumed with `kill -CONT` when this is dropped, however the test
+/// ends (panics included).
+#[derive(Debug)]
+pub struct PausedProcess(String);
+
+impl PausedProcess {
+    /// Pauses the process `pid`; panics if `kill -STOP` fails.
+    pub fn pause(pid: &str) -> Self {
+        let status = std::process::Command::new("kill")
+            .args(["-STOP", pid])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -STOP {pid} failed");
+        PausedProcess(pid.to_owned())
+    }
+}
+
+impl Drop for PausedProcess {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT", &self.0])
+            .status();
+    }
+}

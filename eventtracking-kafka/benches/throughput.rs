@@ -39,24 +39,12 @@ fn env_usize(name: &str, default: usize) -> usize {
 }
 
 fn seed_events(n: usize) -> Vec<Arc<Event>> {
-    (0..n)
-        .map(|i| {
-            let (name, data) = match i % 3 {
-                0 => ("navigation.request", json!({"url": "http://www.edx.org/some/path/1"})),
-                1 => ("navigation.request", json!({"url": "http://www.edx.org/some/path/2"})),
-                _ => (
-                    "address.create",
-                    json!({"name": "foo", "address": {"postal_code": "90210", "country": "United States"}}),
-                ),
-            };
-            let mut event = Event::new(name, data).unwrap();
-            *event.context_mut() = json!({"user_id": 10938}).as_object().unwrap().clone();
-            let event = Arc::new(event);
-            // Both sides copy the cached JSON: make it before timing.
-            event.to_json_bytes();
-            event
-        })
-        .collect()
+    let events = eventtracking_core::testing::seed_example_stream(n);
+    // Both sides copy the cached JSON: make it before timing.
+    for event in &events {
+        event.to_json_bytes();
+    }
+    events
 }
 
 fn raw_round(producer: &FutureProducer, topic: &str, events: &[Arc<Event>]) -> Duration {

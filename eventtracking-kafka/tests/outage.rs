@@ -5,29 +5,12 @@
 mod common;
 
 use std::collections::HashSet;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
+use eventtracking_core::testing::PausedProcess;
 use eventtracking_core::Tracker;
 use serde_json::json;
-
-/// Resumes the broker however the test ends.
-struct Paused(String);
-
-impl Paused {
-    fn pause(pid: &str) -> Self {
-        let status = Command::new("kill").args(["-STOP", pid]).status().unwrap();
-        assert!(status.success(), "kill -STOP {pid} failed");
-        Paused(pid.to_owned())
-    }
-}
-
-impl Drop for Paused {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-CONT", &self.0]).status();
-    }
-}
 
 #[test]
 fn a_ten_second_broker_pause_loses_nothing() {
@@ -47,7 +30,7 @@ fn a_ten_second_broker_pause_loses_nothing() {
     }
     assert!(tracker.flush(WAIT).complete);
 
-    let paused = Paused::pause(&pid);
+    let paused = PausedProcess::pause(&pid);
     let started = Instant::now();
     for i in 200..1200 {
         tracker.emit("outage.during", json!({"i": i})).unwrap();

@@ -7,30 +7,13 @@
 mod common;
 
 use std::collections::HashSet;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
+use eventtracking_core::testing::PausedProcess;
 use eventtracking_core::Tracker;
 use mongodb::bson::Bson;
 use serde_json::json;
-
-/// Resumes the server however the test ends (panics included).
-struct Paused(String);
-
-impl Paused {
-    fn pause(pid: &str) -> Self {
-        let status = Command::new("kill").args(["-STOP", pid]).status().unwrap();
-        assert!(status.success(), "kill -STOP {pid} failed");
-        Paused(pid.to_owned())
-    }
-}
-
-impl Drop for Paused {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-CONT", &self.0]).status();
-    }
-}
 
 #[test]
 fn a_ten_second_server_pause_loses_nothing() {
@@ -63,7 +46,7 @@ fn a_ten_second_server_pause_loses_nothing() {
     assert!(tracker.flush(WAIT).complete);
     assert_eq!(tracker.report().backends["warehouse"].delivered, 200);
 
-    let paused = Paused::pause(&pid);
+    let paused = PausedProcess::pause(&pid);
     let started = Instant::now();
     for i in 200..1200 {
         tracker.emit("outage.during", json!({"i": i})).unwrap();
