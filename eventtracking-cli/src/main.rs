@@ -25,6 +25,7 @@ use eventtracking::{context, registry, DeadLetterRecord, DeliveryReport, Event, 
 use serde::Deserialize;
 use serde_json::Value;
 
+mod allocator;
 mod relay;
 mod seed;
 

@@ -80,6 +80,16 @@ pub trait TrackedEvent {
     /// Serializes the event's data (its non-context, non-skipped fields) as a map.
     fn serialize_data<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error>;
 
+    /// Appends the event's data as a JSON object to `out` (what `emit`
+    /// stores). The derive writes the keys as ready-made JSON text; this
+    /// default goes through [`serialize_data`](Self::serialize_data).
+    fn write_data_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error>
+    where
+        Self: Sized,
+    {
+        serde_json::to_writer(out, &DataOf(self))
+    }
+
     /// Adds the fields that belong in the event's context.
     fn context_fields(&self, context: &mut JsonMap) -> Result<(), serde_json::Error> {
         let _ = context;

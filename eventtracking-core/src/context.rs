@@ -26,6 +26,8 @@ struct Frame {
     id: u64,
     name: Arc<str>,
     values: Arc<JsonMap>,
+    /// The merge of the frames below this one: what popping it restores.
+    below: Arc<JsonMap>,
 }
 
 /// A stack of named contexts and their cached merge.
@@ -33,27 +35,114 @@ struct Frame {
 struct ContextStack {
     frames: Vec<Frame>,
     merged: Arc<JsonMap>,
+    recent: RecentPushes,
+}
+
+/// The last few pushes: code that enters the same contexts again and again
+/// (a loop, a job per item) gets the same shared maps back instead of new
+/// copies, so each merge is computed once and consecutive events share their
+/// context map (which delivery threads then serialize once).
+#[derive(Debug, Clone, Default)]
+struct RecentPushes {
+    entries: [Option<RecentPush>; RECENT_PUSHES],
+    next: usize,
+}
+
+const RECENT_PUSHES: usize = 4;
+/// Contexts with more keys than this are not compared against recent pushes.
+const MAX_RECENT_KEYS: usize = 16;
+
+#[derive(Debug, Clone)]
+struct RecentPush {
+    name: Arc<str>,
+    below: Arc<JsonMap>,
+    values: Arc<JsonMap>,
+    merged: Arc<JsonMap>,
+}
+
+impl RecentPushes {
+    fn find(&self, name: &str, below: &Arc<JsonMap>, values: &JsonMap) -> Option<&RecentPush> {
+        if values.len() > MAX_RECENT_KEYS {
+            return None;
+        }
+        self.entries.iter().flatten().find(|recent| {
+            *recent.name == *name
+                && (Arc::ptr_eq(&recent.below, below)
+                    || (recent.below.is_empty() && below.is_empty()))
+                && same_entries(&recent.values, values)
+        })
+    }
+
+    fn remember(&mut self, push: RecentPush) {
+        if push.values.len() > MAX_RECENT_KEYS {
+            return;
+        }
+        self.entries[self.next] = Some(push);
+        self.next = (self.next + 1) % RECENT_PUSHES;
+    }
+}
+
+/// The same keys with the same values in the same order: a walk of both
+/// maps, cheaper than a map comparison (which looks each key up).
+fn same_entries(a: &JsonMap, b: &JsonMap) -> bool {
+    a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| x == y)
+}
+
+/// The merge of `frames`, later frames winning.
+fn merge(frames: &[Frame]) -> Arc<JsonMap> {
+    match frames {
+        [] => Arc::default(),
+        // Alone, a frame is the merge: share it, don't copy it.
+        [only] => only.values.clone(),
+        [.., last] => merged_over(&last.below, &last.values),
+    }
+}
+
+/// `below` with `values` written over it.
+fn merged_over(below: &JsonMap, values: &Arc<JsonMap>) -> Arc<JsonMap> {
+    if below.is_empty() {
+        return values.clone();
+    }
+    let mut merged = JsonMap::with_capacity(below.len() + values.len());
+    merged.extend(below.iter().map(|(k, v)| (k.clone(), v.clone())));
+    merged.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
+    Arc::new(merged)
 }
 
 impl ContextStack {
     fn push(&mut self, name: &str, values: JsonMap) -> u64 {
         static NEXT_FRAME: AtomicU64 = AtomicU64::new(1);
         let id = NEXT_FRAME.fetch_add(1, Ordering::Relaxed);
-        let values = Arc::new(values);
-        if self.frames.is_empty() {
-            // Alone on the stack, the frame is the merge: share it, don't copy it.
-            self.merged = values.clone();
-        } else {
-            let merged = Arc::make_mut(&mut self.merged);
-            for (key, value) in values.iter() {
-                merged.insert(key.clone(), value.clone());
+        let below = self.merged.clone();
+        let frame = match self.recent.find(name, &below, &values) {
+            Some(recent) => {
+                self.merged = recent.merged.clone();
+                Frame {
+                    id,
+                    name: recent.name.clone(),
+                    values: recent.values.clone(),
+                    below,
+                }
             }
-        }
-        self.frames.push(Frame {
-            id,
-            name: Arc::from(name),
-            values,
-        });
+            None => {
+                let values = Arc::new(values);
+                let name: Arc<str> = Arc::from(name);
+                self.merged = merged_over(&below, &values);
+                self.recent.remember(RecentPush {
+                    name: name.clone(),
+                    below: below.clone(),
+                    values: values.clone(),
+                    merged: self.merged.clone(),
+                });
+                Frame {
+                    id,
+                    name,
+                    values,
+                    below,
+                }
+            }
+        };
+        self.frames.push(frame);
         id
     }
 
@@ -62,20 +151,17 @@ impl ContextStack {
         let Some(index) = self.frames.iter().rposition(pred) else {
             return false;
         };
-        self.frames.remove(index);
-        self.merged = match self.frames.as_slice() {
-            [] => Arc::default(),
-            [only] => only.values.clone(),
-            frames => {
-                let mut merged = JsonMap::new();
-                for frame in frames {
-                    for (key, value) in frame.values.iter() {
-                        merged.insert(key.clone(), value.clone());
-                    }
-                }
-                Arc::new(merged)
+        let removed = self.frames.remove(index);
+        if index == self.frames.len() {
+            // The innermost frame: what was below it is the merge again.
+            self.merged = removed.below;
+        } else {
+            // From the middle (rare): the frames above it are merged anew.
+            for above in index..self.frames.len() {
+                self.frames[above].below = merge(&self.frames[..above]);
             }
-        };
+            self.merged = merge(&self.frames);
+        }
         true
     }
 
@@ -158,14 +244,87 @@ pub fn exit_context(name: &str) -> Result<(), ContextError> {
     })
 }
 
+/// What a context can be made of: a JSON object, taken as it is.
+///
+/// An owned `serde_json::Value` (such as `json!({...})`) or [`JsonMap`] is
+/// moved onto the stack without being copied or re-serialized; a reference
+/// is cloned. Anything else `Serialize` goes through [`serialized`].
+///
+/// ```
+/// use eventtracking_core::context::{self, serialized};
+/// use serde_json::json;
+///
+/// #[derive(serde::Serialize)]
+/// struct Request { user_id: u64 }
+///
+/// let _a = context::context("a", json!({"org": "edx"})).unwrap();
+/// let _b = context::context("b", serialized(Request { user_id: 7 })).unwrap();
+/// assert_eq!(context::current()["user_id"], 7);
+/// assert!(context::context("c", json!([1, 2])).is_err());
+/// ```
+pub trait IntoContext {
+    /// The context's map; `name` is the context's name, for the error.
+    fn into_context_map(self, name: &str) -> Result<JsonMap, ContextError>;
+}
+
+impl IntoContext for JsonMap {
+    fn into_context_map(self, _name: &str) -> Result<JsonMap, ContextError> {
+        Ok(self)
+    }
+}
+
+impl IntoContext for &JsonMap {
+    fn into_context_map(self, _name: &str) -> Result<JsonMap, ContextError> {
+        Ok(self.clone())
+    }
+}
+
+impl IntoContext for serde_json::Value {
+    fn into_context_map(self, name: &str) -> Result<JsonMap, ContextError> {
+        match self {
+            serde_json::Value::Object(map) => Ok(map),
+            other => Err(not_an_object(name, &other)),
+        }
+    }
+}
+
+impl IntoContext for &serde_json::Value {
+    fn into_context_map(self, name: &str) -> Result<JsonMap, ContextError> {
+        match self {
+            serde_json::Value::Object(map) => Ok(map.clone()),
+            other => Err(not_an_object(name, other)),
+        }
+    }
+}
+
+/// A context made of any `Serialize` value that serializes to a map (a
+/// struct, a `HashMap`...). See [`serialized`].
+#[derive(Debug, Clone, Copy)]
+pub struct Serialized<T>(pub T);
+
+/// Wraps a `Serialize` value (a struct, a `HashMap`...) to be used as a context.
+pub fn serialized<T: serde::Serialize>(values: T) -> Serialized<T> {
+    Serialized(values)
+}
+
+impl<T: serde::Serialize> IntoContext for Serialized<T> {
+    fn into_context_map(self, name: &str) -> Result<JsonMap, ContextError> {
+        to_context_map(name, self.0)
+    }
+}
+
+fn not_an_object(name: &str, value: &serde_json::Value) -> ContextError {
+    ContextError::NotAnObject {
+        name: name.to_owned(),
+        kind: crate::event::json_kind(value),
+    }
+}
+
 /// Converts any serializable value into a context map.
 pub fn to_context_map(name: &str, values: impl serde::Serialize) -> Result<JsonMap, ContextError> {
     match serde_json::to_value(values) {
         Ok(serde_json::Value::Object(map)) => Ok(map),
-        Ok(other) => Err(ContextError::NotAnObject {
-            name: name.to_owned(),
-            kind: crate::event::json_kind(&other),
-        }),
+        Ok(other) => Err(not_an_object(name, &other)),
         Err(_) => Err(ContextError::NotAnObject {
             name: name.to_owned(),
             kind: "a value serde_json cannot represent",
@@ -189,8 +348,8 @@ pub fn to_context_map(name: &str, values: impl serde::Serialize) -> Result<JsonM
 /// fn assert_send<T: Send>(_: T) {}
 /// assert_send(task);
 /// ```
-pub fn context(name: &str, values: impl serde::Serialize) -> Result<ContextGuard, ContextError> {
-    let map = to_context_map(name, values)?;
+pub fn context(name: &str, values: impl IntoContext) -> Result<ContextGuard, ContextError> {
+    let map = values.into_context_map(name)?;
     let frame = with_stack(|stack| stack.push(name, map));
     Ok(ContextGuard {
         frame,
@@ -201,7 +360,7 @@ pub fn context(name: &str, values: impl serde::Serialize) -> Result<ContextGuard
 /// Runs `f` inside a context, exiting it afterwards (even on panic).
 pub fn with_context<R>(
     name: &str,
-    values: impl serde::Serialize,
+    values: impl IntoContext,
     f: impl FnOnce() -> R,
 ) -> Result<R, ContextError> {
     let _guard = context(name, values)?;
@@ -230,10 +389,10 @@ pub fn with_context<R>(
 /// ```
 pub async fn in_context<F: Future>(
     name: &str,
-    values: impl serde::Serialize,
+    values: impl IntoContext,
     future: F,
 ) -> Result<F::Output, ContextError> {
-    let map = to_context_map(name, values)?;
+    let map = values.into_context_map(name)?;
     Ok(in_context_map(name, map, future).await)
 }
 

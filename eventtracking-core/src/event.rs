@@ -11,6 +11,8 @@ use uuid::Uuid;
 
 use crate::error::InvalidEventName;
 
+mod line_cache;
+
 /// The longest event name accepted, in bytes.
 pub const MAX_EVENT_NAME_BYTES: usize = 255;
 
@@ -281,7 +283,6 @@ impl Event {
     }
 
     fn write_json_uncached(&self, out: &mut Vec<u8>) {
-        use std::io::Write as _;
         let start = out.len();
         // The five fields in order; strings and maps through serde_json for
         // escaping, the payload verbatim when it is already JSON text.
@@ -289,23 +290,21 @@ impl Event {
         out.extend_from_slice(b"{\"id\":\"");
         out.extend_from_slice(self.id.hyphenated().encode_lower(&mut uuid).as_bytes());
         out.extend_from_slice(b"\",\"name\":");
-        let written = serde_json::to_writer(&mut *out, &*self.name)
+        let written = crate::json_text::write_json_str(out, &self.name)
             .map_err(std::io::Error::from)
             .and_then(|()| match &self.schema {
                 Some(schema) => {
                     out.extend_from_slice(b",\"schema\":");
-                    serde_json::to_writer(&mut *out, &**schema).map_err(Into::into)
+                    crate::json_text::write_json_str(out, schema).map_err(Into::into)
                 }
                 None => Ok(()),
             })
             .and_then(|()| {
-                write!(
-                    out,
-                    ",\"timestamp\":\"{}\",\"context\":",
-                    humantime::format_rfc3339_micros(self.timestamp)
-                )
+                out.extend_from_slice(b",\"timestamp\":\"");
+                line_cache::write_timestamp(self.timestamp, out)?;
+                out.extend_from_slice(b"\",\"context\":");
+                line_cache::write_context(&self.context, out)
             })
-            .and_then(|()| serde_json::to_writer(&mut *out, &*self.context).map_err(Into::into))
             .and_then(|()| {
                 out.extend_from_slice(b",\"data\":");
                 match &self.data.raw {
@@ -483,13 +482,20 @@ pub(crate) fn new_id_and_timestamp() -> (Uuid, SystemTime) {
 /// Serializes a payload to JSON text: into a per-thread scratch buffer,
 /// then one exact-size allocation.
 pub(crate) fn payload_json<T: Serialize + ?Sized>(data: &T) -> Result<Box<str>, serde_json::Error> {
+    payload_json_with(|buffer| serde_json::to_writer(buffer, data))
+}
+
+/// [`payload_json`] for a payload that writes its own JSON text into the buffer.
+pub(crate) fn payload_json_with(
+    write: impl Fn(&mut Vec<u8>) -> Result<(), serde_json::Error>,
+) -> Result<Box<str>, serde_json::Error> {
     use std::cell::RefCell;
     thread_local! {
         static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(1024));
     }
     let to_text = |buffer: &mut Vec<u8>| -> Result<Box<str>, serde_json::Error> {
         buffer.clear();
-        serde_json::to_writer(&mut *buffer, data)?;
+        write(&mut *buffer)?;
         // serde_json writes UTF-8; checking is cheap and keeps this safe code.
         let text = std::str::from_utf8(buffer)
             .map_err(<serde_json::Error as serde::ser::Error>::custom)?;

@@ -61,6 +61,7 @@ pub mod context;
 pub mod delivery;
 mod error;
 mod event;
+mod json_text;
 mod processor;
 pub mod redact;
 pub mod registry;
@@ -101,6 +102,7 @@ pub use inventory;
 /// Support for generated code; not public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::json_text::write_json_value;
     pub use inventory;
     pub use schemars;
     pub use serde;

@@ -11,11 +11,13 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::backend::Backend;
-use crate::catalog::{CatalogEntry, DataOf, TrackedEvent};
+use crate::catalog::{CatalogEntry, TrackedEvent};
 use crate::context;
 use crate::delivery::{self, DeliveryConfig, DeliveryReport, Engine, Route, TrackerCounters};
 use crate::error::{BuildError, ContextError, EmitError};
-use crate::event::{intern_name, new_id_and_timestamp, payload_json, Event, JsonMap};
+use crate::event::{
+    intern_name, new_id_and_timestamp, payload_json, payload_json_with, Event, JsonMap,
+};
 use crate::processor::{run_chain, Processor};
 
 /// The name of the default tracker.
@@ -102,7 +104,7 @@ impl Tracker {
                 reason: error.to_string(),
             }
         };
-        let data = payload_json(&DataOf(event)).map_err(invalid)?;
+        let data = payload_json_with(|out| event.write_data_json(out)).map_err(invalid)?;
         let mut context = context::current();
         if E::HAS_CONTEXT_FIELDS {
             event
@@ -169,8 +171,12 @@ impl Tracker {
     }
 
     /// Pushes a named context (any serializable map) for the current thread or task.
-    pub fn enter_context(&self, name: &str, values: impl Serialize) -> Result<(), ContextError> {
-        context::enter_context(name, context::to_context_map(name, values)?);
+    pub fn enter_context(
+        &self,
+        name: &str,
+        values: impl context::IntoContext,
+    ) -> Result<(), ContextError> {
+        context::enter_context(name, values.into_context_map(name)?);
         Ok(())
     }
 
@@ -183,7 +189,7 @@ impl Tracker {
     pub fn context(
         &self,
         name: &str,
-        values: impl Serialize,
+        values: impl context::IntoContext,
     ) -> Result<context::ContextGuard, ContextError> {
         context::context(name, values)
     }
@@ -192,7 +198,7 @@ impl Tracker {
     pub async fn in_context<F: std::future::Future>(
         &self,
         name: &str,
-        values: impl Serialize,
+        values: impl context::IntoContext,
         future: F,
     ) -> Result<F::Output, ContextError> {
         context::in_context(name, values, future).await

@@ -4,6 +4,7 @@
 mod common;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{map, DEADLINE};
@@ -102,9 +103,81 @@ fn a_context_must_be_an_object() {
     );
     let tracker = Tracker::builder().build().unwrap();
     assert!(matches!(
-        tracker.enter_context("bad", 5),
-        Err(ContextError::NotAnObject { .. })
+        tracker.enter_context("bad", json!(5)),
+        Err(ContextError::NotAnObject {
+            kind: "a number",
+            ..
+        })
     ));
+    assert!(matches!(
+        tracker.enter_context("bad", context::serialized(vec![1, 2])),
+        Err(ContextError::NotAnObject {
+            kind: "an array",
+            ..
+        })
+    ));
+    assert!(context::current().is_empty());
+}
+
+#[test]
+fn contexts_from_maps_values_references_and_serializable_structs() {
+    #[derive(serde::Serialize)]
+    struct Request {
+        request_id: &'static str,
+    }
+    let owned_map = map(json!({"a": 1}));
+    let borrowed = json!({"b": 2});
+    let _a = context::context("a", owned_map).unwrap();
+    let _b = context::context("b", &borrowed).unwrap();
+    let _c = context::context("c", &map(json!({"c": 3}))).unwrap();
+    let _d = context::context("d", context::serialized(Request { request_id: "r-1" })).unwrap();
+    assert_eq!(
+        *context::current(),
+        map(json!({"a": 1, "b": 2, "c": 3, "request_id": "r-1"}))
+    );
+}
+
+#[test]
+fn entering_the_same_contexts_again_shares_the_merges_made_before() {
+    let cycle = || {
+        let _outer = context::context("outer", json!({"user_id": 10938})).unwrap();
+        let outer = context::current();
+        let _inner =
+            context::context("inner", json!({"user_id": 11111, "session_id": "s"})).unwrap();
+        (outer, context::current())
+    };
+    let (outer, inner) = cycle();
+    assert_eq!(*inner, map(json!({"user_id": 11111, "session_id": "s"})));
+    let (outer_again, inner_again) = cycle();
+    assert!(Arc::ptr_eq(&outer, &outer_again), "the outer map is reused");
+    assert!(Arc::ptr_eq(&inner, &inner_again), "the merge is reused");
+
+    // A different value, or the same values under another name or over
+    // other contexts, is a context of its own.
+    let _other = context::context("outer", json!({"user_id": 1})).unwrap();
+    assert_eq!(context::current()["user_id"], 1);
+    let _inner = context::context("inner", json!({"user_id": 11111, "session_id": "s"})).unwrap();
+    assert!(!Arc::ptr_eq(&context::current(), &inner));
+    assert_eq!(
+        *context::current(),
+        map(json!({"user_id": 11111, "session_id": "s"}))
+    );
+    drop(_inner);
+    let _renamed = context::context("renamed", json!({"user_id": 10938})).unwrap();
+    assert!(!Arc::ptr_eq(&context::current(), &outer));
+    assert!(context::exit_context("renamed").is_ok());
+}
+
+#[test]
+fn exiting_a_middle_context_then_the_inner_one_restores_the_right_merge() {
+    context::enter_context("a", map(json!({"k": "a", "a": 1})));
+    context::enter_context("b", map(json!({"k": "b", "b": 1})));
+    context::enter_context("c", map(json!({"k": "c", "c": 1})));
+    context::exit_context("b").unwrap();
+    assert_eq!(*context::current(), map(json!({"k": "c", "a": 1, "c": 1})));
+    context::exit_context("c").unwrap();
+    assert_eq!(*context::current(), map(json!({"k": "a", "a": 1})));
+    context::exit_context("a").unwrap();
     assert!(context::current().is_empty());
 }
 

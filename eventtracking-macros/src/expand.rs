@@ -64,6 +64,34 @@ fn generate(container: &Container<'_>) -> TokenStream {
         quote!(map.serialize_entry(#key, #value)?;)
     });
 
+    // The payload as JSON text, written straight into the emit buffer: keys
+    // as ready-made bytes (`{"key":`, `,"key":`), values through serde_json.
+    let writes = data.iter().enumerate().map(|(index, field)| {
+        let key = field.key();
+        let member = field.ident;
+        let value = quote_spanned!(field.ty.span()=> &self.#member);
+        let separator = if index == 0 { "{" } else { "," };
+        let write_key = if key.chars().all(|c| c >= ' ' && c != '"' && c != '\\') {
+            // Nothing in the key needs escaping: its JSON is the key quoted.
+            let bytes =
+                proc_macro2::Literal::byte_string(format!("{separator}\"{key}\":").as_bytes());
+            quote!(out.extend_from_slice(#bytes);)
+        } else {
+            let separator = proc_macro2::Literal::byte_string(separator.as_bytes());
+            quote! {
+                out.extend_from_slice(#separator);
+                #krate::__private::serde_json::to_writer(&mut *out, #key)?;
+                out.push(b':');
+            }
+        };
+        quote! {
+            #write_key
+            #krate::__private::write_json_value(&mut *out, #value)?;
+        }
+    });
+    let close = if data.is_empty() { "{}" } else { "}" };
+    let close = proc_macro2::Literal::byte_string(close.as_bytes());
+
     let context_fields = has_context.then(|| {
         let inserts = context.iter().map(|field| {
             let key = field.key();
@@ -137,6 +165,15 @@ fn generate(container: &Container<'_>) -> TokenStream {
                 let #map_binding = serializer.serialize_map(::core::option::Option::Some(#data_len))?;
                 #(#entries)*
                 map.end()
+            }
+
+            fn write_data_json(
+                &self,
+                out: &mut ::std::vec::Vec<u8>,
+            ) -> ::core::result::Result<(), #krate::__private::serde_json::Error> {
+                #(#writes)*
+                out.extend_from_slice(#close);
+                ::core::result::Result::Ok(())
             }
 
             #context_fields

@@ -60,8 +60,15 @@ impl CatalogHook {
         let mut new: Vec<Arc<CatalogEntry>> = Vec::new();
         {
             let mut settled = lock(&self.settled);
+            // A batch holds few types, each many times: each key is looked
+            // up once per batch, not hashed once per event.
+            let mut seen: Vec<&str> = Vec::new();
             for event in batch {
                 let Some(key) = event.schema() else { continue };
+                if seen.iter().any(|seen| same_str(seen, key)) {
+                    continue;
+                }
+                seen.push(key);
                 if settled.contains(key) || new.iter().any(|entry| entry.key == key) {
                     continue;
                 }
@@ -169,4 +176,10 @@ impl CatalogHook {
         // `validate_schemas = true` is refused at config time without the feature.
         None
     }
+}
+
+/// Equal strings; typed events share their schema key's `&'static str`, so
+/// the address usually answers without comparing the bytes.
+fn same_str(a: &str, b: &str) -> bool {
+    std::ptr::eq(a, b) || a == b
 }
