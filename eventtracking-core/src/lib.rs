@@ -64,6 +64,8 @@ mod event;
 mod processor;
 pub mod redact;
 pub mod registry;
+#[cfg(unix)]
+pub mod signal;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod tracker;
