@@ -108,6 +108,10 @@ pub fn parse_replay_line(line: &[u8]) -> Result<Option<Event>, LineError> {
     }
 }
 
+/// One line read by [`LineReader::next_line`]: its 1-based number, and its
+/// bytes (without the `\n`) or why it was skipped.
+pub type NumberedLine<'a> = (u64, Result<&'a [u8], LineError>);
+
 /// Reads lines (bytes, split on `\n`) holding at most `max` bytes of one line.
 #[derive(Debug)]
 pub struct LineReader<R> {
@@ -138,7 +142,7 @@ impl<R: BufRead> LineReader<R> {
     /// The next line (without its `\n`) and its 1-based number; `Ok(None)`
     /// at the end. A line over the limit is consumed and comes back as
     /// [`LineError::TooLong`].
-    pub fn next_line(&mut self) -> std::io::Result<Option<(u64, Result<&[u8], LineError>)>> {
+    pub fn next_line(&mut self) -> std::io::Result<Option<NumberedLine<'_>>> {
         self.line.clear();
         let mut too_long = false;
         let mut any = false;

@@ -114,19 +114,29 @@ impl DeadLetterFile {
         options
     }
 
-    /// Checks at start that the file can be written, without leaving an
-    /// empty file behind when it did not exist.
+    /// Checks at start that the file can be written. A missing file is not
+    /// created: a probe file beside it is (and removed), so that nothing is
+    /// left behind and a file another writer is creating is never touched.
     pub(crate) fn check_writable(path: &Path) -> std::io::Result<()> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)?;
+        if path.exists() {
+            return Self::options().open(path).map(drop);
         }
-        let existed = path.exists();
-        let file = Self::options().open(path)?;
-        if !existed && file.metadata()?.len() == 0 {
-            drop(file);
-            let _ = std::fs::remove_file(path);
-        }
-        Ok(())
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent)?;
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let probe = parent.join(format!(".{name}.{}-{nanos}.probe", std::process::id()));
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&probe)?;
+        std::fs::remove_file(&probe)
     }
 
     /// Appends one record per event, in order. Records are whole or absent:

@@ -309,7 +309,13 @@ impl Route {
                         deadline_after(Duration::from_millis(self.config.block_timeout_ms));
                     while queue.len() >= capacity {
                         let now = Instant::now();
-                        if now >= deadline || self.closing.load(Relaxed) {
+                        if self.closing.load(Relaxed) {
+                            drop(queue);
+                            let n = counters.dropped_shutdown.fetch_add(1, Relaxed);
+                            self.note_drop(n, "shutting down while waiting for room");
+                            return;
+                        }
+                        if now >= deadline {
                             drop(queue);
                             let n = counters.dropped_block_timeout.fetch_add(1, Relaxed);
                             self.note_drop(n, "queue still full after block_timeout_ms");
