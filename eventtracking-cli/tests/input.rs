@@ -145,3 +145,56 @@ fn send_holds_no_more_than_the_line_limit_of_an_endless_line() {
     assert!(stderr.contains("line 1: longer than"), "{stderr}");
     assert_eq!(names(&events), ["after"]);
 }
+
+#[test]
+fn replay_streams_its_file_in_bounded_memory() {
+    if !Path::new("/usr/bin/time").exists() {
+        eprintln!("/usr/bin/time is not installed: skipping the replay memory test");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.jsonl");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+    let pad = "x".repeat(700);
+    // About 80 MB of plain events.
+    for i in 0..100_000u32 {
+        writeln!(
+            out,
+            r#"{{"id":"0190c4b4-4f5e-7c3a-8b4e-{i:012}","name":"big.event","timestamp":"2026-01-01T00:00:00.000000Z","context":{{}},"data":{{"i":{i},"pad":"{pad}"}}}}"#
+        )
+        .unwrap();
+    }
+    drop(out);
+    let size = std::fs::metadata(&file).unwrap().len();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[delivery]\nqueue_capacity = 1000\ndead_letter_path = {:?}\n[backends.x]\nengine = \"discard\"\n",
+            dir.path().join("dead.jsonl")
+        ),
+    )
+    .unwrap();
+    let output = Command::new("/usr/bin/time")
+        .args(["-f", "peak-rss-kib %M", BIN, "replay"])
+        .args([file.to_str().unwrap(), "-c", config.to_str().unwrap()])
+        .env_remove("EVENTTRACKING_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("delivered 100000"), "{stderr}");
+    let peak_kib: u64 = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("peak-rss-kib "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // Reading the whole file in would take more than the file's size.
+    assert!(
+        peak_kib * 1024 < size / 2,
+        "peak RSS {peak_kib} KiB for a {size}-byte file"
+    );
+}
