@@ -13,6 +13,11 @@
 //! embedded default: JSON lines on stdout. The delivery report goes to
 //! stderr. Exit codes: 0 success, 1 some input lines were refused or events
 //! were dropped or failed, 2 bad usage or config.
+//!
+//! `demo`, `send` and `replay` (module `bulk`) default to `overflow =
+//! "block"`, stop on SIGINT/SIGTERM (delivering what was accepted within
+//! `--timeout`, dead-lettering the rest; a second signal: at once), and read
+//! their input through the library's `input` module (bounded lines).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

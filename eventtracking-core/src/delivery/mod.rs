@@ -760,14 +760,18 @@ impl Worker {
         let started = Instant::now();
         let budget_end = deadline_after(config.retry_budget());
         self.publish_pending_types().await;
-        let events: Vec<Arc<Event>> = pending.iter().map(|(_, e)| e.clone()).collect();
-        self.before_deadline(self.catalog.publish_new_types(
-            route,
-            &self.backend,
-            &events,
-            send_timeout,
-        ))
-        .await;
+        // The first attempt's batch; a retry builds its own from what is left.
+        let mut first: Option<Vec<Arc<Event>>> =
+            Some(pending.iter().map(|(_, e)| e.clone()).collect());
+        if let Some(batch) = &first {
+            self.before_deadline(self.catalog.publish_new_types(
+                route,
+                &self.backend,
+                batch,
+                send_timeout,
+            ))
+            .await;
+        }
         let mut attempt: u32 = 0;
         let mut last_error = String::new();
         loop {
@@ -785,7 +789,9 @@ impl Worker {
                     .min(budget_end.saturating_duration_since(Instant::now()))
                     .max(Duration::from_millis(1))
             };
-            let batch: Vec<Arc<Event>> = pending.iter().map(|(_, e)| e.clone()).collect();
+            let batch = first
+                .take()
+                .unwrap_or_else(|| pending.iter().map(|(_, e)| e.clone()).collect());
             let send = send_once(&self.backend, batch, timeout);
             tokio::pin!(send);
             let result = match self.before_deadline(&mut send).await {
