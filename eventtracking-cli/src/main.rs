@@ -13,21 +13,26 @@
 //! embedded default: JSON lines on stdout. The delivery report goes to
 //! stderr. Exit codes: 0 success, 1 some input lines were refused or events
 //! were dropped or failed, 2 bad usage or config.
+//!
+//! `demo`, `send` and `replay` (module `bulk`) default to `overflow =
+//! "block"`, stop on SIGINT/SIGTERM (delivering what was accepted within
+//! `--timeout`, dead-lettering the rest; a second signal: at once), and read
+//! their input through the library's `input` module (bounded lines).
 
-use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use eventtracking::{context, registry, DeadLetterRecord, DeliveryReport, Event, Tracker};
-use serde::Deserialize;
-use serde_json::Value;
+use eventtracking::{context, registry, Tracker};
+use eventtracking_cli::input::{self, LineReader, DEFAULT_MAX_LINE_BYTES};
 
 mod allocator;
+mod bulk;
 mod relay;
 mod seed;
+
+use bulk::{PipelineArgs, Progress};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -41,13 +46,18 @@ struct Cli {
 }
 
 #[derive(Debug, clap::Args)]
-struct PipelineArgs {
-    /// The pipeline's TOML config (default: $EVENTTRACKING_CONFIG, else JSON lines on stdout).
-    #[arg(long, short, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// How long to wait for delivery at the end, in seconds.
-    #[arg(long, default_value_t = 30, value_name = "SECS")]
-    timeout: u64,
+struct InputArgs {
+    /// The longest input line, in bytes; a longer one is refused (with its
+    /// line number) without being read into memory, and reading goes on.
+    #[arg(long, default_value_t = DEFAULT_MAX_LINE_BYTES as u64, value_name = "BYTES",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_line_bytes: u64,
+}
+
+impl InputArgs {
+    fn max_line_bytes(&self) -> usize {
+        usize::try_from(self.max_line_bytes).unwrap_or(usize::MAX)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,6 +74,8 @@ enum Command {
     Send {
         #[command(flatten)]
         pipeline: PipelineArgs,
+        #[command(flatten)]
+        input: InputArgs,
     },
     /// Re-send the events of a dead-letter file (or a file of plain events), keeping their ids.
     Replay {
@@ -71,6 +83,8 @@ enum Command {
         file: PathBuf,
         #[command(flatten)]
         pipeline: PipelineArgs,
+        #[command(flatten)]
+        input: InputArgs,
     },
     /// List the backend and processor engines linked into this binary.
     Engines,
@@ -110,29 +124,31 @@ fn run(command: Command) -> Result<ExitCode, String> {
         Command::Engines => engines(),
         Command::Catalog { format } => catalog(format),
         Command::Relay(args) => relay::run(args),
-        Command::Demo { pipeline, count } => {
-            let tracker = build(&pipeline)?;
+        Command::Demo { pipeline, count } => bulk::run(&pipeline, move |tracker, progress| {
             for _ in 0..count {
-                seed::run(&tracker).map_err(|e| e.to_string())?;
+                if progress.stopped() {
+                    break;
+                }
+                seed::run(tracker).map_err(|e| e.to_string())?;
             }
-            Ok(finish(&tracker, &pipeline, 0))
-        }
-        Command::Send { pipeline } => {
-            let tracker = build(&pipeline)?;
-            let refused = send(&tracker, std::io::stdin().lock());
-            Ok(finish(&tracker, &pipeline, refused))
-        }
-        Command::Replay { file, pipeline } => {
-            let tracker = build(&pipeline)?;
-            let refused = replay(&tracker, &file)?;
-            Ok(finish(&tracker, &pipeline, refused))
-        }
+            Ok(())
+        }),
+        Command::Send { pipeline, input } => bulk::run(&pipeline, move |tracker, progress| {
+            send(
+                tracker,
+                std::io::stdin().lock(),
+                input.max_line_bytes(),
+                progress,
+            )
+        }),
+        Command::Replay {
+            file,
+            pipeline,
+            input,
+        } => bulk::run(&pipeline, move |tracker, progress| {
+            replay(tracker, &file, input.max_line_bytes(), progress)
+        }),
     }
-}
-
-fn build(pipeline: &PipelineArgs) -> Result<Tracker, String> {
-    let config = eventtracking::load_config(pipeline.config.as_deref()).map_err(|e| chain(&e))?;
-    config.build().map_err(|e| chain(&e))
 }
 
 /// The error and its causes, `: `-separated, skipping a cause whose text the
@@ -150,31 +166,6 @@ fn chain(error: &dyn std::error::Error) -> String {
     }
     text
 }
-/// Shuts the tracker down, prints the report to stderr, and picks the exit code.
-fn finish(tracker: &Tracker, pipeline: &PipelineArgs, refused_lines: u64) -> ExitCode {
-    let report = tracker
-        .shutdown(Duration::from_secs(pipeline.timeout))
-        .unwrap_or_else(|| tracker.report());
-    let _ = std::io::stdout().flush();
-    eprint!("{report}");
-    if refused_lines > 0 {
-        eprintln!("eventtracking: {refused_lines} input line(s) refused");
-    }
-    if refused_lines > 0 || lost_anything(&report) {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
-}
-
-fn lost_anything(report: &DeliveryReport) -> bool {
-    !report.complete
-        || report.total_dropped() > 0
-        || report.total_failed() > 0
-        || report.tracker.processor_errors > 0
-        || report.tracker.no_backend > 0
-}
-
 /// The formats of `eventtracking catalog`.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum CatalogFormat {
@@ -217,38 +208,27 @@ fn engines() -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// One line of `send`'s input.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct InputLine {
-    name: String,
-    #[serde(default)]
-    data: Value,
-    #[serde(default)]
-    context: Option<serde_json::Map<String, Value>>,
-}
-
-/// Emits each line; returns how many lines were refused (each reported with its number).
-fn send(tracker: &Tracker, input: impl BufRead) -> u64 {
-    let mut refused = 0;
-    for (index, line) in input.lines().enumerate() {
-        let number = index + 1;
-        let line = match line {
-            Ok(line) => line,
-            Err(e) => {
-                eprintln!("line {number}: cannot read: {e}");
-                refused += 1;
-                break;
-            }
+/// Emits each line of `input`; a refused line is reported with its number.
+fn send(
+    tracker: &Tracker,
+    input: impl std::io::BufRead,
+    max_line_bytes: usize,
+    progress: &Progress,
+) -> Result<(), String> {
+    let mut reader = LineReader::new(input, max_line_bytes);
+    while !progress.stopped() {
+        let (number, line) = match reader.next_line() {
+            Ok(Some(line)) => line,
+            Ok(None) => break,
+            Err(e) => return Err(format!("cannot read the input: {e}")),
         };
-        if line.trim().is_empty() {
-            continue;
-        }
-        let result = serde_json::from_str::<InputLine>(&line)
-            .map_err(|e| format!("not an event ({e})"))
-            .and_then(|input| {
-                let emit = || tracker.emit_value(&input.name, input.data.clone());
-                match &input.context {
+        let result = line
+            .and_then(input::parse_send_line)
+            .map_err(|e| e.to_string())
+            .and_then(|line| {
+                let Some(line) = line else { return Ok(()) };
+                let emit = || tracker.emit_value(&line.name, line.data.clone());
+                match &line.context {
                     Some(ctx) => {
                         context::with_context("send", ctx, emit).map_err(|e| e.to_string())?
                     }
@@ -258,43 +238,58 @@ fn send(tracker: &Tracker, input: impl BufRead) -> u64 {
             });
         if let Err(message) = result {
             eprintln!("line {number}: {message}");
-            refused += 1;
+            progress.refuse();
         }
     }
-    refused
+    Ok(())
 }
 
-/// Re-emits every event of `path`; returns how many lines were refused.
-fn replay(tracker: &Tracker, path: &Path) -> Result<u64, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let lines: Vec<&str> = text.lines().collect();
-    let progress = indicatif::ProgressBar::new(lines.len() as u64).with_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} events {per_sec} {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+/// Re-emits every event of `path`, streaming it (progress by bytes).
+fn replay(
+    tracker: &Tracker,
+    path: &Path,
+    max_line_bytes: usize,
+    progress: &Progress,
+) -> Result<(), String> {
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    // Only what the file holds now: replaying a dead-letter file into a
+    // pipeline whose dead letters go to the same file must not read its own output.
+    let size = file
+        .metadata()
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        .len();
+    let bar = indicatif::ProgressBar::new(size).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let mut refused = 0;
-    for (index, line) in lines.iter().enumerate() {
-        progress.inc(1);
-        if line.trim().is_empty() {
-            continue;
-        }
-        let event = match serde_json::from_str::<DeadLetterRecord>(line) {
-            Ok(record) => Ok(record.event),
-            Err(dead_letter_error) => serde_json::from_str::<Event>(line).map_err(|event_error| {
-                format!("neither a dead-letter record ({dead_letter_error}) nor an event ({event_error})")
-            }),
+    let mut reader = LineReader::new(
+        std::io::BufReader::new(std::io::Read::take(file, size)),
+        max_line_bytes,
+    );
+    while !progress.stopped() {
+        let (number, line) = match reader.next_line() {
+            Ok(Some(line)) => line,
+            Ok(None) => break,
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
         };
-        let result = event.and_then(|event| {
-            tracker
-                .emit_event(Arc::new(event))
-                .map_err(|e| e.to_string())
-        });
+        let result = line
+            .and_then(input::parse_replay_line)
+            .map_err(|e| e.to_string())
+            .and_then(|event| match event {
+                Some(event) => tracker
+                    .emit_event(Arc::new(event))
+                    .map_err(|e| e.to_string()),
+                None => Ok(()),
+            });
+        bar.set_position(reader.bytes_read());
         if let Err(message) = result {
-            progress.suspend(|| eprintln!("line {}: {message}", index + 1));
-            refused += 1;
+            bar.suspend(|| eprintln!("line {number}: {message}"));
+            progress.refuse();
         }
     }
-    progress.finish_and_clear();
-    Ok(refused)
+    bar.finish_and_clear();
+    Ok(())
 }

@@ -20,7 +20,8 @@ pub(crate) struct RelayArgs {
     #[arg(long, short, value_name = "FILE")]
     config: Option<PathBuf>,
     /// How long the final flush (and one in a rebalance) waits for the backends, in seconds.
-    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    #[arg(long, default_value_t = 30, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(0..=365 * 86_400))]
     timeout: u64,
     /// How often delivered events have their offsets committed, in milliseconds.
     #[arg(long, default_value_t = 1000, value_name = "MS")]

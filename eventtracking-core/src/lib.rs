@@ -65,6 +65,8 @@ mod json_text;
 mod processor;
 pub mod redact;
 pub mod registry;
+#[cfg(unix)]
+pub mod signal;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod tracker;

@@ -52,7 +52,7 @@ pub struct Tracker {
 }
 
 #[derive(Debug)]
-struct Inner {
+pub(crate) struct Inner {
     processors: Vec<Arc<dyn Processor>>,
     engine: Engine,
     counters: TrackerCounters,
@@ -218,15 +218,15 @@ impl Tracker {
     /// failed to flush (see [`BackendStats::flush_errors`](crate::BackendStats::flush_errors)).
     pub fn flush(&self, timeout: Duration) -> DeliveryReport {
         let errors_before = self.flush_errors();
-        let complete = self.inner.engine.flush(timeout);
-        self.report_with(complete && self.flush_errors() == errors_before)
+        let in_time = self.inner.engine.flush(timeout);
+        self.report_with(in_time, errors_before)
     }
 
     /// [`flush`](Self::flush) without blocking the thread.
     pub async fn flush_async(&self, timeout: Duration) -> DeliveryReport {
         let errors_before = self.flush_errors();
-        let complete = self.inner.engine.flush_async(timeout).await;
-        self.report_with(complete && self.flush_errors() == errors_before)
+        let in_time = self.inner.engine.flush_async(timeout).await;
+        self.report_with(in_time, errors_before)
     }
 
     fn flush_errors(&self) -> u64 {
@@ -239,12 +239,35 @@ impl Tracker {
     }
 
     /// Delivers what is queued (up to `timeout`), shuts every backend down and
-    /// returns the final report. Later emits are refused and counted. A second
-    /// call returns `None`.
+    /// returns the final report. Later emits are refused and counted. Events
+    /// still queued, retrying or in flight when `timeout` passes are written
+    /// to the dead-letter file with reason `shutdown` (counted as
+    /// [`failed_shutdown`](crate::BackendStats::failed_shutdown)), so
+    /// `eventtracking replay` recovers them. A second call (or one racing
+    /// the first) returns `None`, once the first is over.
+    ///
+    /// See [`signal`](crate::signal) for shutting down on SIGINT/SIGTERM.
     pub fn shutdown(&self, timeout: Duration) -> Option<DeliveryReport> {
         let errors_before = self.flush_errors();
-        let complete = self.inner.engine.shutdown(timeout)?;
-        Some(self.report_with(complete && self.flush_errors() == errors_before))
+        let outcome = self.inner.engine.shutdown(timeout)?;
+        Some(self.report_with(outcome.in_time, errors_before))
+    }
+
+    /// Moves the deadline of a shutdown in progress (on another thread) to
+    /// now: nothing more is sent, what is undelivered is dead-lettered with
+    /// reason `shutdown`, and [`shutdown`](Self::shutdown) returns. Called
+    /// before a shutdown, that shutdown starts past its deadline. This is
+    /// what a second SIGINT/SIGTERM does under [`signal::ShutdownSignals`](crate::signal::ShutdownSignals).
+    pub fn cut_shutdown_short(&self) {
+        self.inner.engine.cut_shutdown_short();
+    }
+
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> Self {
+        Tracker { inner }
     }
 
     /// Hands catalog entries documented elsewhere (e.g. read by a relay
@@ -261,10 +284,13 @@ impl Tracker {
 
     /// The counters right now.
     pub fn report(&self) -> DeliveryReport {
-        self.report_with(true)
+        self.report_with(true, self.flush_errors())
     }
 
-    fn report_with(&self, complete: bool) -> DeliveryReport {
+    /// The report after a flush or shutdown: complete when it was `in_time`
+    /// and no backend flush failed since `flush_errors_before`.
+    fn report_with(&self, in_time: bool, flush_errors_before: u64) -> DeliveryReport {
+        let complete = in_time && self.flush_errors() == flush_errors_before;
         let inner = &*self.inner;
         DeliveryReport {
             tracker: inner.counters.snapshot(),
@@ -275,6 +301,7 @@ impl Tracker {
                 .map(|r| (r.name.to_string(), r.stats()))
                 .collect(),
             complete,
+            deadline_passed: !in_time,
         }
     }
 
@@ -399,6 +426,17 @@ impl TrackerBuilder {
                     owner: route.name.clone(),
                     engine: "delivery".into(),
                     message: error.to_string(),
+                });
+            }
+            // Refused now rather than discovered when the first event fails.
+            if let Err(error) = delivery::check_dead_letter_path(&delivery.dead_letter_path) {
+                return Err(BuildError::InvalidOption {
+                    owner: route.name.clone(),
+                    engine: "delivery".into(),
+                    message: format!(
+                        "dead_letter_path = {:?} cannot be written: {error}",
+                        delivery.dead_letter_path.display().to_string()
+                    ),
                 });
             }
         }

@@ -80,6 +80,7 @@ fn a_config_with_every_documented_key_builds_and_works() {
         max_retries = 2
         initial_backoff_ms = 1
         max_backoff_ms = 8
+        retry_budget_ms = 4000
         send_timeout_ms = 5000
         max_event_bytes = 20000
         dead_letter_path = {dead}
@@ -143,6 +144,7 @@ fn a_config_with_every_documented_key_builds_and_works() {
         max_retries: 2,
         initial_backoff_ms: 1,
         max_backoff_ms: 8,
+        retry_budget_ms: 4000,
         send_timeout_ms: 5000,
         max_event_bytes: Some(20_000),
         dead_letter_path: dead.clone(),

@@ -659,13 +659,26 @@ fn shutdown_with_a_stuck_backend_is_incomplete_and_counts_the_rest() {
         .shutdown(Duration::from_millis(200))
         .expect("report");
     assert!(!report.complete);
+    assert!(report.deadline_passed);
     let stats = &report.backends["stuck"];
     assert_eq!(stats.accepted, 50);
     assert_eq!(stats.delivered, 0);
-    assert_eq!(stats.dropped_by_reason.shutdown, 50);
+    // Queued and in flight at the deadline: dead-lettered (replayable), not dropped.
+    assert_eq!(stats.failed_shutdown, 50, "{stats:?}");
+    assert_eq!(stats.dead_lettered, 50, "{stats:?}");
+    assert_eq!(stats.dropped, 0, "{stats:?}");
     assert_accounted(stats);
     assert!(recorder.events().is_empty());
-    assert!(report.to_string().contains("INCOMPLETE"), "{report}");
+    let dead = dead_letters(dir.path());
+    assert_eq!(seqs_of_dead(&dead), (0..50).collect::<Vec<_>>());
+    assert!(
+        dead.iter().all(|r| r.reason.starts_with("shutdown")),
+        "{dead:?}"
+    );
+    assert!(
+        report.to_string().contains("INCOMPLETE: deadline passed"),
+        "{report}"
+    );
     // After shutdown there is nothing left to wait for: a flush returns at once
     // (within its deadline) with the final counts.
     let after = tracker.flush(DEADLINE);
@@ -696,12 +709,128 @@ fn shutdown_with_a_partly_stuck_backend_accounts_for_every_event() {
     assert_eq!(stats.accepted, 100);
     assert_eq!(stats.delivered, recorder.events().len() as u64);
     assert!(stats.delivered <= 20);
-    assert_eq!(
-        stats.delivered + stats.dropped_by_reason.shutdown,
-        100,
-        "{stats:?}"
-    );
+    assert_eq!(stats.delivered + stats.failed_shutdown, 100, "{stats:?}");
+    assert_eq!(stats.dead_lettered, stats.failed_shutdown, "{stats:?}");
     assert_accounted(stats);
+    let mut all: Vec<u64> = seqs(&recorder.events());
+    all.extend(seqs_of_dead(&dead_letters(dir.path())));
+    all.sort_unstable();
+    assert_eq!(all, (0..100).collect::<Vec<_>>());
+}
+
+fn seqs_of_dead(records: &[eventtracking_core::DeadLetterRecord]) -> Vec<u64> {
+    let mut seqs: Vec<u64> = records
+        .iter()
+        .map(|r| r.event.data()["i"].as_u64().unwrap())
+        .collect();
+    seqs.sort_unstable();
+    seqs
+}
+
+#[test]
+fn a_retry_loop_at_the_shutdown_deadline_dead_letters_instead_of_sleeping_on() {
+    let dir = tempfile::tempdir().unwrap();
+    // Always retryable: without the deadline this would retry for minutes.
+    let recorder = Recorder::scripted(|_, _| Action::Fail(BackendError::Retryable("down".into())));
+    let tracker = tracker_with(
+        common::delivery(dir.path())
+            .with_max_retries(1_000)
+            .with_initial_backoff_ms(10_000)
+            .with_max_backoff_ms(60_000)
+            .with_retry_budget_ms(3_600_000),
+        "down",
+        recorder,
+    );
+    emit_seq(&tracker, 5);
+    let report = tracker.shutdown(Duration::from_millis(300)).unwrap();
+    let stats = &report.backends["down"];
+    assert_eq!(stats.failed_shutdown, 5, "{stats:?}");
+    assert_eq!(stats.dead_lettered, 5, "{stats:?}");
+    assert_accounted(stats);
+    let dead = dead_letters(dir.path());
+    assert_eq!(seqs_of_dead(&dead), (0..5).collect::<Vec<_>>());
+    assert!(
+        dead[0].reason.contains("last: transient failure: down") || dead[0].reason.contains("down"),
+        "{}",
+        dead[0].reason
+    );
+}
+
+#[test]
+fn the_retry_budget_ends_retries_and_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Recorder::scripted(|_, _| Action::Fail(BackendError::Retryable("down".into())));
+    let tracker = tracker_with(
+        common::delivery(dir.path())
+            .with_max_retries(1_000_000)
+            .with_initial_backoff_ms(5)
+            .with_max_backoff_ms(20)
+            .with_retry_budget_ms(200),
+        "down",
+        recorder,
+    );
+    emit_seq(&tracker, 3);
+    let report = tracker.flush(DEADLINE);
+    assert!(report.complete, "{report}");
+    let stats = &report.backends["down"];
+    assert_eq!(stats.dead_lettered, 3, "{stats:?}");
+    assert_eq!(stats.failed_shutdown, 0, "{stats:?}");
+    let dead = dead_letters(dir.path());
+    assert!(
+        dead.iter()
+            .all(|r| r.reason.starts_with("retries exhausted")
+                && r.reason.contains("retry_budget_ms 200")),
+        "{dead:?}"
+    );
+}
+
+#[test]
+fn cut_shutdown_short_ends_a_long_shutdown_at_once_with_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let (recorder, _gate) = Recorder::new().gated();
+    let tracker = tracker_with(common::delivery(dir.path()), "stuck", recorder);
+    emit_seq(&tracker, 10);
+    let cutter = {
+        let tracker = tracker.clone();
+        std::thread::spawn(move || {
+            // Wait until the shutdown below is under way, then cut it.
+            while tracker.emit("probe", json!({})).is_ok() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            tracker.cut_shutdown_short();
+        })
+    };
+    // An hour's deadline: only the cut can end this call.
+    let report = tracker.shutdown(Duration::from_secs(3_600)).unwrap();
+    cutter.join().unwrap();
+    let stats = &report.backends["stuck"];
+    assert_eq!(stats.delivered, 0);
+    assert_eq!(stats.failed_shutdown, stats.accepted, "{stats:?}");
+    assert_eq!(dead_letters(dir.path()).len() as u64, stats.accepted);
+}
+
+#[test]
+fn an_unwritable_dead_letter_path_is_refused_at_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let path = file.join("dead.jsonl");
+    let err = Tracker::builder()
+        .with_delivery(DeliveryConfig::default().with_dead_letter_path(path.clone()))
+        .with_backend("rec", Recorder::new())
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("dead_letter_path"), "{err}");
+    assert!(err.contains(&path.display().to_string()), "{err}");
+    // A writable path that does not exist yet is not created by the check.
+    let fine = dir.path().join("sub").join("dead.jsonl");
+    Tracker::builder()
+        .with_delivery(DeliveryConfig::default().with_dead_letter_path(fine.clone()))
+        .with_backend("rec", Recorder::new())
+        .build()
+        .unwrap();
+    assert!(!fine.exists());
 }
 
 #[test]
@@ -871,13 +1000,15 @@ async fn emit_and_flush_from_a_current_thread_runtime() {
 #[test]
 fn dead_letter_write_errors_are_counted_as_drops() {
     let dir = tempfile::tempdir().unwrap();
-    // The dead-letter "file" is a directory: writing it fails.
+    let path = dir.path().join("dead.jsonl");
     let recorder = Recorder::scripted(|_, _| Action::Fail(BackendError::Permanent("nope".into())));
     let tracker = tracker_with(
-        common::delivery(dir.path()).with_dead_letter_path(dir.path().to_path_buf()),
+        common::delivery(dir.path()).with_dead_letter_path(path.clone()),
         "rec",
         recorder,
     );
+    // Writable at start, then the dead-letter "file" becomes a directory: writing it fails.
+    std::fs::create_dir(&path).unwrap();
     emit_seq(&tracker, 4);
     let report = tracker.flush(DEADLINE);
     assert!(report.complete);

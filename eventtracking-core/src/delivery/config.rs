@@ -54,6 +54,7 @@ impl std::str::FromStr for Overflow {
 /// | `max_retries` | 8 | `EVENTTRACKING_MAX_RETRIES` |
 /// | `initial_backoff_ms` | 100 | `EVENTTRACKING_INITIAL_BACKOFF_MS` |
 /// | `max_backoff_ms` | 10000 | `EVENTTRACKING_MAX_BACKOFF_MS` |
+/// | `retry_budget_ms` | 30000 | `EVENTTRACKING_RETRY_BUDGET_MS` |
 /// | `send_timeout_ms` | 30000 | `EVENTTRACKING_SEND_TIMEOUT_MS` |
 /// | `max_event_bytes` | none | `EVENTTRACKING_MAX_EVENT_BYTES` |
 /// | `dead_letter_path` | `"eventtracking-dead-letter.jsonl"` | `EVENTTRACKING_DEAD_LETTER_PATH` |
@@ -88,6 +89,13 @@ pub struct DeliveryConfig {
     pub initial_backoff_ms: u64,
     /// The longest backoff.
     pub max_backoff_ms: u64,
+    /// The longest a batch is retried, from its first attempt: no retry
+    /// starts (and no attempt runs) past it; then the events are
+    /// dead-lettered (`retries exhausted`). The default, 30 s, is also the
+    /// CLI's default `--timeout`, so a batch failing at the end of a bulk
+    /// command is given up by its retry budget rather than by the deadline.
+    /// Either way it ends in the dead-letter file.
+    pub retry_budget_ms: u64,
     /// The longest one `send_batch` may take; past it the attempt counts as a retryable timeout.
     pub send_timeout_ms: u64,
     /// Events whose JSON is larger go straight to the dead-letter file (reason
@@ -114,6 +122,7 @@ impl Default for DeliveryConfig {
             max_retries: 8,
             initial_backoff_ms: 100,
             max_backoff_ms: 10_000,
+            retry_budget_ms: 30_000,
             send_timeout_ms: 30_000,
             max_event_bytes: None,
             dead_letter_path: PathBuf::from("eventtracking-dead-letter.jsonl"),
@@ -155,6 +164,8 @@ setters! {
     with_initial_backoff_ms: initial_backoff_ms: u64;
     /// Sets `max_backoff_ms`.
     with_max_backoff_ms: max_backoff_ms: u64;
+    /// Sets `retry_budget_ms`.
+    with_retry_budget_ms: retry_budget_ms: u64;
     /// Sets `send_timeout_ms`.
     with_send_timeout_ms: send_timeout_ms: u64;
     /// Sets `max_event_bytes`.
@@ -244,6 +255,7 @@ impl DeliveryConfig {
             "EVENTTRACKING_MAX_RETRIES" => max_retries,
             "EVENTTRACKING_INITIAL_BACKOFF_MS" => initial_backoff_ms,
             "EVENTTRACKING_MAX_BACKOFF_MS" => max_backoff_ms,
+            "EVENTTRACKING_RETRY_BUDGET_MS" => retry_budget_ms,
             "EVENTTRACKING_SEND_TIMEOUT_MS" => send_timeout_ms,
 
             "EVENTTRACKING_DEAD_LETTER_PATH" => dead_letter_path,
@@ -263,6 +275,10 @@ impl DeliveryConfig {
 
     pub(crate) fn linger(&self) -> Duration {
         Duration::from_millis(self.linger_ms)
+    }
+
+    pub(crate) fn retry_budget(&self) -> Duration {
+        Duration::from_millis(self.retry_budget_ms)
     }
 
     /// The backoff before retry number `attempt` (1-based): exponential, capped, with full jitter

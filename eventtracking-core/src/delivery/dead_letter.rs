@@ -1,9 +1,14 @@
 //! The dead-letter file: events that could not be delivered, with the reason.
+//!
+//! One writer per path in the process (routes sharing a path share it), so
+//! that records are appended whole and a failed append can be cut back to
+//! the last whole record without tearing another route's record.
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -27,13 +32,46 @@ pub struct DeadLetterRecord {
     /// The backend that could not take the event (empty when not known).
     #[serde(default)]
     pub backend: String,
-    /// Why, e.g. `oversized: ...`, `retries exhausted: ...`, `permanent failure: ...`.
+    /// Why, e.g. `oversized: ...`, `retries exhausted: ...`, `permanent failure: ...`,
+    /// `shutdown: ...` (still undelivered when the shutdown deadline passed).
     pub reason: String,
     /// How many sends were tried.
     #[serde(default)]
     pub attempts: u32,
     /// The event, unchanged.
     pub event: Event,
+}
+
+/// What one [`DeadLetterFile::write`] did: how many records are in the file
+/// (whole), and why the others are not.
+#[derive(Debug)]
+pub(crate) struct Written {
+    /// Records appended whole, from the first.
+    pub(crate) records: usize,
+    /// Why the rest were not written, if any.
+    pub(crate) error: Option<DeadLetterError>,
+}
+
+/// Why records could not be written to the dead-letter file.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DeadLetterError {
+    /// The disk (or the file-size limit) is full.
+    #[error("dead-letter file full: {0}")]
+    Full(#[source] std::io::Error),
+    /// Any other failure (permissions, a missing directory, ...).
+    #[error("cannot write the dead-letter file: {0}")]
+    Io(#[source] std::io::Error),
+}
+
+impl DeadLetterError {
+    fn from_io(error: std::io::Error) -> Self {
+        match error.kind() {
+            ErrorKind::StorageFull | ErrorKind::FileTooLarge | ErrorKind::QuotaExceeded => {
+                DeadLetterError::Full(error)
+            }
+            _ => DeadLetterError::Io(error),
+        }
+    }
 }
 
 /// Appends dead-letter records to a JSON-lines file, opened on first use
@@ -44,29 +82,76 @@ pub(crate) struct DeadLetterFile {
     file: Mutex<Option<File>>,
 }
 
+static WRITERS: LazyLock<Mutex<HashMap<PathBuf, Weak<DeadLetterFile>>>> =
+    LazyLock::new(Default::default);
+
 impl DeadLetterFile {
-    pub(crate) fn new(path: &Path) -> Self {
-        DeadLetterFile {
+    /// The process's writer for `path` (one per path, shared).
+    pub(crate) fn shared(path: &Path) -> Arc<Self> {
+        let key = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+        let mut writers = WRITERS.lock().unwrap_or_else(|p| p.into_inner());
+        writers.retain(|_, writer| writer.strong_count() > 0);
+        if let Some(writer) = writers.get(&key).and_then(Weak::upgrade) {
+            return writer;
+        }
+        let writer = Arc::new(DeadLetterFile {
             path: path.to_owned(),
             file: Mutex::new(None),
-        }
+        });
+        writers.insert(key, Arc::downgrade(&writer));
+        writer
     }
 
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Writes one record per event in a single append, so that records are whole lines.
+    fn options() -> OpenOptions {
+        let mut options = OpenOptions::new();
+        options.create(true).append(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o640);
+        options
+    }
+
+    /// Checks at start that the file can be written. A missing file is not
+    /// created: a probe file beside it is (and removed), so that nothing is
+    /// left behind and a file another writer is creating is never touched.
+    pub(crate) fn check_writable(path: &Path) -> std::io::Result<()> {
+        if path.exists() {
+            return Self::options().open(path).map(drop);
+        }
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent)?;
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let probe = parent.join(format!(".{name}.{}-{nanos}.probe", std::process::id()));
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&probe)?;
+        std::fs::remove_file(&probe)
+    }
+
+    /// Appends one record per event, in order. Records are whole or absent:
+    /// when the disk fills up mid-append, the file is cut back to the last
+    /// whole record and [`Written::records`] says how many made it.
     pub(crate) fn write(
         &self,
         backend: &str,
         reason: &str,
         attempts: u32,
         events: &[Arc<Event>],
-    ) -> std::io::Result<()> {
+    ) -> Written {
         #[derive(Serialize)]
         struct Line<'a> {
-            failed_at: String,
+            failed_at: &'a str,
             backend: &'a str,
             reason: &'a str,
             attempts: u32,
@@ -74,39 +159,87 @@ impl DeadLetterFile {
         }
         let failed_at = humantime::format_rfc3339_micros(SystemTime::now()).to_string();
         let mut buffer = Vec::new();
+        // Where each record ends in `buffer`.
+        let mut ends = Vec::with_capacity(events.len());
         for event in events {
-            serde_json::to_writer(
-                &mut buffer,
-                &Line {
-                    failed_at: failed_at.clone(),
-                    backend,
-                    reason,
-                    attempts,
-                    event,
-                },
-            )?;
+            let line = Line {
+                failed_at: &failed_at,
+                backend,
+                reason,
+                attempts,
+                event,
+            };
+            if let Err(error) = serde_json::to_writer(&mut buffer, &line) {
+                return Written {
+                    records: 0,
+                    error: Some(DeadLetterError::Io(error.into())),
+                };
+            }
             buffer.push(b'\n');
+            ends.push(buffer.len());
         }
-        let mut guard = self
-            .file
-            .lock()
-            .map_err(|_| std::io::Error::other("dead-letter lock poisoned"))?;
-        if guard.is_none() {
-            if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent)?;
+        let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        let file = match &mut *guard {
+            Some(file) => file,
+            None => match self.open() {
+                Ok(file) => guard.insert(file),
+                Err(error) => {
+                    return Written {
+                        records: 0,
+                        error: Some(DeadLetterError::from_io(error)),
+                    }
+                }
+            },
+        };
+        let start = match file.metadata() {
+            Ok(metadata) => metadata.len(),
+            Err(error) => {
+                return Written {
+                    records: 0,
+                    error: Some(DeadLetterError::from_io(error)),
+                }
             }
-            let mut options = OpenOptions::new();
-            options.create(true).append(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o640);
-            *guard = Some(options.open(&self.path)?);
-        }
-        match guard.as_mut() {
-            Some(file) => {
-                file.write_all(&buffer)?;
-                file.flush()
+        };
+        let mut done = 0;
+        let mut failure = None;
+        while done < buffer.len() {
+            match file.write(&buffer[done..]) {
+                Ok(0) => {
+                    failure = Some(std::io::Error::from(ErrorKind::WriteZero));
+                    break;
+                }
+                Ok(n) => done += n,
+                Err(error) if error.kind() == ErrorKind::Interrupted => {}
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
             }
-            None => Err(std::io::Error::other("dead-letter file not open")),
         }
+        let Some(error) = failure else {
+            return Written {
+                records: events.len(),
+                error: None,
+            };
+        };
+        let records = ends.partition_point(|&end| end <= done);
+        let whole = if records == 0 { 0 } else { ends[records - 1] };
+        if whole < done {
+            // Cut the torn record. Shrinking a file needs no space.
+            if let Err(cut) = file.set_len(start + whole as u64) {
+                tracing::error!(path = %self.path.display(), error = %cut, "eventtracking: cannot cut a torn dead-letter record");
+            }
+        }
+        Written {
+            records,
+            error: Some(DeadLetterError::from_io(error)),
+        }
+    }
+
+    fn open(&self) -> std::io::Result<File> {
+        if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        Self::options().open(&self.path)
     }
 }

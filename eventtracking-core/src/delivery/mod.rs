@@ -13,6 +13,11 @@
 //!   may reach the backend twice, so backends should write idempotently on
 //!   the event id.
 //! - Backends are isolated: a slow or failing backend fills only its own queue.
+//! - Shutdown has a deadline: what is still queued, retrying or in flight
+//!   when it passes is written to the dead-letter file with reason
+//!   `shutdown` (counted as `failed_shutdown`), so `eventtracking replay`
+//!   recovers it. [`Tracker::cut_shutdown_short`](crate::Tracker::cut_shutdown_short)
+//!   moves the deadline to now.
 
 mod catalog_hook;
 mod config;
@@ -35,8 +40,38 @@ use crate::error::BackendError;
 use crate::error::BackendResult;
 use crate::event::Event;
 use crate::processor::{panic_message, run_chain, Processor};
-use dead_letter::DeadLetterFile;
+use dead_letter::{DeadLetterError, DeadLetterFile};
 use stats::RouteCounters;
+
+/// After the shutdown deadline, how long a worker still has to write what
+/// it holds to the dead-letter file and flush its backend before the engine
+/// stops waiting for it (and dead-letters what it held itself).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// The reason of events given up at the shutdown deadline.
+const SHUTDOWN_REASON: &str = "shutdown: still undelivered when the shutdown deadline passed";
+
+/// `now + timeout`, without overflowing on absurd timeouts (they mean "no deadline").
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now)
+}
+
+/// The events a worker took from the queue and has not accounted for yet,
+/// by their index in the batch, so that the engine can dead-letter them if
+/// the worker never finishes. Once `abandoned`, the engine owns them.
+#[derive(Debug, Default)]
+struct InFlight {
+    slots: Vec<Option<Arc<Event>>>,
+    abandoned: bool,
+}
+
+/// Checks that the dead-letter file can be written (at build time).
+pub(crate) fn check_dead_letter_path(path: &std::path::Path) -> std::io::Result<()> {
+    DeadLetterFile::check_writable(path)
+}
 
 /// One backend with its queue, counters and settings.
 pub(crate) struct Route {
@@ -57,7 +92,13 @@ pub(crate) struct Route {
     progress: Mutex<()>,
     progress_changed: Condvar,
     progress_notify: tokio::sync::Notify,
-    dead_letter: DeadLetterFile,
+    dead_letter: Arc<DeadLetterFile>,
+    /// When the shutdown must be over (set by shutdown; moved by `cut_shutdown_short`).
+    deadline: Mutex<Option<Instant>>,
+    deadline_changed: tokio::sync::Notify,
+    /// Something was given up because the deadline passed.
+    deadline_hit: AtomicBool,
+    in_flight: Mutex<InFlight>,
     /// Catalog entries handed in by [`Tracker::publish_event_types`](crate::Tracker::publish_event_types),
     /// published before the next batch or flush.
     pending_types: Mutex<Vec<Arc<crate::catalog::CatalogEntry>>>,
@@ -87,7 +128,7 @@ impl Route {
         config: DeliveryConfig,
         processors: Vec<Arc<dyn Processor>>,
     ) -> Arc<Self> {
-        let dead_letter = DeadLetterFile::new(&config.dead_letter_path);
+        let dead_letter = DeadLetterFile::shared(&config.dead_letter_path);
         Arc::new(Route {
             name: Arc::from(name),
             queue: Mutex::new(VecDeque::with_capacity(config.queue_capacity.min(4096))),
@@ -106,8 +147,119 @@ impl Route {
             progress_changed: Condvar::new(),
             progress_notify: tokio::sync::Notify::new(),
             dead_letter,
+            deadline: Mutex::new(None),
+            deadline_changed: tokio::sync::Notify::new(),
+            deadline_hit: AtomicBool::new(false),
+            in_flight: Mutex::new(InFlight::default()),
             pending_types: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The shutdown deadline, once shutdown has begun.
+    fn deadline(&self) -> Option<Instant> {
+        *lock(&self.deadline)
+    }
+
+    fn past_deadline(&self) -> bool {
+        self.deadline().is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Sets the deadline (`earlier_only`: only if that moves it earlier) and wakes whoever waits on it.
+    fn set_deadline(&self, deadline: Instant, earlier_only: bool) {
+        {
+            let mut current = lock(&self.deadline);
+            match *current {
+                Some(d) if earlier_only && d <= deadline => return,
+                None if earlier_only => return,
+                _ => *current = Some(deadline),
+            }
+        }
+        self.deadline_changed.notify_waiters();
+        self.wake.notify_one();
+        self.not_full.notify_all();
+        self.notify_progress();
+    }
+
+    /// Resolves when the shutdown deadline passes (never before shutdown).
+    async fn deadline_reached(&self) {
+        loop {
+            let changed = self.deadline_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            match self.deadline() {
+                Some(deadline) => {
+                    if tokio::time::timeout_at(deadline.into(), changed)
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                None => changed.await,
+            }
+        }
+    }
+
+    /// Marks batch slots as handled; false when the engine has abandoned
+    /// the batch (it dead-letters and counts those events itself).
+    fn settle(&self, slots: impl IntoIterator<Item = usize>) -> bool {
+        let mut in_flight = lock(&self.in_flight);
+        if in_flight.abandoned {
+            return false;
+        }
+        for slot in slots {
+            if let Some(event) = in_flight.slots.get_mut(slot) {
+                *event = None;
+            }
+        }
+        true
+    }
+
+    /// Writes events to the dead-letter file and counts them: written ones as
+    /// dead-lettered, the rest as dropped with the cause.
+    fn dead_letter_events(
+        &self,
+        events: &[Arc<Event>],
+        reason: &str,
+        attempts: u32,
+        shutdown: bool,
+    ) {
+        let counters = &self.counters;
+        let n = events.len() as u64;
+        counters.failed.fetch_add(n, Relaxed);
+        if shutdown {
+            counters.failed_shutdown.fetch_add(n, Relaxed);
+            self.deadline_hit.store(true, SeqCst);
+        }
+        let written = self.dead_letter.write(&self.name, reason, attempts, events);
+        let records = written.records as u64;
+        counters.dead_lettered.fetch_add(records, Relaxed);
+        if records > 0 {
+            tracing::warn!(
+                backend = %self.name,
+                events = records,
+                reason,
+                path = %self.dead_letter.path().display(),
+                "eventtracking: events dead-lettered"
+            );
+        }
+        if let Some(error) = written.error {
+            let lost = n - records;
+            let counter = match error {
+                DeadLetterError::Full(_) => &counters.dropped_dead_letter_full,
+                DeadLetterError::Io(_) => &counters.dropped_dead_letter_error,
+            };
+            counter.fetch_add(lost, Relaxed);
+            tracing::error!(
+                backend = %self.name,
+                events = lost,
+                reason,
+                %error,
+                path = %self.dead_letter.path().display(),
+                "eventtracking: events lost: cannot write them to the dead-letter file"
+            );
+        }
+        self.complete(n);
     }
 
     pub(crate) fn config(&self) -> &DeliveryConfig {
@@ -154,10 +306,16 @@ impl Route {
                 }
                 Overflow::Block => {
                     let deadline =
-                        Instant::now() + Duration::from_millis(self.config.block_timeout_ms);
+                        deadline_after(Duration::from_millis(self.config.block_timeout_ms));
                     while queue.len() >= capacity {
                         let now = Instant::now();
-                        if now >= deadline || self.closing.load(Relaxed) {
+                        if self.closing.load(Relaxed) {
+                            drop(queue);
+                            let n = counters.dropped_shutdown.fetch_add(1, Relaxed);
+                            self.note_drop(n, "shutting down while waiting for room");
+                            return;
+                        }
+                        if now >= deadline {
                             drop(queue);
                             let n = counters.dropped_block_timeout.fetch_add(1, Relaxed);
                             self.note_drop(n, "queue still full after block_timeout_ms");
@@ -274,27 +432,59 @@ impl Route {
         }
     }
 
-    fn wait_exited(&self, deadline: Instant) -> bool {
-        self.wait_until(deadline, || self.worker_exited.load(SeqCst))
+    /// Waits for the worker to exit, up to the shutdown deadline (which
+    /// `cut_shutdown_short` may move) plus the grace the worker has to
+    /// dead-letter what it holds.
+    fn wait_exited(&self) -> bool {
+        let mut guard = lock(&self.progress);
+        loop {
+            if self.worker_exited.load(SeqCst) {
+                return true;
+            }
+            let now = Instant::now();
+            let until = self.deadline().map_or(now, |d| d + SHUTDOWN_GRACE);
+            if now >= until {
+                return false;
+            }
+            guard = self
+                .progress_changed
+                .wait_timeout(guard, until - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
     }
 
-    /// After the worker is gone: whatever is still queued or was in flight is dropped (counted).
+    /// After the worker is gone (or given up on): whatever is still queued or
+    /// was in flight is dead-lettered with reason `shutdown` (counted).
     fn abandon_remaining(&self) {
         let mut queue = lock(&self.queue);
-        queue.clear();
+        let mut events: Vec<Arc<Event>> = {
+            let mut in_flight = lock(&self.in_flight);
+            in_flight.abandoned = true;
+            in_flight.slots.drain(..).flatten().collect()
+        };
+        events.extend(queue.drain(..));
+        drop(queue);
+        if !events.is_empty() {
+            tracing::error!(
+                backend = %self.name,
+                events = events.len(),
+                "eventtracking: shutdown deadline passed with events still undelivered; dead-lettering them"
+            );
+            self.dead_letter_events(&events, SHUTDOWN_REASON, 0, true);
+        }
+        // Anything else unaccounted for (never expected) is at least counted.
         let accepted = self.counters.accepted.load(SeqCst);
-        let completed = self.completed.load(SeqCst);
-        let remaining = accepted.saturating_sub(completed);
+        let remaining = accepted.saturating_sub(self.completed.load(SeqCst));
         if remaining > 0 {
             self.counters.dropped_shutdown.fetch_add(remaining, Relaxed);
             self.completed.fetch_add(remaining, SeqCst);
             tracing::error!(
                 backend = %self.name,
                 dropped = remaining,
-                "eventtracking: shutdown deadline passed with events still undelivered"
+                "eventtracking: events unaccounted for at shutdown; counted as dropped"
             );
         }
-        drop(queue);
         self.not_full.notify_all();
         // The runtime is shut down: the worker is gone (or going) even if it
         // never got to say so, and later flushes have nothing to wait for.
@@ -302,10 +492,23 @@ impl Route {
         self.notify_progress();
     }
 
-    fn take_batch(&self) -> Vec<Arc<Event>> {
+    /// Takes the next batch from the queue (all of it with `all`), recording
+    /// it as in flight; empty once the engine has abandoned the worker.
+    fn take_batch(&self, all: bool) -> Vec<Arc<Event>> {
         let mut queue = lock(&self.queue);
-        let n = queue.len().min(self.config.batch_size);
+        let mut in_flight = lock(&self.in_flight);
+        if in_flight.abandoned {
+            return Vec::new();
+        }
+        let n = if all {
+            queue.len()
+        } else {
+            queue.len().min(self.config.batch_size)
+        };
         let batch: Vec<_> = queue.drain(..n).collect();
+        in_flight.slots.clear();
+        in_flight.slots.extend(batch.iter().cloned().map(Some));
+        drop(in_flight);
         drop(queue);
         if self.config.overflow == Overflow::Block {
             self.not_full.notify_all();
@@ -336,10 +539,22 @@ struct Worker {
     catalog: catalog_hook::CatalogHook,
 }
 
+/// An event of the batch being handled, with its slot in [`InFlight`].
+type Slotted = (usize, Arc<Event>);
+
 impl Worker {
     async fn run(&self) {
         let route = &*self.route;
         loop {
+            if route.past_deadline() {
+                // Past the deadline nothing more is sent: what is queued is dead-lettered.
+                let rest = route.take_batch(true);
+                if !rest.is_empty() {
+                    let slotted: Vec<Slotted> = rest.into_iter().enumerate().collect();
+                    self.fail(&slotted, SHUTDOWN_REASON, 0, true);
+                }
+                break;
+            }
             // Read the flush generation before looking at the queue: the
             // events of every request up to it were queued before that
             // request, so an empty queue means they are all handled. (Read
@@ -361,7 +576,7 @@ impl Worker {
             if len < route.full_batch() {
                 self.linger().await;
             }
-            let batch = route.take_batch();
+            let batch = route.take_batch(false);
             if !batch.is_empty() {
                 self.handle(batch).await;
             }
@@ -372,12 +587,42 @@ impl Worker {
                 }
             }
         }
-        if let Err(error) = self.backend.flush().await {
-            route.counters.flush_errors.fetch_add(1, Relaxed);
-            tracing::error!(backend = %route.name, %error, "eventtracking: flush at shutdown failed");
+        // The last flush (an fsync, say) and the backend's shutdown get what
+        // is left of the deadline, and at least half the grace after it.
+        let budget = || {
+            let rest = route.deadline().map_or(Duration::ZERO, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            rest.max(SHUTDOWN_GRACE / 2)
+        };
+        match tokio::time::timeout(budget(), self.backend.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                route.counters.flush_errors.fetch_add(1, Relaxed);
+                tracing::error!(backend = %route.name, %error, "eventtracking: flush at shutdown failed");
+            }
+            Err(_) => {
+                route.counters.flush_errors.fetch_add(1, Relaxed);
+                tracing::error!(backend = %route.name, "eventtracking: flush at shutdown timed out");
+            }
         }
-        if let Err(error) = self.backend.shutdown().await {
-            tracing::error!(backend = %route.name, %error, "eventtracking: backend shutdown failed");
+        match tokio::time::timeout(budget(), self.backend.shutdown()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::error!(backend = %route.name, %error, "eventtracking: backend shutdown failed")
+            }
+            Err(_) => {
+                tracing::error!(backend = %route.name, "eventtracking: backend shutdown timed out")
+            }
+        }
+    }
+
+    /// Runs `future` unless the shutdown deadline passes first (`None`).
+    async fn before_deadline<T>(&self, future: impl std::future::Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            biased;
+            value = future => Some(value),
+            () = self.route.deadline_reached() => None,
         }
     }
 
@@ -406,33 +651,42 @@ impl Worker {
         if !self.publish_pending_types().await {
             route.counters.flush_errors.fetch_add(1, Relaxed);
         }
-        if let Err(error) = self.backend.flush().await {
-            route.counters.flush_errors.fetch_add(1, Relaxed);
-            tracing::error!(backend = %route.name, %error, "eventtracking: backend flush failed");
+        match self.before_deadline(self.backend.flush()).await {
+            Some(Ok(())) | None => {}
+            Some(Err(error)) => {
+                route.counters.flush_errors.fetch_add(1, Relaxed);
+                tracing::error!(backend = %route.name, %error, "eventtracking: backend flush failed");
+            }
         }
         route.flush_done.fetch_max(generation, SeqCst);
         route.notify_progress();
     }
 
+    /// Counts events handled without a send (filtered, processor errors).
+    fn settle_counted(&self, slot: usize, counter: &AtomicU64) {
+        if self.route.settle([slot]) {
+            counter.fetch_add(1, Relaxed);
+            self.route.complete(1);
+        }
+    }
+
     async fn handle(&self, batch: Vec<Arc<Event>>) {
         let route = &*self.route;
         let config = &route.config;
-        let mut chunk = Vec::with_capacity(batch.len());
+        let mut chunk: Vec<Slotted> = Vec::with_capacity(batch.len());
         let mut chunk_bytes = 0usize;
-        for event in batch {
+        for (slot, event) in batch.into_iter().enumerate() {
             let event = if route.processors.is_empty() {
                 event
             } else {
                 match run_chain(&route.processors, event) {
                     Ok(Some(event)) => event,
                     Ok(None) => {
-                        route.counters.filtered.fetch_add(1, Relaxed);
-                        route.complete(1);
+                        self.settle_counted(slot, &route.counters.filtered);
                         continue;
                     }
                     Err(error) => {
-                        route.counters.processor_errors.fetch_add(1, Relaxed);
-                        route.complete(1);
+                        self.settle_counted(slot, &route.counters.processor_errors);
                         tracing::warn!(backend = %route.name, %error, "eventtracking: processor failed; event dropped for this backend");
                         continue;
                     }
@@ -441,7 +695,7 @@ impl Worker {
             if config.validate_schemas {
                 if let Some(reason) = self.catalog.validation_error(route, &event) {
                     route.counters.schema_invalid.fetch_add(1, Relaxed);
-                    self.fail(&[event], &reason, 0);
+                    self.fail(&[(slot, event)], &reason, 0, false);
                     continue;
                 }
             }
@@ -451,7 +705,7 @@ impl Worker {
                 if size > max {
                     let reason =
                         format!("oversized: event is {size} bytes, max_event_bytes is {max}");
-                    self.fail(&[event], &reason, 0);
+                    self.fail(&[(slot, event)], &reason, 0, false);
                     continue;
                 }
             }
@@ -463,7 +717,7 @@ impl Worker {
                 }
                 chunk_bytes += size + 1;
             }
-            chunk.push(event);
+            chunk.push((slot, event));
         }
         if !chunk.is_empty() {
             self.send_with_retry(chunk).await;
@@ -480,11 +734,13 @@ impl Worker {
             return true;
         }
         let timeout = Duration::from_millis(route.config.send_timeout_ms);
-        if self
-            .catalog
-            .publish(route, &self.backend, entries.clone(), timeout)
-            .await
-        {
+        let published = self
+            .before_deadline(
+                self.catalog
+                    .publish(route, &self.backend, entries.clone(), timeout),
+            )
+            .await;
+        if published == Some(true) {
             true
         } else {
             let mut pending = lock(&route.pending_types);
@@ -494,47 +750,97 @@ impl Worker {
         }
     }
 
-    async fn send_with_retry(&self, mut pending: Vec<Arc<Event>>) {
+    /// Sends a chunk, retrying what failed retryably until it is delivered,
+    /// `max_retries` or `retry_budget_ms` is spent (then dead-lettered), or
+    /// the shutdown deadline passes (then dead-lettered with reason `shutdown`).
+    async fn send_with_retry(&self, mut pending: Vec<Slotted>) {
         let route = &*self.route;
         let config = &route.config;
-        let timeout = Duration::from_millis(config.send_timeout_ms);
+        let send_timeout = Duration::from_millis(config.send_timeout_ms);
+        let started = Instant::now();
+        let budget_end = deadline_after(config.retry_budget());
         self.publish_pending_types().await;
-        self.catalog
-            .publish_new_types(route, &self.backend, &pending, timeout)
+        // The first attempt's batch; a retry builds its own from what is left.
+        let mut first: Option<Vec<Arc<Event>>> =
+            Some(pending.iter().map(|(_, e)| e.clone()).collect());
+        if let Some(batch) = &first {
+            self.before_deadline(self.catalog.publish_new_types(
+                route,
+                &self.backend,
+                batch,
+                send_timeout,
+            ))
             .await;
+        }
         let mut attempt: u32 = 0;
+        let mut last_error = String::new();
         loop {
+            if route.past_deadline() {
+                self.give_up_at_deadline(&pending, attempt, &last_error);
+                return;
+            }
             attempt += 1;
             route.counters.batches.fetch_add(1, Relaxed);
-            let result = self.send_once(&pending, timeout).await;
-            let last_error = match result {
+            // Retries never outlast the retry budget.
+            let timeout = if attempt == 1 {
+                send_timeout
+            } else {
+                send_timeout
+                    .min(budget_end.saturating_duration_since(Instant::now()))
+                    .max(Duration::from_millis(1))
+            };
+            let batch = first
+                .take()
+                .unwrap_or_else(|| pending.iter().map(|(_, e)| e.clone()).collect());
+            let send = send_once(&self.backend, batch, timeout);
+            tokio::pin!(send);
+            let result = match self.before_deadline(&mut send).await {
+                Some(result) => result,
+                // A send under way at the deadline may be about to finish (a
+                // local write, an fsync): it gets part of the grace, which
+                // saves a duplicate in the dead-letter file.
+                None => match tokio::time::timeout(SHUTDOWN_GRACE / 4, &mut send).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        self.give_up_at_deadline(&pending, attempt, "the send was still in flight");
+                        return;
+                    }
+                },
+            };
+            last_error = match result {
                 Ok(()) => {
-                    self.delivered(pending.len());
+                    self.delivered(&pending);
                     return;
                 }
                 Err(BackendError::Partial(failures)) => {
                     let mut retry = Vec::new();
-                    let mut failed_indices = vec![false; pending.len()];
+                    let mut failed = vec![false; pending.len()];
                     for failure in &failures {
-                        let Some(slot) = failed_indices.get_mut(failure.index) else {
+                        let Some(flag) = failed.get_mut(failure.index) else {
                             continue;
                         };
-                        if std::mem::replace(slot, true) {
+                        if std::mem::replace(flag, true) {
                             continue;
                         }
-                        let event = pending[failure.index].clone();
+                        let item = pending[failure.index].clone();
                         if failure.retryable {
-                            retry.push(event);
+                            retry.push(item);
                         } else {
                             self.fail(
-                                &[event],
+                                &[item],
                                 &format!("permanent failure: {}", failure.reason),
                                 attempt,
+                                false,
                             );
                         }
                     }
-                    let failed_count = failed_indices.iter().filter(|f| **f).count();
-                    self.delivered(pending.len() - failed_count);
+                    let delivered: Vec<Slotted> = pending
+                        .iter()
+                        .zip(&failed)
+                        .filter(|(_, failed)| !**failed)
+                        .map(|(item, _)| item.clone())
+                        .collect();
+                    self.delivered(&delivered);
                     if retry.is_empty() {
                         return;
                     }
@@ -548,20 +854,25 @@ impl Worker {
                 }
                 Err(error) if error.is_retryable() => error.to_string(),
                 Err(error) => {
-                    self.fail(&pending, &error.to_string(), attempt);
+                    self.fail(&pending, &error.to_string(), attempt, false);
                     return;
                 }
             };
-            if attempt > config.max_retries {
-                let reason = format!("retries exhausted after {attempt} attempts: {last_error}");
-                self.fail(&pending, &reason, attempt);
+            let backoff = config.backoff(attempt);
+            if attempt > config.max_retries || Instant::now() + backoff >= budget_end {
+                let reason = format!(
+                    "retries exhausted after {attempt} attempts in {:.1?} (max_retries {}, retry_budget_ms {}): {last_error}",
+                    started.elapsed(),
+                    config.max_retries,
+                    config.retry_budget_ms
+                );
+                self.fail(&pending, &reason, attempt, false);
                 return;
             }
             route
                 .counters
                 .retried
                 .fetch_add(pending.len() as u64, Relaxed);
-            let backoff = config.backoff(attempt);
             tracing::warn!(
                 backend = %route.name,
                 events = pending.len(),
@@ -570,61 +881,52 @@ impl Worker {
                 error = %last_error,
                 "eventtracking: send failed; retrying"
             );
-            tokio::time::sleep(backoff).await;
+            // The deadline ends the wait (checked at the top of the loop).
+            self.before_deadline(tokio::time::sleep(backoff)).await;
         }
     }
 
-    /// One `send_batch`, guarded (see [`guarded_call`]).
-    async fn send_once(&self, pending: &[Arc<Event>], timeout: Duration) -> BackendResult {
-        let backend = self.backend.clone();
-        let batch = pending.to_vec();
-        guarded_call(timeout, async move { backend.send_batch(&batch).await }).await
+    /// Dead-letters what a send or retry loop still held when the shutdown deadline passed.
+    fn give_up_at_deadline(&self, pending: &[Slotted], attempts: u32, last_error: &str) {
+        let reason = if last_error.is_empty() {
+            SHUTDOWN_REASON.to_owned()
+        } else {
+            format!("{SHUTDOWN_REASON} (after {attempts} attempts; last: {last_error})")
+        };
+        self.fail(pending, &reason, attempts, true);
     }
 
-    fn delivered(&self, n: usize) {
-        self.route.counters.delivered.fetch_add(n as u64, Relaxed);
-        self.route.complete(n as u64);
+    fn delivered(&self, items: &[Slotted]) {
+        let route = &*self.route;
+        if route.settle(items.iter().map(|(slot, _)| *slot)) {
+            let n = items.len() as u64;
+            route.counters.delivered.fetch_add(n, Relaxed);
+            route.complete(n);
+        }
     }
 
     /// Events that will not be delivered: to the dead-letter file, or counted as dropped.
-    fn fail(&self, events: &[Arc<Event>], reason: &str, attempts: u32) {
+    fn fail(&self, items: &[Slotted], reason: &str, attempts: u32, shutdown: bool) {
         let route = &*self.route;
-        let n = events.len() as u64;
-        route.counters.failed.fetch_add(n, Relaxed);
-        // A file write: tell the runtime this worker thread blocks for a moment.
-        let written = tokio::task::block_in_place(|| {
-            route
-                .dead_letter
-                .write(&route.name, reason, attempts, events)
-        });
-        match written {
-            Ok(()) => {
-                route.counters.dead_lettered.fetch_add(n, Relaxed);
-                tracing::warn!(
-                    backend = %route.name,
-                    events = n,
-                    reason,
-                    path = %route.dead_letter.path().display(),
-                    "eventtracking: events dead-lettered"
-                );
-            }
-            Err(error) => {
-                route
-                    .counters
-                    .dropped_dead_letter_error
-                    .fetch_add(n, Relaxed);
-                tracing::error!(
-                    backend = %route.name,
-                    events = n,
-                    reason,
-                    %error,
-                    path = %route.dead_letter.path().display(),
-                    "eventtracking: events lost: cannot write the dead-letter file"
-                );
-            }
+        if !route.settle(items.iter().map(|(slot, _)| *slot)) {
+            return;
         }
-        route.complete(n);
+        let events: Vec<Arc<Event>> = items.iter().map(|(_, e)| e.clone()).collect();
+        // A file write: tell the runtime this worker thread blocks for a moment.
+        tokio::task::block_in_place(|| {
+            route.dead_letter_events(&events, reason, attempts, shutdown)
+        });
     }
+}
+
+/// One `send_batch`, guarded (see [`guarded_call`]).
+async fn send_once(
+    backend: &Arc<dyn Backend>,
+    batch: Vec<Arc<Event>>,
+    timeout: Duration,
+) -> BackendResult {
+    let backend = backend.clone();
+    guarded_call(timeout, async move { backend.send_batch(&batch).await }).await
 }
 
 /// Runs one backend call in a task of its own, so that a panicking backend
@@ -635,8 +937,15 @@ pub(super) async fn guarded_call(
     timeout: Duration,
     call: impl std::future::Future<Output = BackendResult> + Send + 'static,
 ) -> BackendResult {
-    let mut task = tokio::spawn(call);
-    match tokio::time::timeout(timeout, &mut task).await {
+    /// Aborts the call when the caller stops waiting (e.g. at the shutdown deadline).
+    struct AbortOnDrop(tokio::task::JoinHandle<BackendResult>);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let mut task = AbortOnDrop(tokio::spawn(call));
+    match tokio::time::timeout(timeout, &mut task.0).await {
         Ok(Ok(result)) => result,
         Ok(Err(join)) if join.is_panic() => Err(BackendError::Permanent(format!(
             "the backend panicked: {}",
@@ -644,11 +953,11 @@ pub(super) async fn guarded_call(
         ))),
         Ok(Err(join)) => Err(BackendError::Retryable(format!("cancelled: {join}"))),
         Err(_) => {
-            task.abort();
+            task.0.abort();
             // Let the aborted call unwind before the next one starts, so
             // calls never overlap (bounded: a backend stuck outside an
             // `.await` cannot hold the worker forever).
-            let _ = tokio::time::timeout(timeout, task).await;
+            let _ = tokio::time::timeout(timeout, &mut task.0).await;
             Err(BackendError::Timeout(timeout))
         }
     }
@@ -659,6 +968,18 @@ pub(crate) struct Engine {
     pub(crate) routes: Vec<Arc<Route>>,
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
     shut_down: AtomicBool,
+    /// `cut_shutdown_short` was called: a shutdown's deadline is now.
+    cut_short: AtomicBool,
+    /// Set when the shutdown is over, for concurrent callers to wait on.
+    finished: Mutex<bool>,
+    finished_changed: Condvar,
+}
+
+/// How a shutdown ended.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ShutdownOutcome {
+    /// Every worker finished before the deadline, nothing was given up.
+    pub(crate) in_time: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -693,6 +1014,9 @@ impl Engine {
             routes: handles,
             runtime: Mutex::new(runtime),
             shut_down: AtomicBool::new(false),
+            cut_short: AtomicBool::new(false),
+            finished: Mutex::new(false),
+            finished_changed: Condvar::new(),
         }
     }
 
@@ -701,7 +1025,7 @@ impl Engine {
     }
 
     pub(crate) fn flush(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let requests: Vec<_> = self.routes.iter().map(|r| (r, r.request_flush())).collect();
         requests.into_iter().fold(true, |all, (route, generation)| {
             route.wait_flushed(generation, deadline) && all
@@ -709,7 +1033,7 @@ impl Engine {
     }
 
     pub(crate) async fn flush_async(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let requests: Vec<_> = self.routes.iter().map(|r| (r, r.request_flush())).collect();
         let mut all = true;
         for (route, generation) in requests {
@@ -718,20 +1042,34 @@ impl Engine {
         all
     }
 
-    /// Drains, flushes and stops every worker; `None` if already shut down.
-    pub(crate) fn shutdown(&self, timeout: Duration) -> Option<bool> {
+    /// Drains, flushes and stops every worker; what is left at the deadline
+    /// is dead-lettered. `None` if another call shut down (or is shutting
+    /// down) the engine: it returns once that shutdown is over.
+    pub(crate) fn shutdown(&self, timeout: Duration) -> Option<ShutdownOutcome> {
         if self.shut_down.swap(true, SeqCst) {
+            let mut finished = lock(&self.finished);
+            while !*finished {
+                finished = self
+                    .finished_changed
+                    .wait(finished)
+                    .unwrap_or_else(|p| p.into_inner());
+            }
             return None;
         }
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         for route in &self.routes {
+            route.set_deadline(deadline, false);
             route.closing.store(true, SeqCst);
             route.wake.notify_one();
             route.not_full.notify_all();
         }
-        let mut complete = true;
+        // Read after the deadlines are set: a cut racing this call moves them either way.
+        if self.cut_short.load(SeqCst) {
+            self.cut_shutdown_short();
+        }
+        let mut in_time = true;
         for route in &self.routes {
-            complete &= route.wait_exited(deadline);
+            in_time &= route.wait_exited();
         }
         // Stop whatever is still running (a hung backend) without blocking the caller.
         if let Some(runtime) = lock(&self.runtime).take() {
@@ -739,8 +1077,22 @@ impl Engine {
         }
         for route in &self.routes {
             route.abandon_remaining();
+            in_time &= !route.deadline_hit.load(SeqCst);
         }
-        Some(complete)
+        *lock(&self.finished) = true;
+        self.finished_changed.notify_all();
+        Some(ShutdownOutcome { in_time })
+    }
+
+    /// Moves the deadline of a shutdown in progress to now (or makes the
+    /// next shutdown start past its deadline): workers stop sending,
+    /// dead-letter what they hold and exit.
+    pub(crate) fn cut_shutdown_short(&self) {
+        self.cut_short.store(true, SeqCst);
+        let now = Instant::now();
+        for route in &self.routes {
+            route.set_deadline(now, true);
+        }
     }
 }
 

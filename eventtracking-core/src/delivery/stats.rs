@@ -21,6 +21,8 @@ pub(crate) struct RouteCounters {
     pub(crate) dropped_block_timeout: AtomicU64,
     pub(crate) dropped_shutdown: AtomicU64,
     pub(crate) dropped_dead_letter_error: AtomicU64,
+    pub(crate) dropped_dead_letter_full: AtomicU64,
+    pub(crate) failed_shutdown: AtomicU64,
     pub(crate) batches: AtomicU64,
     pub(crate) flush_errors: AtomicU64,
     pub(crate) schema_invalid: AtomicU64,
@@ -36,6 +38,7 @@ impl RouteCounters {
             block_timeout: self.dropped_block_timeout.load(Relaxed),
             shutdown: self.dropped_shutdown.load(Relaxed),
             dead_letter_error: self.dropped_dead_letter_error.load(Relaxed),
+            dead_letter_full: self.dropped_dead_letter_full.load(Relaxed),
         };
         BackendStats {
             accepted: self.accepted.load(Relaxed),
@@ -43,6 +46,7 @@ impl RouteCounters {
             retried: self.retried.load(Relaxed),
             failed: self.failed.load(Relaxed),
             dead_lettered: self.dead_lettered.load(Relaxed),
+            failed_shutdown: self.failed_shutdown.load(Relaxed),
             filtered: self.filtered.load(Relaxed),
             processor_errors: self.processor_errors.load(Relaxed),
             dropped: dropped.total(),
@@ -66,26 +70,36 @@ pub struct DroppedStats {
     pub evicted: u64,
     /// `overflow = "block"` waited `block_timeout_ms` in vain.
     pub block_timeout: u64,
-    /// Emitted after shutdown, or still queued when the shutdown deadline passed.
+    /// Emitted after shutdown began (refused, never queued).
     pub shutdown: u64,
     /// Failed delivery and could not be written to the dead-letter file either.
     pub dead_letter_error: u64,
+    /// Failed delivery and found the dead-letter file full (disk full or
+    /// file-size limit): the records that fit were written, these were not.
+    pub dead_letter_full: u64,
 }
 
 impl DroppedStats {
     /// The sum over every reason.
     pub fn total(&self) -> u64 {
-        self.queue_full + self.evicted + self.block_timeout + self.shutdown + self.dead_letter_error
+        self.queue_full
+            + self.evicted
+            + self.block_timeout
+            + self.shutdown
+            + self.dead_letter_error
+            + self.dead_letter_full
     }
 }
 
 /// A snapshot of one backend's counters.
 ///
 /// Every accepted event ends up in exactly one of `delivered`, `failed`,
-/// `filtered`, `processor_errors`, `dropped_by_reason.evicted` /
-/// `dropped_by_reason.shutdown`, or is still `queued` (or in flight).
-/// Events refused before entering the queue (`queue_full`, `block_timeout`,
-/// emitted after shutdown) are in `dropped` only.
+/// `filtered`, `processor_errors`, `dropped_by_reason.evicted`, or is still
+/// `queued` (or in flight). Events still queued, in a retry loop or in
+/// flight when the shutdown deadline passes are `failed` (and
+/// `failed_shutdown`), written to the dead-letter file with reason
+/// `shutdown`. Events refused before entering the queue (`queue_full`,
+/// `block_timeout`, emitted after shutdown began) are in `dropped` only.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct BackendStats {
     /// Events that entered this backend's queue.
@@ -98,6 +112,10 @@ pub struct BackendStats {
     pub failed: u64,
     /// Of the failed events, those written to the dead-letter file.
     pub dead_lettered: u64,
+    /// Of the failed events, those still undelivered when the shutdown
+    /// deadline passed (queued, retrying or in flight): dead-lettered with
+    /// reason `shutdown`, so `eventtracking replay` recovers them.
+    pub failed_shutdown: u64,
     /// Events a per-backend processor dropped on purpose (e.g. a filter).
     pub filtered: u64,
     /// Events dropped because a per-backend processor failed.
@@ -174,8 +192,13 @@ pub struct DeliveryReport {
     pub tracker: TrackerStats,
     /// Each backend, by name.
     pub backends: BTreeMap<String, BackendStats>,
-    /// True when a flush or shutdown finished before its deadline.
+    /// True when a flush or shutdown finished before its deadline and no
+    /// backend's flush failed.
     pub complete: bool,
+    /// True when a flush or shutdown did not finish before its deadline (one
+    /// cause of an incomplete report; a failed backend flush, counted in
+    /// [`BackendStats::flush_errors`], is the other).
+    pub deadline_passed: bool,
 }
 
 impl DeliveryReport {
@@ -193,10 +216,14 @@ impl DeliveryReport {
 impl fmt::Display for DeliveryReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let t = &self.tracker;
+        let incomplete = match (self.complete, self.deadline_passed) {
+            (true, _) => "",
+            (false, true) => " (INCOMPLETE: deadline passed)",
+            (false, false) => " (INCOMPLETE: a backend's flush failed, see flush errors)",
+        };
         writeln!(
             f,
-            "delivery report{}: emitted {}, invalid {}, filtered {}, processor errors {}, no backend {}, after shutdown {}",
-            if self.complete { "" } else { " (INCOMPLETE: deadline passed)" },
+            "delivery report{incomplete}: emitted {}, invalid {}, filtered {}, processor errors {}, no backend {}, after shutdown {}",
             t.emitted, t.invalid, t.filtered, t.processor_errors, t.no_backend, t.after_shutdown
         )?;
         for (name, b) in &self.backends {
@@ -206,6 +233,13 @@ impl fmt::Display for DeliveryReport {
                 b.accepted, b.delivered, b.retried, b.failed, b.dead_lettered, b.filtered,
                 b.processor_errors, b.dropped, b.queued
             )?;
+            if b.failed_shutdown > 0 {
+                write!(
+                    f,
+                    ", failed at shutdown {} (dead-lettered with reason shutdown unless counted as dropped)",
+                    b.failed_shutdown
+                )?;
+            }
             if b.flush_errors > 0 {
                 write!(f, ", flush errors {}", b.flush_errors)?;
             }
@@ -222,12 +256,42 @@ impl fmt::Display for DeliveryReport {
             if d.total() > 0 {
                 write!(
                     f,
-                    " (queue full {}, evicted {}, block timeout {}, shutdown {}, dead-letter error {})",
-                    d.queue_full, d.evicted, d.block_timeout, d.shutdown, d.dead_letter_error
+                    " (queue full {}, evicted {}, block timeout {}, shutdown {}, dead-letter error {}, dead-letter file full {})",
+                    d.queue_full, d.evicted, d.block_timeout, d.shutdown, d.dead_letter_error, d.dead_letter_full
                 )?;
             }
             writeln!(f)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_incomplete_report_names_its_cause() {
+        let mut report = DeliveryReport {
+            complete: false,
+            deadline_passed: false,
+            ..DeliveryReport::default()
+        };
+        report.backends.insert(
+            "local".into(),
+            BackendStats {
+                flush_errors: 1,
+                ..BackendStats::default()
+            },
+        );
+        let text = report.to_string();
+        assert!(!text.contains("deadline passed"), "{text}");
+        assert!(
+            text.contains("INCOMPLETE: a backend's flush failed"),
+            "{text}"
+        );
+        assert!(text.contains("flush errors 1"), "{text}");
+        report.deadline_passed = true;
+        assert!(report.to_string().contains("INCOMPLETE: deadline passed"));
     }
 }
