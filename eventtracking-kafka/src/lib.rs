@@ -94,12 +94,16 @@
 //!
 //! # Secrets
 //!
-//! Property values whose key contains `password` or `secret`, and
-//! `ssl.key.pem` and `sasl.oauthbearer.config`, are secrets (see
-//! [`KafkaProperties::is_secret_key`]): `Debug` output shows `[REDACTED]`, and
+//! Property values whose key looks secret by the workspace's one rule
+//! ([`eventtracking_core::redact::is_secret_key`]: `sasl.password`,
+//! `sasl.passwd`, `ssl.key.*`, `sasl.oauthbearer.config`, anything with
+//! `secret` or `token`…) are secrets: `Debug` output shows `[REDACTED]`, and
 //! every message this crate logs or returns (build errors, delivery errors,
 //! librdkafka's own log lines, which are forwarded to `tracing`) has their
-//! values replaced by `[REDACTED]`.
+//! values replaced by `[REDACTED]` by core's
+//! [`Redactor`](eventtracking_core::redact::Redactor). A property librdkafka
+//! does not know, or refuses, is named in the error, its value only when the
+//! name does not look secret.
 //!
 //! # Usage
 //!
@@ -150,6 +154,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, UNIX_EPOCH};
 
+use eventtracking_core::redact::{is_secret_key, Redactor, REDACTED};
 use eventtracking_core::registry::{BackendRegistration, ComponentConfig};
 use eventtracking_core::{
     async_trait, Backend, BackendError, BackendResult, BuildError, CatalogEntry, Event,
@@ -163,9 +168,6 @@ use rdkafka::ClientContext;
 use serde::{Deserialize, Deserializer};
 
 pub mod relay;
-
-/// What replaces a secret in logs, `Debug` output and errors.
-pub const REDACTED: &str = "[REDACTED]";
 
 /// The longest topic name Kafka accepts.
 pub const MAX_TOPIC_LEN: usize = 249;
@@ -213,17 +215,6 @@ impl KafkaProperties {
         Self::default()
     }
 
-    /// Whether the value of this key is a secret: the key contains
-    /// `password` or `secret` (any case), or is `ssl.key.pem` (a private key)
-    /// or `sasl.oauthbearer.config` (may hold a client secret).
-    pub fn is_secret_key(key: &str) -> bool {
-        let key = key.to_ascii_lowercase();
-        key.contains("password")
-            || key.contains("secret")
-            || key == "ssl.key.pem"
-            || key == "sasl.oauthbearer.config"
-    }
-
     /// Sets a property (replacing an earlier value).
     pub fn set(&mut self, key: impl Into<String>, value: impl Into<String>) -> &mut Self {
         self.values.insert(key.into(), value.into());
@@ -258,25 +249,9 @@ impl KafkaProperties {
         self.values.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
-    /// The secret values, for [`Redactor`]s.
-    fn secrets(&self) -> Vec<String> {
-        let mut secrets: Vec<String> = self
-            .values
-            .iter()
-            .filter(|(k, v)| Self::is_secret_key(k) && !v.is_empty())
-            .map(|(_, v)| v.clone())
-            .collect();
-        // Longest first, so that a secret containing another is replaced whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        secrets.dedup();
-        secrets
-    }
-
-    /// A [`Redactor`] for these properties' secret values.
+    /// A [`Redactor`] that also knows these properties' secret values.
     pub fn redactor(&self) -> Redactor {
-        Redactor {
-            secrets: Arc::from(self.secrets()),
-        }
+        Redactor::new().with_secret_values(self.iter())
     }
 
     /// `text` with every secret value of these properties replaced by [`REDACTED`].
@@ -308,7 +283,7 @@ impl fmt::Debug for KafkaProperties {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map()
             .entries(self.values.iter().map(|(k, v)| {
-                let shown = if Self::is_secret_key(k) {
+                let shown = if is_secret_key(k) {
                     REDACTED
                 } else {
                     v.as_str()
@@ -357,41 +332,6 @@ impl<'de> Deserialize<'de> for KafkaProperties {
                 (k, v)
             })
             .collect())
-    }
-}
-
-/// Replaces known secret values in text; cheap to clone.
-///
-/// ```
-/// use eventtracking_kafka::KafkaProperties;
-/// let properties: KafkaProperties = [("ssl.key.password", "s3cr3t")].into_iter().collect();
-/// let redactor = properties.redactor();
-/// assert_eq!(redactor.redact("bad key s3cr3t"), "bad key [REDACTED]");
-/// assert_eq!(redactor.redact("nothing here"), "nothing here");
-/// ```
-#[derive(Clone, Default)]
-pub struct Redactor {
-    secrets: Arc<[String]>,
-}
-
-impl Redactor {
-    /// `text` with every secret replaced by [`REDACTED`] (borrowed when it holds none).
-    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        let mut text = Cow::Borrowed(text);
-        for secret in self.secrets.iter() {
-            if text.contains(secret.as_str()) {
-                text = Cow::Owned(text.replace(secret.as_str(), REDACTED));
-            }
-        }
-        text
-    }
-}
-
-impl fmt::Debug for Redactor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Redactor")
-            .field("secrets", &self.secrets.len())
-            .finish()
     }
 }
 
@@ -456,6 +396,27 @@ impl ClientContext for RedactingContext {
 }
 
 impl rdkafka::consumer::ConsumerContext for RedactingContext {}
+
+/// librdkafka's refusal of a client configuration, as text for an error: it
+/// names the property, and its value only when the name does not look
+/// secret (librdkafka's own text quotes the value, e.g. of a misspelt
+/// `sasl.passwd`, which the properties' redactor cannot know is a secret).
+fn client_error_text(error: &KafkaError, redactor: &Redactor) -> String {
+    let text = match error {
+        KafkaError::ClientConfig(_, description, key, value) if is_secret_key(key) => {
+            let redactor = redactor.clone().with_secret(value.as_str());
+            format!(
+                "property `{key}` = {REDACTED}: {}",
+                redactor.redact(description)
+            )
+        }
+        KafkaError::ClientConfig(_, description, key, _) => {
+            format!("property `{key}`: {description}")
+        }
+        other => other.to_string(),
+    };
+    redactor.redact(&text).into_owned()
+}
 
 // ---------------------------------------------------------------------------
 // Topic template and message key
@@ -976,7 +937,7 @@ fn create_producer(
     config
         .create_with_context(context.clone())
         .map_err(|error| KafkaBackendError::Client {
-            message: context.redactor.redact(&error.to_string()).into_owned(),
+            message: client_error_text(&error, &context.redactor),
         })
 }
 
@@ -1398,24 +1359,6 @@ mod tests {
         assert!(t.topic_for(&"a".repeat(250)).is_err());
         let t: TopicTemplate = "a.{name}.b.{name}".parse().unwrap();
         assert_eq!(t.topic_for("x y").unwrap(), "a.x_y.b.x_y");
-    }
-
-    #[test]
-    fn secret_keys() {
-        for key in [
-            "sasl.password",
-            "ssl.key.password",
-            "ssl.keystore.password",
-            "SSL.TRUSTSTORE.PASSWORD",
-            "sasl.oauthbearer.client.secret",
-            "ssl.key.pem",
-            "sasl.oauthbearer.config",
-        ] {
-            assert!(KafkaProperties::is_secret_key(key), "{key}");
-        }
-        for key in ["sasl.username", "ssl.key.location", "acks"] {
-            assert!(!KafkaProperties::is_secret_key(key), "{key}");
-        }
     }
 
     #[test]
