@@ -48,6 +48,15 @@
 //!   the current file to `<stem>.<UTC time>.<ext>` in the same directory, e.g.
 //!   `events.jsonl` → `events.20261129T015239.123456Z.jsonl` (a `-N` suffix is
 //!   added if that name is taken), and opens a fresh file at `path`.
+//! - A file deleted, renamed or replaced by another process is noticed before
+//!   each batch (one `stat` of the path compared with the open file's device
+//!   and inode): a new file is opened at `path` (logged as a warning naming
+//!   the path, counted by [`FileBackend::reopened_count`]). A batch is
+//!   acknowledged only if its file still has a name after the write, so a
+//!   batch written into a file deleted meanwhile is written again into the
+//!   new one; one written into a file renamed meanwhile stays there (nothing
+//!   is lost, nothing is written twice). Batches acknowledged before the
+//!   deletion are gone with the deleted file.
 //! - `flush` and shutdown always fsync the file (stdout is flushed). With
 //!   `fsync = "never"` a written batch survives a crash of the process, and
 //!   power loss once flushed.
@@ -63,7 +72,8 @@
 //! `{"event_types": [...]}`, sorted by key (`NAME@VERSION`, what the events
 //! carry in their `schema` field), in the format of `eventtracking catalog
 //! --format json`. It is replaced atomically (written beside, then renamed);
-//! entries written by other processes are kept.
+//! entries written by other processes are kept. Its mode is 0640, like the
+//! events file's.
 //!
 //! I/O errors while writing are reported as [`BackendError::Retryable`]
 //! naming the path and the OS error; a path that cannot be opened when the
@@ -222,6 +232,7 @@ impl FileBackendBuilder {
             opened_at: now,
             last_sync: now,
             dirty: false,
+            replaced: 0,
             max_bytes: self.max_bytes,
             rotate_every: self.rotate_every,
             fsync: self.fsync,
@@ -276,7 +287,14 @@ fn merge_catalog(path: &Path, entries: &[Arc<CatalogEntry>]) -> std::io::Result<
     temporary.push(format!(".{}.tmp", std::process::id()));
     let temporary = PathBuf::from(temporary);
     let written = (|| {
-        let mut file = File::create(&temporary)?;
+        let mut options = OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, FILE_MODE);
+        let mut file = options.open(&temporary)?;
+        // Like the events file, whatever the umask.
+        #[cfg(unix)]
+        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(FILE_MODE))?;
         file.write_all(&text)?;
         file.sync_all()?;
         std::fs::rename(&temporary, path)
@@ -320,6 +338,8 @@ struct FileState {
     last_sync: Instant,
     /// Written since the last fsync.
     dirty: bool,
+    /// How often the file at `path` was found deleted or replaced and reopened.
+    replaced: u64,
     max_bytes: Option<u64>,
     rotate_every: Option<Duration>,
     fsync: FsyncPolicy,
@@ -369,6 +389,15 @@ impl FileBackend {
     /// Where the catalog of event types is kept, if anywhere.
     pub fn catalog_path(&self) -> Option<&Path> {
         self.catalog_path.as_deref()
+    }
+
+    /// How many times the file at the path was found deleted or replaced by
+    /// someone else (and a new file opened there); 0 for stdout.
+    pub fn reopened_count(&self) -> u64 {
+        match &*lock(&self.sink) {
+            Sink::File(state) => state.replaced,
+            _ => 0,
+        }
     }
 
     /// Runs `job` on the sink on tokio's blocking pool.
@@ -453,12 +482,57 @@ impl FileState {
         Ok(())
     }
 
-    /// Appends one buffer of whole lines, rotating first if due.
+    /// Appends one buffer of whole lines, rotating first if due. A file
+    /// deleted or replaced by someone else is noticed first (one `stat` of
+    /// the path, one of the open file), so the batch goes to a new file at
+    /// the path.
     fn write(&mut self, buffer: &[u8]) -> std::io::Result<()> {
+        if let Some(file) = &self.file {
+            if !path_names(&self.path, file)? {
+                self.forget_replaced("deleted or replaced");
+            }
+        }
+        self.write_checked(buffer)
+    }
+
+    /// [`write`](Self::write) once the open file is known to be the one at
+    /// the path. The batch is acknowledged only if the file still has a
+    /// name after the write: bytes written into a file deleted meanwhile are
+    /// written again into a new one, never reported as delivered.
+    fn write_checked(&mut self, buffer: &[u8]) -> std::io::Result<()> {
         let incoming = buffer.len() as u64;
         if self.file.is_some() && self.should_rotate(incoming) {
             self.rotate()?;
         }
+        for _ in 0..MAX_REWRITES {
+            self.append(buffer)?;
+            match &self.file {
+                Some(file) if is_unlinked(file)? => {
+                    self.forget_replaced("deleted while a batch was written to it");
+                }
+                _ => return Ok(()),
+            }
+        }
+        Err(std::io::Error::other(format!(
+            "the file was deleted {MAX_REWRITES} times while writing one batch"
+        )))
+    }
+
+    /// Drops the open file, which no longer has the path's name (counted and logged).
+    fn forget_replaced(&mut self, what: &str) {
+        self.replaced += 1;
+        tracing::warn!(
+            path = %self.path.display(),
+            reopened = self.replaced,
+            "eventtracking-file: `{}` was {what}; writing to a new file at that path",
+            self.path.display()
+        );
+        self.file = None;
+    }
+
+    /// Opens the file if needed and appends the buffer (fsynced as the policy says).
+    fn append(&mut self, buffer: &[u8]) -> std::io::Result<()> {
+        let incoming = buffer.len() as u64;
         let file = match &mut self.file {
             Some(file) => file,
             None => {
@@ -508,6 +582,40 @@ impl FileState {
         }
         Ok(())
     }
+}
+
+/// How often one batch is written again because its file was deleted meanwhile.
+const MAX_REWRITES: usize = 3;
+
+/// Whether `path` names the open `file` (same device and inode); false when
+/// the path is gone or names another file (deleted, renamed or replaced).
+#[cfg(unix)]
+fn path_names(path: &Path, file: &File) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let open = file.metadata()?;
+    match std::fs::metadata(path) {
+        Ok(named) => Ok(named.dev() == open.dev() && named.ino() == open.ino()),
+        Err(error) if error.kind() == ErrorKind::NotFound => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+#[cfg(not(unix))]
+fn path_names(_path: &Path, _file: &File) -> std::io::Result<bool> {
+    Ok(true)
+}
+
+/// Whether the open file has lost its last name (deleted): what is written
+/// to it is lost when it is closed.
+#[cfg(unix)]
+fn is_unlinked(file: &File) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(file.metadata()?.nlink() == 0)
+}
+
+#[cfg(not(unix))]
+fn is_unlinked(_file: &File) -> std::io::Result<bool> {
+    Ok(false)
 }
 
 /// Opens `path` for appending, creating it (mode 0640) and its directory.
@@ -878,6 +986,37 @@ mod tests {
             backend.flush().await.unwrap();
             assert!(matches!(&*lock(&backend.sink), Sink::File(state) if !state.dirty));
         }
+    }
+
+    #[test]
+    fn a_batch_written_into_a_deleted_file_is_written_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.jsonl");
+        let backend = FileBackend::builder(&path).build().unwrap();
+        let mut sink = lock(&backend.sink);
+        let Sink::File(state) = &mut *sink else {
+            unreachable!()
+        };
+        state.write(b"{\"i\":1}\n").unwrap();
+        // Deleted after the check before the write, before the write itself:
+        // the bytes land in the unlinked file, which the check after the
+        // write notices.
+        std::fs::remove_file(&path).unwrap();
+        state.write_checked(b"{\"i\":2}\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"i\":2}\n");
+        assert_eq!(state.replaced, 1);
+        // A rename between the check and the write keeps the batch where it
+        // went (the file still has a name); the next batch goes to a new file.
+        let renamed = dir.path().join("renamed.jsonl");
+        std::fs::rename(&path, &renamed).unwrap();
+        state.write_checked(b"{\"i\":3}\n").unwrap();
+        state.write(b"{\"i\":4}\n").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&renamed).unwrap(),
+            "{\"i\":2}\n{\"i\":3}\n"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"i\":4}\n");
+        assert_eq!(state.replaced, 2);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
