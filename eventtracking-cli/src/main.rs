@@ -25,6 +25,7 @@ use eventtracking::{context, registry, DeadLetterRecord, DeliveryReport, Event, 
 use serde::Deserialize;
 use serde_json::Value;
 
+mod output;
 mod relay;
 mod seed;
 
@@ -111,7 +112,10 @@ fn run(command: Command) -> Result<ExitCode, String> {
         Command::Relay(args) => relay::run(args),
         Command::Demo { pipeline, count } => {
             let tracker = build(&pipeline)?;
-            for _ in 0..count {
+            for i in 0..count {
+                if i % output::CHECK_EVERY == 0 && output::all_closed(&tracker) {
+                    break;
+                }
                 seed::run(&tracker).map_err(|e| e.to_string())?;
             }
             Ok(finish(&tracker, &pipeline, 0))

@@ -106,8 +106,14 @@ mod tests {
     fn a_secret_line_is_never_echoed() {
         for (source, secret) in [
             ("[a]\nsasl.password = \"hunter2\n", "hunter2"),
-            ("[a]\npassword = \"\"\"s3cr3t-one\ns3cr3t-two\n", "s3cr3t-two"),
-            ("[a]\npassword = \"\"\"s3cr3t-one\ns3cr3t-two\n", "s3cr3t-one"),
+            (
+                "[a]\npassword = \"\"\"s3cr3t-one\ns3cr3t-two\n",
+                "s3cr3t-two",
+            ),
+            (
+                "[a]\npassword = \"\"\"s3cr3t-one\ns3cr3t-two\n",
+                "s3cr3t-one",
+            ),
             ("[a]\n\"sasl.passwd\" = \"abc\\qdef\"\n", "def"),
             ("[a]\ntoken = bare-s3cret\n", "bare-s3cret"),
             ("[a]\nx = { password = \"inl1ne\" \n", "inl1ne"),

@@ -277,9 +277,34 @@ fn value_len(text: &str) -> usize {
     }
 }
 
-/// A copy of a JSON value with the values of secret keys and URI secrets hidden.
+/// A copy of a JSON value with the values of secret keys hidden, and
+/// those values hidden wherever else they appear too (as in `acks =
+/// "<the password>"`), with URI secrets.
 pub fn redact_value(value: &Value) -> Value {
-    let redactor = Redactor::new();
+    let mut secrets = Vec::new();
+    collect_secret_values(value, false, &mut secrets);
+    redact_value_with(value, &Redactor::new().with_secrets(secrets))
+}
+
+/// The string leaves under secret keys.
+fn collect_secret_values(value: &Value, secret: bool, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map {
+                collect_secret_values(value, secret || is_secret_key(key), out);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                collect_secret_values(item, secret, out);
+            }
+        }
+        Value::String(text) if secret => out.push(text.clone()),
+        _ => {}
+    }
+}
+
+fn redact_value_with(value: &Value, redactor: &Redactor) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.iter()
@@ -287,13 +312,18 @@ pub fn redact_value(value: &Value) -> Value {
                     let value = if is_secret_key(key) {
                         Value::String(REDACTED.to_owned())
                     } else {
-                        redact_value(value)
+                        redact_value_with(value, redactor)
                     };
                     (key.clone(), value)
                 })
                 .collect(),
         ),
-        Value::Array(items) => Value::Array(items.iter().map(redact_value).collect()),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|item| redact_value_with(item, redactor))
+                .collect(),
+        ),
         Value::String(text) => Value::String(redactor.redact(text).into_owned()),
         other => other.clone(),
     }

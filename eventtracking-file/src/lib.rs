@@ -57,6 +57,12 @@
 //!   new one; one written into a file renamed meanwhile stays there (nothing
 //!   is lost, nothing is written twice). Batches acknowledged before the
 //!   deletion are gone with the deleted file.
+//! - Stdout (`path = "-"`) that is closed when the backend is built (`>&-`)
+//!   is a build error. When its reader goes away (`… | head -1`, a broken
+//!   pipe), the batch and every later one fail with
+//!   [`BackendError::Closed`]: the engine counts them as dropped (reason
+//!   `closed`, "output closed" in the report) rather than dead-lettering
+//!   output nobody reads. The same holds for a named pipe at `path`.
 //! - `flush` and shutdown always fsync the file (stdout is flushed). With
 //!   `fsync = "never"` a written batch survives a crash of the process, and
 //!   power loss once flushed.
@@ -151,6 +157,14 @@ pub enum FileBackendError {
         #[source]
         source: std::io::Error,
     },
+    /// Stdout is closed (`>&-`): nothing written there would reach anyone,
+    /// and the next file opened would take its place.
+    #[error("stdout is closed: cannot write events to it ({source})")]
+    StdoutClosed {
+        /// The OS error of checking it.
+        #[source]
+        source: std::io::Error,
+    },
     /// Rotation was asked for stdout.
     #[error("`{key}` cannot be used with path \"-\": stdout cannot be rotated")]
     StdoutRotation {
@@ -214,6 +228,7 @@ impl FileBackendBuilder {
                     key: "rotate_every",
                 });
             }
+            check_stdout_open().map_err(|source| FileBackendError::StdoutClosed { source })?;
             return Ok(FileBackend {
                 catalog_path,
                 ..FileBackend::stdout()
@@ -245,6 +260,52 @@ impl FileBackendBuilder {
             catalog_path,
         })
     }
+}
+
+/// Fails when the process's stdout is closed, which would otherwise count
+/// every event as delivered: Rust's runtime opens `/dev/null` (read-write)
+/// in place of a standard stream that is closed at start (`>&-`), and its
+/// stdout swallows the EBADF of one closed later. A `/dev/null` opened by
+/// a shell for `> /dev/null` is write-only, and accepted.
+#[cfg(unix)]
+fn check_stdout_open() -> std::io::Result<()> {
+    use std::os::fd::AsFd;
+    let stdout = File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
+    if is_runtime_dev_null(&stdout) {
+        return Err(std::io::Error::new(
+            ErrorKind::NotConnected,
+            "it was closed when the process started (`>&-`)",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_stdout_open() -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Whether fd 1 is `/dev/null` opened read-write, as Rust's runtime does for
+/// a closed stdout (Linux: the flags are in `/proc/self/fdinfo/1`).
+#[cfg(unix)]
+fn is_runtime_dev_null(stdout: &File) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let (Ok(open), Ok(null)) = (stdout.metadata(), std::fs::metadata("/dev/null")) else {
+        return false;
+    };
+    if !open.file_type().is_char_device() || open.rdev() != null.rdev() {
+        return false;
+    }
+    const O_ACCMODE: u32 = 0o3;
+    const O_RDWR: u32 = 0o2;
+    std::fs::read_to_string("/proc/self/fdinfo/1")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("flags:"))
+                .and_then(|flags| u32::from_str_radix(flags.trim(), 8).ok())
+        })
+        .is_some_and(|flags| flags & O_ACCMODE == O_RDWR)
 }
 
 /// `events.jsonl` → `events.catalog.json`, in the same directory.
@@ -324,6 +385,8 @@ pub struct FileBackend {
 #[derive(Debug)]
 enum Sink {
     Stdout,
+    /// Stdout's reader closed the pipe: nothing more is written.
+    StdoutGone,
     File(FileState),
     Closed,
 }
@@ -433,7 +496,7 @@ impl FileBackend {
                 let Some(sink) = sink.upgrade() else { break };
                 let job = move || match &mut *lock(&sink) {
                     Sink::File(state) => state.sync_if_due(every).map(|()| true),
-                    Sink::Stdout | Sink::Closed => Ok(false),
+                    Sink::Stdout | Sink::StdoutGone | Sink::Closed => Ok(false),
                 };
                 match tokio::task::spawn_blocking(job).await {
                     Ok(Ok(true)) => {}
@@ -722,10 +785,17 @@ impl Backend for FileBackend {
                     Sink::File(state) => state.write(&buffer).map(|()| state.fsync),
                     Sink::Stdout => {
                         let mut out = std::io::stdout().lock();
-                        out.write_all(&buffer)
+                        let written = out
+                            .write_all(&buffer)
                             .and_then(|()| out.flush())
-                            .map(|()| FsyncPolicy::Never)
+                            .map(|()| FsyncPolicy::Never);
+                        if matches!(&written, Err(e) if e.kind() == ErrorKind::BrokenPipe) {
+                            drop(out);
+                            *sink = Sink::StdoutGone;
+                        }
+                        written
                     }
+                    Sink::StdoutGone => Err(ErrorKind::BrokenPipe.into()),
                     Sink::Closed => Err(ErrorKind::NotConnected.into()),
                 };
                 Ok((written, buffer))
@@ -742,8 +812,9 @@ impl Backend for FileBackend {
             Err(error) if error.kind() == ErrorKind::NotConnected => {
                 Err(BackendError::AlreadyShutdown)
             }
-            Err(error) if error.kind() == ErrorKind::BrokenPipe => Err(BackendError::Permanent(
-                format!("cannot write to {}: {error}", self.target),
+            // Nobody reads any more (`… | head -1`): not worth dead-lettering.
+            Err(error) if error.kind() == ErrorKind::BrokenPipe => Err(BackendError::Closed(
+                format!("{} closed by its reader ({error})", self.target),
             )),
             Err(error) => Err(BackendError::Retryable(format!(
                 "cannot write to {}: {error}",
@@ -756,7 +827,7 @@ impl Backend for FileBackend {
         self.on_sink(|sink| match sink {
             Sink::File(state) => state.sync(),
             Sink::Stdout => std::io::stdout().lock().flush(),
-            Sink::Closed => Ok(()),
+            Sink::StdoutGone | Sink::Closed => Ok(()),
         })
         .await
         .map_err(|error| BackendError::Retryable(format!("cannot fsync {}: {error}", self.target)))
@@ -781,7 +852,7 @@ impl Backend for FileBackend {
             match sink {
                 Sink::File(state) => state.sync()?,
                 Sink::Stdout => std::io::stdout().lock().flush()?,
-                Sink::Closed => {}
+                Sink::StdoutGone | Sink::Closed => {}
             }
             *sink = Sink::Closed;
             Ok(())
@@ -858,7 +929,9 @@ fn build(config: &ComponentConfig) -> Result<Box<dyn Backend>, BuildError> {
         .build()
         .map_err(|error| match error {
             FileBackendError::StdoutRotation { .. } => config.invalid(error.to_string()),
-            FileBackendError::Open { .. } => config.startup_error(error.to_string(), error),
+            FileBackendError::Open { .. } | FileBackendError::StdoutClosed { .. } => {
+                config.startup_error(error.to_string(), error)
+            }
         })?;
     Ok(Box::new(backend))
 }

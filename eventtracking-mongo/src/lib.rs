@@ -340,7 +340,10 @@ fn parse_acknowledgment(text: &str) -> Acknowledgment {
 impl fmt::Debug for MongoOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MongoOptions")
-            .field("uri", &Redactor::new().with_uri(&self.uri).redact(&self.uri))
+            .field(
+                "uri",
+                &Redactor::new().with_uri(&self.uri).redact(&self.uri),
+            )
             .field("database", &self.database)
             .field("collection", &self.collection)
             .field("write_concern", &self.write_concern)
@@ -524,7 +527,10 @@ pub struct MongoBackendBuilder {
 impl fmt::Debug for MongoBackendBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MongoBackendBuilder")
-            .field("uri", &Redactor::new().with_uri(&self.uri).redact(&self.uri))
+            .field(
+                "uri",
+                &Redactor::new().with_uri(&self.uri).redact(&self.uri),
+            )
             .field("database", &self.database)
             .field("collection", &self.collection)
             .field("write_concern", &self.write_concern)

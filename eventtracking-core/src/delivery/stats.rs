@@ -21,6 +21,7 @@ pub(crate) struct RouteCounters {
     pub(crate) dropped_block_timeout: AtomicU64,
     pub(crate) dropped_shutdown: AtomicU64,
     pub(crate) dropped_dead_letter_error: AtomicU64,
+    pub(crate) dropped_closed: AtomicU64,
     pub(crate) batches: AtomicU64,
     pub(crate) flush_errors: AtomicU64,
     pub(crate) schema_invalid: AtomicU64,
@@ -36,6 +37,7 @@ impl RouteCounters {
             block_timeout: self.dropped_block_timeout.load(Relaxed),
             shutdown: self.dropped_shutdown.load(Relaxed),
             dead_letter_error: self.dropped_dead_letter_error.load(Relaxed),
+            closed: self.dropped_closed.load(Relaxed),
         };
         BackendStats {
             accepted: self.accepted.load(Relaxed),
@@ -70,12 +72,20 @@ pub struct DroppedStats {
     pub shutdown: u64,
     /// Failed delivery and could not be written to the dead-letter file either.
     pub dead_letter_error: u64,
+    /// The backend's destination closed for good (stdout's reader went
+    /// away; see [`BackendError::Closed`](crate::BackendError::Closed)).
+    pub closed: u64,
 }
 
 impl DroppedStats {
     /// The sum over every reason.
     pub fn total(&self) -> u64 {
-        self.queue_full + self.evicted + self.block_timeout + self.shutdown + self.dead_letter_error
+        self.queue_full
+            + self.evicted
+            + self.block_timeout
+            + self.shutdown
+            + self.dead_letter_error
+            + self.closed
     }
 }
 
@@ -83,7 +93,7 @@ impl DroppedStats {
 ///
 /// Every accepted event ends up in exactly one of `delivered`, `failed`,
 /// `filtered`, `processor_errors`, `dropped_by_reason.evicted` /
-/// `dropped_by_reason.shutdown`, or is still `queued` (or in flight).
+/// `dropped_by_reason.shutdown` / `dropped_by_reason.closed`, or is still `queued` (or in flight).
 /// Events refused before entering the queue (`queue_full`, `block_timeout`,
 /// emitted after shutdown) are in `dropped` only.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -222,9 +232,13 @@ impl fmt::Display for DeliveryReport {
             if d.total() > 0 {
                 write!(
                     f,
-                    " (queue full {}, evicted {}, block timeout {}, shutdown {}, dead-letter error {})",
+                    " (queue full {}, evicted {}, block timeout {}, shutdown {}, dead-letter error {}",
                     d.queue_full, d.evicted, d.block_timeout, d.shutdown, d.dead_letter_error
                 )?;
+                if d.closed > 0 {
+                    write!(f, ", output closed {}", d.closed)?;
+                }
+                write!(f, ")")?;
             }
             writeln!(f)?;
         }
