@@ -281,12 +281,14 @@ impl KafkaProperties {
 
 impl fmt::Debug for KafkaProperties {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A secret value is hidden under any key (e.g. pasted into `acks` by mistake).
+        let redactor = self.redactor();
         f.debug_map()
             .entries(self.values.iter().map(|(k, v)| {
                 let shown = if is_secret_key(k) {
-                    REDACTED
+                    Cow::Borrowed(REDACTED)
                 } else {
-                    v.as_str()
+                    redactor.redact(v)
                 };
                 (k, shown)
             }))
