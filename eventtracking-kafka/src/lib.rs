@@ -516,8 +516,8 @@ fn client_error_text(error: &KafkaError, redactor: &Redactor) -> String {
                 redactor.redact(description)
             )
         }
-        KafkaError::ClientConfig(_, description, key, _) => {
-            format!("property `{key}`: {description}")
+        KafkaError::ClientConfig(_, description, key, value) => {
+            format!("property `{key}` = {value:?}: {description}")
         }
         other => other.to_string(),
     };
