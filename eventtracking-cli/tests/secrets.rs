@@ -16,8 +16,12 @@ use eventtracking::Config;
 const NOWHERE: &str = "127.0.0.1:1";
 
 /// `(what it exercises, TOML)`; every string `S3CRET-…` in them is a secret.
-fn corpus() -> Vec<(&'static str, String)> {
-    let sink = "[backends.sink]\nengine = \"file\"\npath = \"events.jsonl\"\n";
+/// Files go to `dir`.
+fn corpus(dir: &Path) -> Vec<(&'static str, String)> {
+    let sink = format!(
+        "[backends.sink]\nengine = \"file\"\npath = \"{}\"\n",
+        dir.join("events.jsonl").display()
+    );
     vec![
         (
             "misspelt secret Kafka property (librdkafka quotes the value)",
@@ -178,7 +182,8 @@ fn run(dir: &Path, args: &[&str], stdin: &str) -> String {
 
 #[test]
 fn no_secret_reaches_any_error_log_or_debug_output() {
-    for (what, toml) in corpus() {
+    let dir = tempfile::tempdir().unwrap();
+    for (what, toml) in corpus(dir.path()) {
         // The library: parse, Debug, build, the [source] entry.
         match Config::from_toml_str(&toml) {
             Err(error) => {
@@ -198,7 +203,6 @@ fn no_secret_reaches_any_error_log_or_debug_output() {
         }
 
         // The binary: every command that reads a config.
-        let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config.toml");
         std::fs::write(&config, &toml).unwrap();
         let config = config.to_str().unwrap();
