@@ -29,6 +29,7 @@ use eventtracking_cli::input::{self, LineReader, DEFAULT_MAX_LINE_BYTES};
 
 mod allocator;
 mod bulk;
+mod output;
 mod relay;
 mod seed;
 
@@ -125,8 +126,10 @@ fn run(command: Command) -> Result<ExitCode, String> {
         Command::Catalog { format } => catalog(format),
         Command::Relay(args) => relay::run(args),
         Command::Demo { pipeline, count } => bulk::run(&pipeline, move |tracker, progress| {
-            for _ in 0..count {
-                if progress.stopped() {
+            for i in 0..count {
+                if progress.stopped()
+                    || (i % output::CHECK_EVERY == 0 && output::all_closed(tracker))
+                {
                     break;
                 }
                 seed::run(tracker).map_err(|e| e.to_string())?;

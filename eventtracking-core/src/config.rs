@@ -109,7 +109,7 @@ impl Config {
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
         toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: None,
-            message: crate::redact::redact_secret_assignments(&e.to_string()),
+            message: crate::config_error::parse_error_message(text, &e),
         })
     }
 
@@ -123,7 +123,7 @@ impl Config {
         })?;
         let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: Some(shown.clone()),
-            message: crate::redact::redact_secret_assignments(&e.to_string()),
+            message: crate::config_error::parse_error_message(&text, &e),
         })?;
         config.origin = Some(shown);
         Ok(config)

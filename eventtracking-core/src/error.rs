@@ -102,6 +102,13 @@ pub enum BackendError {
     /// retries the retryable ones and dead-letters the others.
     #[error("{} of the batch's events failed", .0.len())]
     Partial(Vec<EventFailure>),
+    /// The destination went away for good and nobody reads what would be
+    /// written there (stdout whose reader closed the pipe, as in `… | head
+    /// -1`). Not retryable. The engine counts this batch and the rest of the
+    /// queue as dropped (reason `closed`) instead of dead-lettering them:
+    /// output meant for a reader that left is not worth a file of its own.
+    #[error("the destination is closed: {0}")]
+    Closed(String),
 }
 
 impl BackendError {
@@ -109,7 +116,9 @@ impl BackendError {
     pub fn is_retryable(&self) -> bool {
         match self {
             BackendError::Timeout(_) | BackendError::Retryable(_) => true,
-            BackendError::AlreadyShutdown | BackendError::Permanent(_) => false,
+            BackendError::AlreadyShutdown
+            | BackendError::Permanent(_)
+            | BackendError::Closed(_) => false,
             BackendError::Partial(failures) => failures.iter().any(|f| f.retryable),
         }
     }

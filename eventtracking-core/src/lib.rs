@@ -57,6 +57,7 @@
 mod backend;
 pub mod catalog;
 mod config;
+mod config_error;
 pub mod context;
 pub mod delivery;
 mod error;

@@ -80,7 +80,9 @@ impl ComponentConfig {
                 let inner = if crate::redact::is_secret_key(&path) {
                     format!("invalid value ({})", crate::redact::REDACTED)
                 } else {
-                    crate::redact::redact_uri_passwords(&e.inner().to_string())
+                    crate::redact::Redactor::new()
+                        .redact(&e.inner().to_string())
+                        .into_owned()
                 };
                 let message = if path == "." {
                     inner

@@ -48,6 +48,21 @@
 //!   the current file to `<stem>.<UTC time>.<ext>` in the same directory, e.g.
 //!   `events.jsonl` → `events.20261129T015239.123456Z.jsonl` (a `-N` suffix is
 //!   added if that name is taken), and opens a fresh file at `path`.
+//! - A file deleted, renamed or replaced by another process is noticed before
+//!   each batch (one `stat` of the path compared with the open file's device
+//!   and inode): a new file is opened at `path` (logged as a warning naming
+//!   the path, counted by [`FileBackend::reopened_count`]). A batch is
+//!   acknowledged only if its file still has a name after the write, so a
+//!   batch written into a file deleted meanwhile is written again into the
+//!   new one; one written into a file renamed meanwhile stays there (nothing
+//!   is lost, nothing is written twice). Batches acknowledged before the
+//!   deletion are gone with the deleted file.
+//! - Stdout (`path = "-"`) that is closed when the backend is built (`>&-`)
+//!   is a build error. When its reader goes away (`… | head -1`, a broken
+//!   pipe), the batch and every later one fail with
+//!   [`BackendError::Closed`]: the engine counts them as dropped (reason
+//!   `closed`, "output closed" in the report) rather than dead-lettering
+//!   output nobody reads. The same holds for a named pipe at `path`.
 //! - `flush` and shutdown always fsync the file (stdout is flushed). With
 //!   `fsync = "never"` a written batch survives a crash of the process, and
 //!   power loss once flushed.
@@ -63,7 +78,8 @@
 //! `{"event_types": [...]}`, sorted by key (`NAME@VERSION`, what the events
 //! carry in their `schema` field), in the format of `eventtracking catalog
 //! --format json`. It is replaced atomically (written beside, then renamed);
-//! entries written by other processes are kept.
+//! entries written by other processes are kept. Its mode is 0640, like the
+//! events file's.
 //!
 //! I/O errors while writing are reported as [`BackendError::Retryable`]
 //! naming the path and the OS error; a path that cannot be opened when the
@@ -141,6 +157,14 @@ pub enum FileBackendError {
         #[source]
         source: std::io::Error,
     },
+    /// Stdout is closed (`>&-`): nothing written there would reach anyone,
+    /// and the next file opened would take its place.
+    #[error("stdout is closed: cannot write events to it ({source})")]
+    StdoutClosed {
+        /// The OS error of checking it.
+        #[source]
+        source: std::io::Error,
+    },
     /// Rotation was asked for stdout.
     #[error("`{key}` cannot be used with path \"-\": stdout cannot be rotated")]
     StdoutRotation {
@@ -204,6 +228,7 @@ impl FileBackendBuilder {
                     key: "rotate_every",
                 });
             }
+            check_stdout_open().map_err(|source| FileBackendError::StdoutClosed { source })?;
             return Ok(FileBackend {
                 catalog_path,
                 ..FileBackend::stdout()
@@ -222,6 +247,7 @@ impl FileBackendBuilder {
             opened_at: now,
             last_sync: now,
             dirty: false,
+            replaced: 0,
             max_bytes: self.max_bytes,
             rotate_every: self.rotate_every,
             fsync: self.fsync,
@@ -234,6 +260,52 @@ impl FileBackendBuilder {
             catalog_path,
         })
     }
+}
+
+/// Fails when the process's stdout is closed, which would otherwise count
+/// every event as delivered: Rust's runtime opens `/dev/null` (read-write)
+/// in place of a standard stream that is closed at start (`>&-`), and its
+/// stdout swallows the EBADF of one closed later. A `/dev/null` opened by
+/// a shell for `> /dev/null` is write-only, and accepted.
+#[cfg(unix)]
+fn check_stdout_open() -> std::io::Result<()> {
+    use std::os::fd::AsFd;
+    let stdout = File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
+    if is_runtime_dev_null(&stdout) {
+        return Err(std::io::Error::new(
+            ErrorKind::NotConnected,
+            "it was closed when the process started (`>&-`)",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_stdout_open() -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Whether fd 1 is `/dev/null` opened read-write, as Rust's runtime does for
+/// a closed stdout (Linux: the flags are in `/proc/self/fdinfo/1`).
+#[cfg(unix)]
+fn is_runtime_dev_null(stdout: &File) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let (Ok(open), Ok(null)) = (stdout.metadata(), std::fs::metadata("/dev/null")) else {
+        return false;
+    };
+    if !open.file_type().is_char_device() || open.rdev() != null.rdev() {
+        return false;
+    }
+    const O_ACCMODE: u32 = 0o3;
+    const O_RDWR: u32 = 0o2;
+    std::fs::read_to_string("/proc/self/fdinfo/1")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("flags:"))
+                .and_then(|flags| u32::from_str_radix(flags.trim(), 8).ok())
+        })
+        .is_some_and(|flags| flags & O_ACCMODE == O_RDWR)
 }
 
 /// `events.jsonl` → `events.catalog.json`, in the same directory.
@@ -276,7 +348,14 @@ fn merge_catalog(path: &Path, entries: &[Arc<CatalogEntry>]) -> std::io::Result<
     temporary.push(format!(".{}.tmp", std::process::id()));
     let temporary = PathBuf::from(temporary);
     let written = (|| {
-        let mut file = File::create(&temporary)?;
+        let mut options = OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, FILE_MODE);
+        let mut file = options.open(&temporary)?;
+        // Like the events file, whatever the umask.
+        #[cfg(unix)]
+        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(FILE_MODE))?;
         file.write_all(&text)?;
         file.sync_all()?;
         std::fs::rename(&temporary, path)
@@ -306,6 +385,8 @@ pub struct FileBackend {
 #[derive(Debug)]
 enum Sink {
     Stdout,
+    /// Stdout's reader closed the pipe: nothing more is written.
+    StdoutGone,
     File(FileState),
     Closed,
 }
@@ -320,6 +401,8 @@ struct FileState {
     last_sync: Instant,
     /// Written since the last fsync.
     dirty: bool,
+    /// How often the file at `path` was found deleted or replaced and reopened.
+    replaced: u64,
     max_bytes: Option<u64>,
     rotate_every: Option<Duration>,
     fsync: FsyncPolicy,
@@ -371,6 +454,15 @@ impl FileBackend {
         self.catalog_path.as_deref()
     }
 
+    /// How many times the file at the path was found deleted or replaced by
+    /// someone else (and a new file opened there); 0 for stdout.
+    pub fn reopened_count(&self) -> u64 {
+        match &*lock(&self.sink) {
+            Sink::File(state) => state.replaced,
+            _ => 0,
+        }
+    }
+
     /// Runs `job` on the sink on tokio's blocking pool.
     async fn on_sink<R: Send + 'static>(
         &self,
@@ -404,7 +496,7 @@ impl FileBackend {
                 let Some(sink) = sink.upgrade() else { break };
                 let job = move || match &mut *lock(&sink) {
                     Sink::File(state) => state.sync_if_due(every).map(|()| true),
-                    Sink::Stdout | Sink::Closed => Ok(false),
+                    Sink::Stdout | Sink::StdoutGone | Sink::Closed => Ok(false),
                 };
                 match tokio::task::spawn_blocking(job).await {
                     Ok(Ok(true)) => {}
@@ -453,12 +545,57 @@ impl FileState {
         Ok(())
     }
 
-    /// Appends one buffer of whole lines, rotating first if due.
+    /// Appends one buffer of whole lines, rotating first if due. A file
+    /// deleted or replaced by someone else is noticed first (one `stat` of
+    /// the path, one of the open file), so the batch goes to a new file at
+    /// the path.
     fn write(&mut self, buffer: &[u8]) -> std::io::Result<()> {
+        if let Some(file) = &self.file {
+            if !path_names(&self.path, file)? {
+                self.forget_replaced("deleted or replaced");
+            }
+        }
+        self.write_checked(buffer)
+    }
+
+    /// [`write`](Self::write) once the open file is known to be the one at
+    /// the path. The batch is acknowledged only if the file still has a
+    /// name after the write: bytes written into a file deleted meanwhile are
+    /// written again into a new one, never reported as delivered.
+    fn write_checked(&mut self, buffer: &[u8]) -> std::io::Result<()> {
         let incoming = buffer.len() as u64;
         if self.file.is_some() && self.should_rotate(incoming) {
             self.rotate()?;
         }
+        for _ in 0..MAX_REWRITES {
+            self.append(buffer)?;
+            match &self.file {
+                Some(file) if is_unlinked(file)? => {
+                    self.forget_replaced("deleted while a batch was written to it");
+                }
+                _ => return Ok(()),
+            }
+        }
+        Err(std::io::Error::other(format!(
+            "the file was deleted {MAX_REWRITES} times while writing one batch"
+        )))
+    }
+
+    /// Drops the open file, which no longer has the path's name (counted and logged).
+    fn forget_replaced(&mut self, what: &str) {
+        self.replaced += 1;
+        tracing::warn!(
+            path = %self.path.display(),
+            reopened = self.replaced,
+            "eventtracking-file: `{}` was {what}; writing to a new file at that path",
+            self.path.display()
+        );
+        self.file = None;
+    }
+
+    /// Opens the file if needed and appends the buffer (fsynced as the policy says).
+    fn append(&mut self, buffer: &[u8]) -> std::io::Result<()> {
+        let incoming = buffer.len() as u64;
         let file = match &mut self.file {
             Some(file) => file,
             None => {
@@ -508,6 +645,40 @@ impl FileState {
         }
         Ok(())
     }
+}
+
+/// How often one batch is written again because its file was deleted meanwhile.
+const MAX_REWRITES: usize = 3;
+
+/// Whether `path` names the open `file` (same device and inode); false when
+/// the path is gone or names another file (deleted, renamed or replaced).
+#[cfg(unix)]
+fn path_names(path: &Path, file: &File) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let open = file.metadata()?;
+    match std::fs::metadata(path) {
+        Ok(named) => Ok(named.dev() == open.dev() && named.ino() == open.ino()),
+        Err(error) if error.kind() == ErrorKind::NotFound => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+#[cfg(not(unix))]
+fn path_names(_path: &Path, _file: &File) -> std::io::Result<bool> {
+    Ok(true)
+}
+
+/// Whether the open file has lost its last name (deleted): what is written
+/// to it is lost when it is closed.
+#[cfg(unix)]
+fn is_unlinked(file: &File) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(file.metadata()?.nlink() == 0)
+}
+
+#[cfg(not(unix))]
+fn is_unlinked(_file: &File) -> std::io::Result<bool> {
+    Ok(false)
 }
 
 /// Opens `path` for appending, creating it (mode 0640) and its directory.
@@ -614,10 +785,17 @@ impl Backend for FileBackend {
                     Sink::File(state) => state.write(&buffer).map(|()| state.fsync),
                     Sink::Stdout => {
                         let mut out = std::io::stdout().lock();
-                        out.write_all(&buffer)
+                        let written = out
+                            .write_all(&buffer)
                             .and_then(|()| out.flush())
-                            .map(|()| FsyncPolicy::Never)
+                            .map(|()| FsyncPolicy::Never);
+                        if matches!(&written, Err(e) if e.kind() == ErrorKind::BrokenPipe) {
+                            drop(out);
+                            *sink = Sink::StdoutGone;
+                        }
+                        written
                     }
+                    Sink::StdoutGone => Err(ErrorKind::BrokenPipe.into()),
                     Sink::Closed => Err(ErrorKind::NotConnected.into()),
                 };
                 Ok((written, buffer))
@@ -634,8 +812,9 @@ impl Backend for FileBackend {
             Err(error) if error.kind() == ErrorKind::NotConnected => {
                 Err(BackendError::AlreadyShutdown)
             }
-            Err(error) if error.kind() == ErrorKind::BrokenPipe => Err(BackendError::Permanent(
-                format!("cannot write to {}: {error}", self.target),
+            // Nobody reads any more (`… | head -1`): not worth dead-lettering.
+            Err(error) if error.kind() == ErrorKind::BrokenPipe => Err(BackendError::Closed(
+                format!("{} closed by its reader ({error})", self.target),
             )),
             Err(error) => Err(BackendError::Retryable(format!(
                 "cannot write to {}: {error}",
@@ -648,7 +827,7 @@ impl Backend for FileBackend {
         self.on_sink(|sink| match sink {
             Sink::File(state) => state.sync(),
             Sink::Stdout => std::io::stdout().lock().flush(),
-            Sink::Closed => Ok(()),
+            Sink::StdoutGone | Sink::Closed => Ok(()),
         })
         .await
         .map_err(|error| BackendError::Retryable(format!("cannot fsync {}: {error}", self.target)))
@@ -673,7 +852,7 @@ impl Backend for FileBackend {
             match sink {
                 Sink::File(state) => state.sync()?,
                 Sink::Stdout => std::io::stdout().lock().flush()?,
-                Sink::Closed => {}
+                Sink::StdoutGone | Sink::Closed => {}
             }
             *sink = Sink::Closed;
             Ok(())
@@ -750,7 +929,9 @@ fn build(config: &ComponentConfig) -> Result<Box<dyn Backend>, BuildError> {
         .build()
         .map_err(|error| match error {
             FileBackendError::StdoutRotation { .. } => config.invalid(error.to_string()),
-            FileBackendError::Open { .. } => config.startup_error(error.to_string(), error),
+            FileBackendError::Open { .. } | FileBackendError::StdoutClosed { .. } => {
+                config.startup_error(error.to_string(), error)
+            }
         })?;
     Ok(Box::new(backend))
 }
@@ -878,6 +1059,37 @@ mod tests {
             backend.flush().await.unwrap();
             assert!(matches!(&*lock(&backend.sink), Sink::File(state) if !state.dirty));
         }
+    }
+
+    #[test]
+    fn a_batch_written_into_a_deleted_file_is_written_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.jsonl");
+        let backend = FileBackend::builder(&path).build().unwrap();
+        let mut sink = lock(&backend.sink);
+        let Sink::File(state) = &mut *sink else {
+            unreachable!()
+        };
+        state.write(b"{\"i\":1}\n").unwrap();
+        // Deleted after the check before the write, before the write itself:
+        // the bytes land in the unlinked file, which the check after the
+        // write notices.
+        std::fs::remove_file(&path).unwrap();
+        state.write_checked(b"{\"i\":2}\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"i\":2}\n");
+        assert_eq!(state.replaced, 1);
+        // A rename between the check and the write keeps the batch where it
+        // went (the file still has a name); the next batch goes to a new file.
+        let renamed = dir.path().join("renamed.jsonl");
+        std::fs::rename(&path, &renamed).unwrap();
+        state.write_checked(b"{\"i\":3}\n").unwrap();
+        state.write(b"{\"i\":4}\n").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&renamed).unwrap(),
+            "{\"i\":2}\n{\"i\":3}\n"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"i\":4}\n");
+        assert_eq!(state.replaced, 2);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

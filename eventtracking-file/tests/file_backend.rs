@@ -550,3 +550,45 @@ fn a_failed_write_is_cut_back_so_the_retry_leaves_whole_lines() {
     assert!(written > 0);
     assert_eq!(read_events(&path).len(), written);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_renamed_or_replaced_file_is_noticed_and_reopened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.jsonl");
+    let backend = FileBackend::builder(&path).build().unwrap();
+    let event = |i: u64| Arc::new(Event::new("t.reopen", json!({ "i": i })).unwrap());
+    let numbers = |path: &Path| -> Vec<u64> {
+        read_events(path)
+            .iter()
+            .map(|e| e.data()["i"].as_u64().unwrap())
+            .collect()
+    };
+
+    backend.send_batch(&[event(1)]).await.unwrap();
+    std::fs::remove_file(&path).unwrap();
+    backend.send_batch(&[event(2), event(3)]).await.unwrap();
+    assert_eq!(numbers(&path), [2, 3]);
+    assert_eq!(backend.reopened_count(), 1);
+
+    let renamed = dir.path().join("events.old.jsonl");
+    std::fs::rename(&path, &renamed).unwrap();
+    backend.send_batch(&[event(4)]).await.unwrap();
+    assert_eq!(numbers(&renamed), [2, 3]);
+    assert_eq!(numbers(&path), [4]);
+    assert_eq!(backend.reopened_count(), 2);
+
+    // Replaced by another file (as an atomic rename over it does): appended to.
+    let replacement = dir.path().join("replacement");
+    std::fs::write(&replacement, "{\"id\":\"0\"}\n").unwrap();
+    std::fs::rename(&replacement, &path).unwrap();
+    backend.send_batch(&[event(5)]).await.unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.starts_with("{\"id\":\"0\"}\n") && text.contains("\"i\":5"),
+        "{text}"
+    );
+    assert_eq!(backend.reopened_count(), 3);
+    // Unchanged: no reopening.
+    backend.send_batch(&[event(6)]).await.unwrap();
+    assert_eq!(backend.reopened_count(), 3);
+}

@@ -94,12 +94,16 @@
 //!
 //! # Secrets
 //!
-//! Property values whose key contains `password` or `secret`, and
-//! `ssl.key.pem` and `sasl.oauthbearer.config`, are secrets (see
-//! [`KafkaProperties::is_secret_key`]): `Debug` output shows `[REDACTED]`, and
+//! Property values whose key looks secret by the workspace's one rule
+//! ([`eventtracking_core::redact::is_secret_key`]: `sasl.password`,
+//! `sasl.passwd`, `ssl.key.*`, `sasl.oauthbearer.config`, anything with
+//! `secret` or `token`…) are secrets: `Debug` output shows `[REDACTED]`, and
 //! every message this crate logs or returns (build errors, delivery errors,
 //! librdkafka's own log lines, which are forwarded to `tracing`) has their
-//! values replaced by `[REDACTED]`.
+//! values replaced by `[REDACTED]` by core's
+//! [`Redactor`](eventtracking_core::redact::Redactor). A property librdkafka
+//! does not know, or refuses, is named in the error, its value only when the
+//! name does not look secret.
 //!
 //! # Usage
 //!
@@ -150,6 +154,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, UNIX_EPOCH};
 
+use eventtracking_core::redact::{is_secret_key, Redactor, REDACTED};
 use eventtracking_core::registry::{BackendRegistration, ComponentConfig};
 use eventtracking_core::{
     async_trait, Backend, BackendError, BackendResult, BuildError, CatalogEntry, Event,
@@ -163,9 +168,6 @@ use rdkafka::ClientContext;
 use serde::{Deserialize, Deserializer};
 
 pub mod relay;
-
-/// What replaces a secret in logs, `Debug` output and errors.
-pub const REDACTED: &str = "[REDACTED]";
 
 /// The longest topic name Kafka accepts.
 pub const MAX_TOPIC_LEN: usize = 249;
@@ -213,17 +215,6 @@ impl KafkaProperties {
         Self::default()
     }
 
-    /// Whether the value of this key is a secret: the key contains
-    /// `password` or `secret` (any case), or is `ssl.key.pem` (a private key)
-    /// or `sasl.oauthbearer.config` (may hold a client secret).
-    pub fn is_secret_key(key: &str) -> bool {
-        let key = key.to_ascii_lowercase();
-        key.contains("password")
-            || key.contains("secret")
-            || key == "ssl.key.pem"
-            || key == "sasl.oauthbearer.config"
-    }
-
     /// Sets a property (replacing an earlier value).
     pub fn set(&mut self, key: impl Into<String>, value: impl Into<String>) -> &mut Self {
         self.values.insert(key.into(), value.into());
@@ -258,25 +249,9 @@ impl KafkaProperties {
         self.values.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
-    /// The secret values, for [`Redactor`]s.
-    fn secrets(&self) -> Vec<String> {
-        let mut secrets: Vec<String> = self
-            .values
-            .iter()
-            .filter(|(k, v)| Self::is_secret_key(k) && !v.is_empty())
-            .map(|(_, v)| v.clone())
-            .collect();
-        // Longest first, so that a secret containing another is replaced whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        secrets.dedup();
-        secrets
-    }
-
-    /// A [`Redactor`] for these properties' secret values.
+    /// A [`Redactor`] that also knows these properties' secret values.
     pub fn redactor(&self) -> Redactor {
-        Redactor {
-            secrets: Arc::from(self.secrets()),
-        }
+        Redactor::new().with_secret_values(self.iter())
     }
 
     /// `text` with every secret value of these properties replaced by [`REDACTED`].
@@ -306,12 +281,14 @@ impl KafkaProperties {
 
 impl fmt::Debug for KafkaProperties {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A secret value is hidden under any key (e.g. pasted into `acks` by mistake).
+        let redactor = self.redactor();
         f.debug_map()
             .entries(self.values.iter().map(|(k, v)| {
-                let shown = if Self::is_secret_key(k) {
-                    REDACTED
+                let shown = if is_secret_key(k) {
+                    Cow::Borrowed(REDACTED)
                 } else {
-                    v.as_str()
+                    redactor.redact(v)
                 };
                 (k, shown)
             }))
@@ -360,41 +337,6 @@ impl<'de> Deserialize<'de> for KafkaProperties {
     }
 }
 
-/// Replaces known secret values in text; cheap to clone.
-///
-/// ```
-/// use eventtracking_kafka::KafkaProperties;
-/// let properties: KafkaProperties = [("ssl.key.password", "s3cr3t")].into_iter().collect();
-/// let redactor = properties.redactor();
-/// assert_eq!(redactor.redact("bad key s3cr3t"), "bad key [REDACTED]");
-/// assert_eq!(redactor.redact("nothing here"), "nothing here");
-/// ```
-#[derive(Clone, Default)]
-pub struct Redactor {
-    secrets: Arc<[String]>,
-}
-
-impl Redactor {
-    /// `text` with every secret replaced by [`REDACTED`] (borrowed when it holds none).
-    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        let mut text = Cow::Borrowed(text);
-        for secret in self.secrets.iter() {
-            if text.contains(secret.as_str()) {
-                text = Cow::Owned(text.replace(secret.as_str(), REDACTED));
-            }
-        }
-        text
-    }
-}
-
-impl fmt::Debug for Redactor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Redactor")
-            .field("secrets", &self.secrets.len())
-            .finish()
-    }
-}
-
 /// An rdkafka [`ClientContext`] that forwards librdkafka's log lines and
 /// client errors to `tracing` (target `eventtracking_kafka::librdkafka`),
 /// with secrets removed. Usable for consumers too.
@@ -412,12 +354,87 @@ impl fmt::Debug for Redactor {
 #[derive(Debug, Clone, Default)]
 pub struct RedactingContext {
     redactor: Redactor,
+    repeats: Arc<RepeatFilter>,
+}
+
+/// How long a warning or error from librdkafka is not logged again (at its
+/// level: repeats go to `debug`): about one retry round of the engine and of
+/// librdkafka's reconnects (`reconnect.backoff.max.ms`, 10 s).
+pub const LOG_REPEAT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Holds back repeats of one librdkafka warning: a broker that is down is
+/// reported through both the log and the error callback, and again on every
+/// reconnect ("1/1 brokers are down" hundreds of times a minute).
+#[derive(Default)]
+struct RepeatFilter {
+    /// Normalized message → when it was last logged, and repeats held back since.
+    seen: Mutex<std::collections::HashMap<String, (std::time::Instant, u64)>>,
+}
+
+impl fmt::Debug for RepeatFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RepeatFilter").finish_non_exhaustive()
+    }
+}
+
+impl RepeatFilter {
+    /// `Some(held back)` when `message` is to be logged at its level (the
+    /// first time, or again after [`LOG_REPEAT_INTERVAL`]); `None` for a repeat.
+    fn admit(&self, message: &str) -> Option<u64> {
+        let key = repeat_key(message);
+        let now = std::time::Instant::now();
+        let mut seen = lock(&self.seen);
+        if seen.len() > 256 {
+            seen.retain(|_, (at, _)| now.duration_since(*at) < LOG_REPEAT_INTERVAL);
+        }
+        match seen.get_mut(&key) {
+            Some((at, held)) if now.duration_since(*at) < LOG_REPEAT_INTERVAL => {
+                *held += 1;
+                None
+            }
+            Some((at, held)) => {
+                *at = now;
+                Some(std::mem::take(held))
+            }
+            None => {
+                seen.insert(key, (now, 0));
+                Some(0)
+            }
+        }
+    }
+}
+
+/// What makes two librdkafka messages the same report: without the thread
+/// prefix (`[thrd:…]: `, absent from the error callback's text), the timing
+/// remark (`(after 0ms in state CONNECT…)`) and a leading broker count
+/// (`1/1 brokers are down`, `0/1 brokers are down`).
+fn repeat_key(message: &str) -> String {
+    let mut text = message.trim();
+    if text.starts_with("[thrd:") {
+        if let Some(at) = text.find("]: ") {
+            text = &text[at + 3..];
+        }
+    }
+    if let Some(at) = text.find(" (after ") {
+        text = &text[..at];
+    }
+    match text.split_once(' ') {
+        Some((count, rest))
+            if count.contains('/') && count.chars().all(|c| c.is_ascii_digit() || c == '/') =>
+        {
+            format!("#/# {rest}")
+        }
+        _ => text.to_owned(),
+    }
 }
 
 impl RedactingContext {
     /// A context removing the redactor's secrets.
     pub fn new(redactor: Redactor) -> Self {
-        RedactingContext { redactor }
+        RedactingContext {
+            redactor,
+            repeats: Arc::default(),
+        }
     }
 
     /// The redactor.
@@ -429,6 +446,41 @@ impl RedactingContext {
 impl ClientContext for RedactingContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
         let message = self.redactor.redact(log_message);
+        let level = match level {
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info | RDKafkaLogLevel::Debug => level,
+            _ => match self.repeats.admit(&message) {
+                Some(0) => level,
+                Some(held_back) => {
+                    let message =
+                        format!("{message} (and {held_back} times more since it was last logged)");
+                    return self.log_at(level, fac, &message);
+                }
+                None => RDKafkaLogLevel::Debug,
+            },
+        };
+        self.log_at(level, fac, &message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        let error = self.redactor.redact(&error.to_string()).into_owned();
+        let reason = self.redactor.redact(reason);
+        // The same failure usually came through `log` just before.
+        match self.repeats.admit(&reason) {
+            Some(0) => {
+                tracing::warn!(target: "eventtracking_kafka::librdkafka", %error, "librdkafka: {reason}")
+            }
+            Some(held_back) => {
+                tracing::warn!(target: "eventtracking_kafka::librdkafka", %error, held_back, "librdkafka: {reason}")
+            }
+            None => {
+                tracing::debug!(target: "eventtracking_kafka::librdkafka", %error, "librdkafka: {reason}")
+            }
+        }
+    }
+}
+
+impl RedactingContext {
+    fn log_at(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
         match level {
             RDKafkaLogLevel::Emerg
             | RDKafkaLogLevel::Alert
@@ -447,15 +499,30 @@ impl ClientContext for RedactingContext {
             }
         }
     }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        let error = self.redactor.redact(&error.to_string()).into_owned();
-        let reason = self.redactor.redact(reason);
-        tracing::warn!(target: "eventtracking_kafka::librdkafka", %error, "librdkafka: {reason}");
-    }
 }
 
 impl rdkafka::consumer::ConsumerContext for RedactingContext {}
+
+/// librdkafka's refusal of a client configuration, as text for an error: it
+/// names the property, and its value only when the name does not look
+/// secret (librdkafka's own text quotes the value, e.g. of a misspelt
+/// `sasl.passwd`, which the properties' redactor cannot know is a secret).
+fn client_error_text(error: &KafkaError, redactor: &Redactor) -> String {
+    let text = match error {
+        KafkaError::ClientConfig(_, description, key, value) if is_secret_key(key) => {
+            let redactor = redactor.clone().with_secret(value.as_str());
+            format!(
+                "property `{key}` = {REDACTED}: {}",
+                redactor.redact(description)
+            )
+        }
+        KafkaError::ClientConfig(_, description, key, value) => {
+            format!("property `{key}` = {value:?}: {description}")
+        }
+        other => other.to_string(),
+    };
+    redactor.redact(&text).into_owned()
+}
 
 // ---------------------------------------------------------------------------
 // Topic template and message key
@@ -976,7 +1043,7 @@ fn create_producer(
     config
         .create_with_context(context.clone())
         .map_err(|error| KafkaBackendError::Client {
-            message: context.redactor.redact(&error.to_string()).into_owned(),
+            message: client_error_text(&error, &context.redactor),
         })
 }
 
@@ -1398,24 +1465,6 @@ mod tests {
         assert!(t.topic_for(&"a".repeat(250)).is_err());
         let t: TopicTemplate = "a.{name}.b.{name}".parse().unwrap();
         assert_eq!(t.topic_for("x y").unwrap(), "a.x_y.b.x_y");
-    }
-
-    #[test]
-    fn secret_keys() {
-        for key in [
-            "sasl.password",
-            "ssl.key.password",
-            "ssl.keystore.password",
-            "SSL.TRUSTSTORE.PASSWORD",
-            "sasl.oauthbearer.client.secret",
-            "ssl.key.pem",
-            "sasl.oauthbearer.config",
-        ] {
-            assert!(KafkaProperties::is_secret_key(key), "{key}");
-        }
-        for key in ["sasl.username", "ssl.key.location", "acks"] {
-            assert!(!KafkaProperties::is_secret_key(key), "{key}");
-        }
     }
 
     #[test]

@@ -483,7 +483,7 @@ impl RelayBuilder {
         let properties = self.options.consumer_properties()?;
         let redacting = RedactingContext::new(properties.redactor());
         let client_error = |error: KafkaError| RelayError::Client {
-            message: redacting.redactor().redact(&error.to_string()).into_owned(),
+            message: crate::client_error_text(&error, redacting.redactor()),
         };
         let baseline = losses(&self.tracker.report());
         let counters = Arc::new(Counters::default());
@@ -808,7 +808,7 @@ struct Shared {
     counters: Arc<Counters>,
     state: Mutex<State>,
     flush_timeout: Duration,
-    redactor: crate::Redactor,
+    redactor: eventtracking_core::redact::Redactor,
 }
 
 impl Shared {

@@ -112,11 +112,17 @@
 //!
 //! # Secrets
 //!
-//! The URI's password is replaced by `[REDACTED]` in `Debug` output of
+//! The URI's password and its credential-bearing parameters (any whose name
+//! looks secret by the workspace's one rule,
+//! [`eventtracking_core::redact::is_secret_key`]:
+//! `tlsCertificateKeyFilePassword`, `authMechanismProperties` with its
+//! `AWS_SESSION_TOKEN:…`, …) are replaced by `[REDACTED]` in `Debug` output of
 //! [`MongoOptions`], [`MongoBackendBuilder`] and [`MongoBackend`], in build
 //! errors, in failure reasons (which go to logs and the dead-letter file) and
-//! in this crate's log lines, both in `user:password@` form and on its own.
-//! Driver errors are therefore kept as redacted text, not as sources.
+//! in this crate's log lines, both in `key=value` form and on their own, as
+//! written and percent-decoded (core's
+//! [`Redactor`](eventtracking_core::redact::Redactor)). Driver errors are
+//! therefore kept as redacted text, not as sources.
 //!
 //! # Usage
 //!
@@ -155,7 +161,6 @@
 
 mod classify;
 mod document;
-mod redact;
 
 use std::fmt;
 use std::future::{Future, IntoFuture};
@@ -165,6 +170,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use eventtracking_core::redact::Redactor;
 use eventtracking_core::registry::{BackendRegistration, ComponentConfig};
 use eventtracking_core::{
     async_trait, Backend, BackendError, BackendResult, BuildError, CatalogEntry, Event,
@@ -182,7 +188,6 @@ pub use document::{
     MAX_DOCUMENT_BYTES,
 };
 pub use mongodb;
-pub use redact::Redactor;
 
 /// The default `database`.
 pub const DEFAULT_DATABASE: &str = "eventtracking";
@@ -335,7 +340,10 @@ fn parse_acknowledgment(text: &str) -> Acknowledgment {
 impl fmt::Debug for MongoOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MongoOptions")
-            .field("uri", &Redactor::for_uri(&self.uri).redact(&self.uri))
+            .field(
+                "uri",
+                &Redactor::new().with_uri(&self.uri).redact(&self.uri),
+            )
             .field("database", &self.database)
             .field("collection", &self.collection)
             .field("write_concern", &self.write_concern)
@@ -519,7 +527,10 @@ pub struct MongoBackendBuilder {
 impl fmt::Debug for MongoBackendBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MongoBackendBuilder")
-            .field("uri", &Redactor::for_uri(&self.uri).redact(&self.uri))
+            .field(
+                "uri",
+                &Redactor::new().with_uri(&self.uri).redact(&self.uri),
+            )
             .field("database", &self.database)
             .field("collection", &self.collection)
             .field("write_concern", &self.write_concern)
@@ -594,7 +605,7 @@ impl MongoBackendBuilder {
     /// Checks everything and parses the URI. Does not connect, and needs no
     /// runtime: the client is created on the first send.
     pub fn build(self) -> Result<MongoBackend, MongoBackendError> {
-        let redactor = Redactor::for_uri(&self.uri);
+        let redactor = Redactor::new().with_uri(&self.uri);
         check_database(&self.database)?;
         check_collection(&self.collection)?;
         if let Some(catalog) = &self.catalog_collection {
@@ -613,8 +624,8 @@ impl MongoBackendBuilder {
             });
         }
         let invalid_uri = |reason: String| MongoBackendError::InvalidUri {
-            uri: redactor.redact(&self.uri),
-            reason: redactor.redact(&reason),
+            uri: redactor.redact(&self.uri).into_owned(),
+            reason: redactor.redact(&reason).into_owned(),
         };
         let uri = self.uri.trim();
         if !uri.starts_with("mongodb://") && !uri.starts_with("mongodb+srv://") {
@@ -673,7 +684,7 @@ impl MongoBackendBuilder {
         }
         Ok(MongoBackend {
             inner: Arc::new(Inner {
-                uri_shown: redactor.redact(uri),
+                uri_shown: redactor.redact(uri).into_owned(),
                 options: Mutex::new(options),
                 database: self.database,
                 collection_name: self.collection,
@@ -969,7 +980,7 @@ impl MongoBackend {
     }
 
     fn redact(&self, text: &str) -> String {
-        self.inner.redactor.redact(text)
+        self.inner.redactor.redact(text).into_owned()
     }
 
     /// Starts the background index creation unless it ran, runs, or failed
@@ -1228,7 +1239,7 @@ async fn create_indexes(
         .await
         .map(|result| result.index_names)
         .map_err(|error| MongoBackendError::Operation {
-            message: redactor.redact(&error.kind.to_string()),
+            message: redactor.redact(&error.kind.to_string()).into_owned(),
             retryable: is_retryable(&error),
         })
 }

@@ -1,3 +1,4 @@
+#![allow(missing_docs)] // criterion_group! generates undocumented items
 //! The seed workload as a user runs it, per cycle of three events: enter
 //! `outer`, emit, enter a scoped `inner`, emit, leave it, emit, exit `outer`
 //! (contexts included, typed events as in `eventtracking demo`), through a

@@ -852,6 +852,10 @@ impl Worker {
                     pending = retry;
                     reason
                 }
+                Err(BackendError::Closed(reason)) => {
+                    self.dropped_closed(pending.len(), &reason);
+                    return;
+                }
                 Err(error) if error.is_retryable() => error.to_string(),
                 Err(error) => {
                     self.fail(&pending, &error.to_string(), attempt, false);
@@ -903,6 +907,17 @@ impl Worker {
             route.counters.delivered.fetch_add(n, Relaxed);
             route.complete(n);
         }
+    }
+
+    /// Events whose destination closed for good: counted as dropped, logged
+    /// once (see [`BackendError::Closed`]).
+    fn dropped_closed(&self, n: usize, reason: &str) {
+        let route = &*self.route;
+        let before = route.counters.dropped_closed.fetch_add(n as u64, Relaxed);
+        if before == 0 {
+            tracing::warn!(backend = %route.name, reason, "eventtracking: the output is closed; its events are dropped, not dead-lettered");
+        }
+        route.complete(n as u64);
     }
 
     /// Events that will not be delivered: to the dead-letter file, or counted as dropped.

@@ -23,6 +23,7 @@ pub(crate) struct RouteCounters {
     pub(crate) dropped_dead_letter_error: AtomicU64,
     pub(crate) dropped_dead_letter_full: AtomicU64,
     pub(crate) failed_shutdown: AtomicU64,
+    pub(crate) dropped_closed: AtomicU64,
     pub(crate) batches: AtomicU64,
     pub(crate) flush_errors: AtomicU64,
     pub(crate) schema_invalid: AtomicU64,
@@ -39,6 +40,7 @@ impl RouteCounters {
             shutdown: self.dropped_shutdown.load(Relaxed),
             dead_letter_error: self.dropped_dead_letter_error.load(Relaxed),
             dead_letter_full: self.dropped_dead_letter_full.load(Relaxed),
+            closed: self.dropped_closed.load(Relaxed),
         };
         BackendStats {
             accepted: self.accepted.load(Relaxed),
@@ -77,6 +79,9 @@ pub struct DroppedStats {
     /// Failed delivery and found the dead-letter file full (disk full or
     /// file-size limit): the records that fit were written, these were not.
     pub dead_letter_full: u64,
+    /// The backend's destination closed for good (stdout's reader went
+    /// away; see [`BackendError::Closed`](crate::BackendError::Closed)).
+    pub closed: u64,
 }
 
 impl DroppedStats {
@@ -88,18 +93,20 @@ impl DroppedStats {
             + self.shutdown
             + self.dead_letter_error
             + self.dead_letter_full
+            + self.closed
     }
 }
 
 /// A snapshot of one backend's counters.
 ///
 /// Every accepted event ends up in exactly one of `delivered`, `failed`,
-/// `filtered`, `processor_errors`, `dropped_by_reason.evicted`, or is still
-/// `queued` (or in flight). Events still queued, in a retry loop or in
-/// flight when the shutdown deadline passes are `failed` (and
-/// `failed_shutdown`), written to the dead-letter file with reason
-/// `shutdown`. Events refused before entering the queue (`queue_full`,
-/// `block_timeout`, emitted after shutdown began) are in `dropped` only.
+/// `filtered`, `processor_errors`, `dropped_by_reason.evicted` /
+/// `dropped_by_reason.closed`, or is still `queued` (or in flight). Events
+/// still queued, in a retry loop or in flight when the shutdown deadline
+/// passes are `failed` (and `failed_shutdown`), written to the dead-letter
+/// file with reason `shutdown`. Events refused before entering the queue
+/// (`queue_full`, `block_timeout`, emitted after shutdown began) are in
+/// `dropped` only.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct BackendStats {
     /// Events that entered this backend's queue.
@@ -256,9 +263,13 @@ impl fmt::Display for DeliveryReport {
             if d.total() > 0 {
                 write!(
                     f,
-                    " (queue full {}, evicted {}, block timeout {}, shutdown {}, dead-letter error {}, dead-letter file full {})",
+                    " (queue full {}, evicted {}, block timeout {}, shutdown {}, dead-letter error {}, dead-letter file full {}",
                     d.queue_full, d.evicted, d.block_timeout, d.shutdown, d.dead_letter_error, d.dead_letter_full
                 )?;
+                if d.closed > 0 {
+                    write!(f, ", output closed {}", d.closed)?;
+                }
+                write!(f, ")")?;
             }
             writeln!(f)?;
         }
