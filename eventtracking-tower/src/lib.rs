@@ -152,6 +152,8 @@
 mod extract;
 mod layer;
 mod proxy;
+mod recycle;
+mod request_context;
 mod service;
 
 /// The `http` crate this layer works with (for [`http::request::Parts`] in

@@ -1,0 +1,238 @@
+//! The context of one request: its fields written into a new map or into a
+//! recycled one (see [`recycle`](crate::recycle)) in place, the request id,
+//! the extractors.
+
+use std::borrow::Cow;
+use std::fmt::{self, Write as _};
+use std::net::IpAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use eventtracking_core::JsonMap;
+use http::header::{self, HeaderValue};
+use http::request::Parts;
+use serde_json::Value;
+
+use crate::extract::{field_str, valid_request_id, RequestId};
+use crate::layer::LayerConfig;
+use crate::recycle;
+
+/// The keys the layer always writes (when known), in the map's (sorted) order.
+const DEFAULT_KEYS: [&str; 7] = [
+    "client_ip",
+    "host",
+    "method",
+    "path",
+    "referer",
+    "request_id",
+    "user_agent",
+];
+const CLIENT_IP: usize = 0;
+const HOST: usize = 1;
+const METHOD: usize = 2;
+const PATH: usize = 3;
+const REFERER: usize = 4;
+const REQUEST_ID: usize = 5;
+const USER_AGENT: usize = 6;
+
+fn default_index(key: &str) -> Option<usize> {
+    DEFAULT_KEYS.iter().position(|k| *k == key)
+}
+
+impl LayerConfig {
+    /// A map for a request's context: a recycled one when this thread has
+    /// one free, else a new one.
+    pub(crate) fn context_map(&self) -> JsonMap {
+        if self.recycle_contexts {
+            if let Some(map) = recycle::take() {
+                return map;
+            }
+        }
+        // A hint: only a map with serde_json's `preserve_order` has a capacity.
+        JsonMap::with_capacity(DEFAULT_KEYS.len() + self.captured_headers.len())
+    }
+
+    /// Writes the context of a request into `context` (new, or recycled from
+    /// an earlier request: every field of it is then overwritten or
+    /// removed); sets the request id (header and extension). Returns the
+    /// context and the id's header value.
+    pub(crate) fn request_context(
+        &self,
+        parts: &mut Parts,
+        mut context: JsonMap,
+    ) -> (JsonMap, HeaderValue) {
+        self.counters.requests.fetch_add(1, Relaxed);
+
+        // One pass over the headers rather than a hashed lookup for each.
+        let (mut host, mut user_agent, mut referer, mut incoming_id) = (None, None, None, None);
+        for (name, value) in &parts.headers {
+            if *name == header::HOST {
+                host.get_or_insert(value);
+            } else if *name == header::USER_AGENT {
+                user_agent.get_or_insert(value);
+            } else if *name == header::REFERER {
+                referer.get_or_insert(value);
+            } else if *name == self.request_id_header {
+                incoming_id.get_or_insert(value);
+            }
+        }
+        let (id_value, generated) = match incoming_id {
+            Some(value) if valid_request_id(value.as_bytes()) => (value.clone(), false),
+            _ => (new_request_id(), true),
+        };
+        let ip = self
+            .client_addr
+            .client_ip(&parts.headers, &parts.extensions)
+            .map(IpText::new);
+
+        let mut values: [Option<Cow<'_, str>>; DEFAULT_KEYS.len()] = Default::default();
+        values[METHOD] = Some(Cow::Borrowed(parts.method.as_str()));
+        values[PATH] = Some(field_str(parts.uri.path().as_bytes()));
+        values[HOST] = match host {
+            Some(host) => Some(field_str(host.as_bytes())),
+            None => parts
+                .uri
+                .authority()
+                .map(|a| field_str(a.as_str().as_bytes())),
+        };
+        values[USER_AGENT] = user_agent.map(|v| field_str(v.as_bytes()));
+        values[REFERER] = referer.map(|v| field_str(v.as_bytes()));
+        values[CLIENT_IP] = ip.as_ref().map(|ip| Cow::Borrowed(ip.as_str()));
+        // Checked above (or generated): visible ASCII.
+        values[REQUEST_ID] = Some(Cow::Borrowed(id_value.to_str().unwrap_or_default()));
+
+        let recycled = !context.is_empty();
+        let mut written = [false; DEFAULT_KEYS.len()];
+        if recycled {
+            // One pass over the old fields: overwrite in place, or remove
+            // (absent this time, or the previous request's extractor fields).
+            context.retain(|key, value| match default_index(key) {
+                Some(i) => match &values[i] {
+                    Some(text) => {
+                        overwrite(value, text);
+                        written[i] = true;
+                        true
+                    }
+                    None => false,
+                },
+                None => self.captured_headers.iter().any(|(_, k)| k == key),
+            });
+        }
+        for ((key, value), written) in DEFAULT_KEYS.iter().zip(values).zip(written) {
+            if let (Some(text), false) = (value, written) {
+                context.insert((*key).to_owned(), Value::String(text.into_owned()));
+            }
+        }
+        for (name, key) in &self.captured_headers {
+            match parts.headers.get(name) {
+                Some(value) => match context.get_mut(key) {
+                    Some(old) => overwrite(old, &field_str(value.as_bytes())),
+                    None => {
+                        let text = field_str(value.as_bytes()).into_owned();
+                        context.insert(key.clone(), Value::String(text));
+                    }
+                },
+                None => {
+                    if recycled {
+                        context.remove(key);
+                    }
+                }
+            }
+        }
+
+        if generated {
+            parts
+                .headers
+                .insert(self.request_id_header.clone(), id_value.clone());
+        }
+        parts.extensions.insert(RequestId::new(id_value.clone()));
+
+        for extractor in &self.extractors {
+            match catch_unwind(AssertUnwindSafe(|| extractor.extract(parts))) {
+                Ok(Ok(fields)) => context.extend(fields),
+                Ok(Err(error)) => {
+                    self.counters.extractor_errors.fetch_add(1, Relaxed);
+                    tracing::warn!(
+                        extractor = extractor.name(),
+                        %error,
+                        "eventtracking: context extractor failed; its fields are left out"
+                    );
+                }
+                Err(_) => {
+                    self.counters.extractor_errors.fetch_add(1, Relaxed);
+                    tracing::warn!(
+                        extractor = extractor.name(),
+                        "eventtracking: context extractor panicked; its fields are left out"
+                    );
+                }
+            }
+        }
+        (context, id_value)
+    }
+}
+
+/// Sets a recycled field to `text`, reusing its string unless that one grew
+/// long (a rare long value is not kept for good).
+fn overwrite(value: &mut Value, text: &str) {
+    if let Value::String(old) = value {
+        if old.capacity() <= recycle::KEEP_STRING_CAPACITY || text.len() > old.capacity() {
+            old.clear();
+            old.push_str(text);
+            return;
+        }
+    }
+    *value = Value::String(text.to_owned());
+}
+
+/// An IP address as text, on the stack (at most 39 bytes: IPv6).
+struct IpText {
+    buffer: [u8; 48],
+    len: usize,
+}
+
+impl IpText {
+    fn new(ip: IpAddr) -> Self {
+        let mut text = IpText {
+            buffer: [0; 48],
+            len: 0,
+        };
+        let _ = write!(text, "{ip}");
+        text
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buffer[..self.len]).unwrap_or_default()
+    }
+}
+
+impl fmt::Write for IpText {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        self.buffer
+            .get_mut(self.len..end)
+            .ok_or(fmt::Error)?
+            .copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// A new UUIDv7: the time in milliseconds and 74 bits from a fast
+/// thread-local generator (no system call per request). Unique for
+/// correlation, not a secret. One allocation, shared by the request header,
+/// the [`RequestId`] extension and the response header.
+fn new_request_id() -> HeaderValue {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let mut random = [0u8; 10];
+    random[..8].copy_from_slice(&fastrand::u64(..).to_le_bytes());
+    random[8..].copy_from_slice(&fastrand::u16(..).to_le_bytes());
+    let id = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
+    let mut buffer = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    id.hyphenated().encode_lower(&mut buffer);
+    HeaderValue::from_maybe_shared(Bytes::from_owner(buffer))
+        .unwrap_or_else(|_| unreachable!("a UUID is a valid header value"))
+}
