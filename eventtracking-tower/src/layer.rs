@@ -97,6 +97,10 @@ pub struct LayerStats {
     /// Request events that the tracker refused (see the tracker's own report
     /// for events dropped later).
     pub request_event_errors: u64,
+    /// Requests whose context was written into an earlier request's map
+    /// (once every event of that request was delivered and dropped) instead
+    /// of a new one: see the crate docs, "Allocation".
+    pub recycled_contexts: u64,
 }
 
 #[derive(Debug, Default)]
@@ -104,6 +108,7 @@ pub(crate) struct Counters {
     pub(crate) requests: AtomicU64,
     pub(crate) extractor_errors: AtomicU64,
     pub(crate) request_event_errors: AtomicU64,
+    pub(crate) recycled_contexts: AtomicU64,
 }
 
 impl Counters {
@@ -112,6 +117,7 @@ impl Counters {
             requests: self.requests.load(Relaxed),
             extractor_errors: self.extractor_errors.load(Relaxed),
             request_event_errors: self.request_event_errors.load(Relaxed),
+            recycled_contexts: self.recycled_contexts.load(Relaxed),
         }
     }
 }

@@ -64,3 +64,36 @@ pub(crate) fn give_back(map: Arc<JsonMap>) {
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn map(n: i32) -> JsonMap {
+        json!({ "n": n }).as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn a_map_comes_back_only_when_nothing_else_holds_it() {
+        // A thread of its own: an empty pool.
+        std::thread::spawn(|| {
+            assert_eq!(take(), None);
+            let event_copy = Arc::new(map(1));
+            give_back(event_copy.clone());
+            assert_eq!(take(), None, "an event still holds it");
+            drop(event_copy);
+            assert_eq!(take(), Some(map(1)));
+            assert_eq!(take(), None);
+
+            for n in 0..POOL_CAPACITY + 10 {
+                give_back(Arc::new(map(n as i32)));
+            }
+            // The oldest were let go; the rest come back oldest first.
+            assert_eq!(take(), Some(map(10)));
+        })
+        .join()
+        .unwrap();
+    }
+}

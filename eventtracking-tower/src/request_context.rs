@@ -47,6 +47,7 @@ impl LayerConfig {
     pub(crate) fn context_map(&self) -> JsonMap {
         if self.recycle_contexts {
             if let Some(map) = recycle::take() {
+                self.counters.recycled_contexts.fetch_add(1, Relaxed);
                 return map;
             }
         }
@@ -235,4 +236,131 @@ fn new_request_id() -> HeaderValue {
     id.hyphenated().encode_lower(&mut buffer);
     HeaderValue::from_maybe_shared(Bytes::from_owner(buffer))
         .unwrap_or_else(|_| unreachable!("a UUID is a valid header value"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::TrackingContextLayer;
+
+    /// A layer with a captured header and an extractor that adds
+    /// `user_id`, and overrides `path` when asked (a clash with a default).
+    fn layer() -> TrackingContextLayer {
+        TrackingContextLayer::builder()
+            .with_captured_header("accept-language")
+            .with_extractor(|r: &Parts| {
+                let mut fields = JsonMap::new();
+                if let Some(user) = r.headers.get("x-user-id") {
+                    fields.insert("user_id".into(), user.to_str()?.into());
+                }
+                if r.headers.contains_key("x-override-path") {
+                    fields.insert("path".into(), json!(7));
+                }
+                Ok::<_, http::header::ToStrError>(fields)
+            })
+            .build()
+            .unwrap()
+    }
+
+    fn parts(uri: &str, headers: &[(&str, &str)], peer: Option<&str>) -> Parts {
+        let mut builder = http::Request::get(uri);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let (mut parts, ()) = builder.body(()).unwrap().into_parts();
+        if let Some(peer) = peer {
+            parts.extensions.insert(peer.parse::<SocketAddr>().unwrap());
+        }
+        parts
+    }
+
+    /// Requests with every field, with none, with long and non-UTF-8
+    /// values, with a clash; each has its request id (deterministic maps).
+    fn requests() -> Vec<Parts> {
+        let long = "u".repeat(crate::MAX_FIELD_LEN + 50);
+        vec![
+            parts(
+                "http://example.com/full?q=1",
+                &[
+                    ("x-request-id", "r-1"),
+                    ("user-agent", "curl/8"),
+                    ("referer", "http://example.com/"),
+                    ("accept-language", "fr"),
+                    ("x-user-id", "u-1"),
+                ],
+                Some("192.0.2.1:4000"),
+            ),
+            parts("/bare", &[("x-request-id", "r-2")], None),
+            parts(
+                "/clash",
+                &[
+                    ("x-request-id", "r-3"),
+                    ("x-override-path", "1"),
+                    ("user-agent", &long),
+                ],
+                Some("[2001:db8::1]:443"),
+            ),
+            parts(
+                "/short",
+                &[
+                    ("x-request-id", "r-4"),
+                    ("user-agent", "a"),
+                    ("host", "h.example"),
+                ],
+                None,
+            ),
+            {
+                let mut p = parts("/bytes", &[("x-request-id", "r-5")], None);
+                p.headers.insert(
+                    header::USER_AGENT,
+                    HeaderValue::from_bytes(b"caf\xe9").unwrap(),
+                );
+                p
+            },
+        ]
+    }
+
+    #[test]
+    fn a_recycled_map_is_rewritten_to_exactly_the_new_requests_context() {
+        let config = &layer().config;
+        let fresh: Vec<JsonMap> = requests()
+            .into_iter()
+            .map(|mut p| config.request_context(&mut p, JsonMap::new()).0)
+            .collect();
+        assert_eq!(fresh[0]["path"], "/full");
+        assert_eq!(fresh[0]["client_ip"], "192.0.2.1");
+        assert_eq!(fresh[2]["path"], 7, "the extractor wins a clash");
+        assert_eq!(fresh[2]["client_ip"], "2001:db8::1");
+        assert_eq!(fresh[4]["user_agent"], "caf\u{fffd}");
+        // Every request's context written over every other's map.
+        for (i, old) in fresh.iter().enumerate() {
+            for (j, (mut new, expected)) in requests().into_iter().zip(&fresh).enumerate() {
+                let (rewritten, _) = config.request_context(&mut new, old.clone());
+                assert_eq!(
+                    &rewritten, expected,
+                    "request {j} written over request {i}'s map"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_long_value_is_not_kept_in_a_recycled_map() {
+        let config = &layer().config;
+        let long = "x".repeat(1000);
+        let (old, _) = config.request_context(
+            &mut parts("/", &[("user-agent", &long)], None),
+            JsonMap::new(),
+        );
+        let (new, _) = config.request_context(&mut parts("/", &[("user-agent", "a")], None), old);
+        let Value::String(agent) = &new["user_agent"] else {
+            panic!("{new:?}")
+        };
+        assert_eq!(agent, "a");
+        assert!(agent.capacity() < recycle::KEEP_STRING_CAPACITY);
+    }
 }
