@@ -20,7 +20,7 @@ bench=$(cargo bench -p eventtracking-tower --bench overhead --no-run 2>&1 |
 measure() {
     local out
     out=$(EVENTTRACKING_BENCH_VARIANT=$1 EVENTTRACKING_BENCH_REQUESTS=$2 \
-        valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bench" 2>&1)
+        valgrind --tool=callgrind --fair-sched=yes --callgrind-out-file=/dev/null "$bench" 2>&1)
     local ir allocs
     ir=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' <<<"$out")
     allocs=$(sed -n 's/.* \([0-9.]*\) allocations\/request.*/\1/p' <<<"$out")

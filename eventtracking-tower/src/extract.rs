@@ -176,6 +176,18 @@ pub(crate) fn valid_request_id(value: &[u8]) -> bool {
     (1..=MAX_REQUEST_ID_LEN).contains(&value.len()) && value.iter().all(u8::is_ascii_graphic)
 }
 
+/// `text` cut to [`MAX_FIELD_LEN`] bytes at a character boundary.
+pub(crate) fn cut(text: &str) -> &str {
+    if text.len() <= MAX_FIELD_LEN {
+        return text;
+    }
+    let mut end = MAX_FIELD_LEN;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// A header value as a context string: lossy UTF-8, cut to [`MAX_FIELD_LEN`]
 /// bytes; borrowed in the usual case (short, valid UTF-8).
 pub(crate) fn field_str(value: &[u8]) -> Cow<'_, str> {
@@ -186,13 +198,8 @@ pub(crate) fn field_str(value: &[u8]) -> Cow<'_, str> {
     }
     let value = &value[..value.len().min(MAX_FIELD_LEN + 4)];
     let mut text = String::from_utf8_lossy(value).into_owned();
-    if text.len() > MAX_FIELD_LEN {
-        let mut end = MAX_FIELD_LEN;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
+    let len = cut(&text).len();
+    text.truncate(len);
     Cow::Owned(text)
 }
 
@@ -246,9 +253,11 @@ mod tests {
     fn long_fields_are_cut_at_a_char_boundary() {
         assert!(matches!(field_str(b"curl/8"), Cow::Borrowed("curl/8")));
         let long = "é".repeat(MAX_FIELD_LEN);
-        let cut = field_str(long.as_bytes());
-        assert_eq!(cut.len(), MAX_FIELD_LEN);
-        assert!(cut.chars().all(|c| c == 'é'));
+        let cut_long = field_str(long.as_bytes());
+        assert_eq!(cut_long.len(), MAX_FIELD_LEN);
+        assert!(cut_long.chars().all(|c| c == 'é'));
         assert_eq!(field_str(&[b'a', 0xff]), "a\u{fffd}");
+        assert_eq!(cut(&long).len(), MAX_FIELD_LEN);
+        assert_eq!(cut("/a/b"), "/a/b");
     }
 }

@@ -15,7 +15,7 @@ use http::header::{self, HeaderValue};
 use http::request::Parts;
 use serde_json::Value;
 
-use crate::extract::{field_str, valid_request_id, RequestId};
+use crate::extract::{cut, field_str, valid_request_id, RequestId};
 use crate::layer::LayerConfig;
 use crate::recycle;
 
@@ -90,13 +90,13 @@ impl LayerConfig {
 
         let mut values: [Option<Cow<'_, str>>; DEFAULT_KEYS.len()] = Default::default();
         values[METHOD] = Some(Cow::Borrowed(parts.method.as_str()));
-        values[PATH] = Some(field_str(parts.uri.path().as_bytes()));
+        values[PATH] = Some(Cow::Borrowed(cut(parts.uri.path())));
         values[HOST] = match host {
             Some(host) => Some(field_str(host.as_bytes())),
             None => parts
                 .uri
                 .authority()
-                .map(|a| field_str(a.as_str().as_bytes())),
+                .map(|a| Cow::Borrowed(cut(a.as_str()))),
         };
         values[USER_AGENT] = user_agent.map(|v| field_str(v.as_bytes()));
         values[REFERER] = referer.map(|v| field_str(v.as_bytes()));
@@ -199,8 +199,33 @@ impl IpText {
             buffer: [0; 48],
             len: 0,
         };
-        let _ = write!(text, "{ip}");
+        match ip {
+            // The usual case, by hand: `Display` goes through the generic
+            // formatter (padding, width) for each of the four numbers.
+            IpAddr::V4(ip) => {
+                for (i, octet) in ip.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        text.push(b'.');
+                    }
+                    if octet >= 100 {
+                        text.push(b'0' + octet / 100);
+                    }
+                    if octet >= 10 {
+                        text.push(b'0' + octet / 10 % 10);
+                    }
+                    text.push(b'0' + octet % 10);
+                }
+            }
+            IpAddr::V6(_) => {
+                let _ = write!(text, "{ip}");
+            }
+        }
         text
+    }
+
+    fn push(&mut self, byte: u8) {
+        self.buffer[self.len] = byte;
+        self.len += 1;
     }
 
     fn as_str(&self) -> &str {
@@ -345,6 +370,22 @@ mod tests {
                     "request {j} written over request {i}'s map"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for ip in [
+            "0.0.0.0",
+            "9.10.99.100",
+            "127.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::ff00:42:8329",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(IpText::new(ip).as_str(), ip.to_string());
         }
     }
 
