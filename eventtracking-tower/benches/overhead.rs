@@ -95,6 +95,11 @@ async fn course_view(State(tracker): State<Tracker>, Path(id): Path<u64>) -> &'s
 }
 
 fn app(variant: Variant, tracker: &Tracker) -> Router {
+    layered_app(variant, tracker).0
+}
+
+/// The app and its layer (none for `bare`).
+fn layered_app(variant: Variant, tracker: &Tracker) -> (Router, Option<TrackingContextLayer>) {
     let router = Router::new()
         .route("/courses/{id}", get(course_view))
         .with_state(tracker.clone());
@@ -104,17 +109,16 @@ fn app(variant: Variant, tracker: &Tracker) -> Router {
             None => Ok(json!(null)),
         }
     });
-    match variant {
-        Variant::Bare => router,
-        Variant::Layer => router.layer(builder.build().expect("layer")),
-        Variant::LayerEvent => router.layer(
-            builder
-                .with_request_event("http.request")
-                .with_tracker(tracker.clone())
-                .build()
-                .expect("layer"),
-        ),
-    }
+    let layer = match variant {
+        Variant::Bare => return (router, None),
+        Variant::Layer => builder.build().expect("layer"),
+        Variant::LayerEvent => builder
+            .with_request_event("http.request")
+            .with_tracker(tracker.clone())
+            .build()
+            .expect("layer"),
+    };
+    (router.layer(layer.clone()), Some(layer))
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -167,8 +171,7 @@ async fn drive(addr: SocketAddr, total: usize) -> Duration {
 }
 
 /// Serves `variant` on an ephemeral loopback port of `rt`.
-fn serve(rt: &tokio::runtime::Runtime, variant: Variant, tracker: &Tracker) -> SocketAddr {
-    let app = app(variant, tracker);
+fn serve(rt: &tokio::runtime::Runtime, app: Router) -> SocketAddr {
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -190,7 +193,7 @@ fn http_bench(tracker: &Tracker, total: usize) -> Vec<Measured> {
     let client_rt = runtime();
     let addrs: Vec<SocketAddr> = VARIANTS
         .iter()
-        .map(|variant| serve(&server_rt, *variant, tracker))
+        .map(|variant| serve(&server_rt, app(*variant, tracker)))
         .collect();
 
     // Warm-up: connections, allocator, caches.
@@ -331,16 +334,17 @@ fn print(title: &str, results: &[Measured]) {
 /// warm-up, no rounds, no timing).
 fn single_variant(tracker: &Tracker, variant: Variant, total: usize) {
     let http = std::env::var_os("EVENTTRACKING_BENCH_HTTP").is_some_and(|v| v == "1");
+    let (app, layer) = layered_app(variant, tracker);
     let before = allocated();
     if http {
         let server_rt = runtime();
         let client_rt = runtime();
-        let addr = serve(&server_rt, variant, tracker);
+        let addr = serve(&server_rt, app);
         client_rt.block_on(drive(addr, total));
         server_rt.shutdown_background();
         client_rt.shutdown_background();
     } else {
-        run_local(&current_thread_runtime(), &app(variant, tracker), total);
+        run_local(&current_thread_runtime(), &app, total);
     }
     tracker.flush(Duration::from_secs(30));
     let allocations = allocated() - before;
@@ -350,6 +354,9 @@ fn single_variant(tracker: &Tracker, variant: Variant, total: usize) {
         if http { "over HTTP" } else { "in process" },
         allocations as f64 / total as f64
     );
+    if let Some(layer) = layer {
+        println!("{:?}", layer.stats());
+    }
 }
 
 fn main() {

@@ -105,21 +105,25 @@ impl LayerConfig {
         values[REQUEST_ID] = Some(Cow::Borrowed(id_value.to_str().unwrap_or_default()));
 
         let recycled = !context.is_empty();
+        let present = values.each_ref().map(Option::is_some);
+        // Keys of a recycled map that no default field will overwrite: the
+        // previous request's extractor fields, and defaults absent this time.
+        let (mut leftovers, mut absent) = (0, 0);
         let mut written = [false; DEFAULT_KEYS.len()];
         if recycled {
-            // One pass over the old fields: overwrite in place, or remove
-            // (absent this time, or the previous request's extractor fields).
-            context.retain(|key, value| match default_index(key) {
-                Some(i) => match &values[i] {
-                    Some(text) => {
-                        overwrite(value, text);
-                        written[i] = true;
-                        true
-                    }
-                    None => false,
-                },
-                None => self.captured_headers.iter().any(|(_, k)| k == key),
-            });
+            for (key, value) in context.iter_mut() {
+                match default_index(key) {
+                    Some(i) => match &values[i] {
+                        Some(text) => {
+                            overwrite(value, text);
+                            written[i] = true;
+                        }
+                        None => absent += 1,
+                    },
+                    None if self.is_captured_key(key) => {}
+                    None => leftovers += 1,
+                }
+            }
         }
         for ((key, value), written) in DEFAULT_KEYS.iter().zip(values).zip(written) {
             if let (Some(text), false) = (value, written) {
@@ -150,9 +154,37 @@ impl LayerConfig {
         }
         parts.extensions.insert(RequestId::new(id_value.clone()));
 
+        let extra = self.extract(parts);
+        if absent > 0 || leftovers > 0 {
+            // Leftovers the extractors set again are overwritten below.
+            let again = extra
+                .keys()
+                .filter(|key| {
+                    default_index(key).is_none()
+                        && !self.is_captured_key(key)
+                        && context.contains_key(*key)
+                })
+                .count();
+            if absent > 0 || again < leftovers {
+                context.retain(|key, _| match default_index(key) {
+                    Some(i) => present[i],
+                    None => self.is_captured_key(key) || extra.contains_key(key),
+                });
+            }
+        }
+        context.extend(extra);
+        (context, id_value)
+    }
+
+    /// The extractors' fields, later ones winning; a failing or panicking
+    /// extractor is counted and logged, and adds nothing.
+    fn extract(&self, parts: &Parts) -> JsonMap {
+        let mut extra = JsonMap::new();
         for extractor in &self.extractors {
             match catch_unwind(AssertUnwindSafe(|| extractor.extract(parts))) {
-                Ok(Ok(fields)) => context.extend(fields),
+                // The first map is taken as it is.
+                Ok(Ok(fields)) if extra.is_empty() => extra = fields,
+                Ok(Ok(fields)) => extra.extend(fields),
                 Ok(Err(error)) => {
                     self.counters.extractor_errors.fetch_add(1, Relaxed);
                     tracing::warn!(
@@ -170,7 +202,11 @@ impl LayerConfig {
                 }
             }
         }
-        (context, id_value)
+        extra
+    }
+
+    fn is_captured_key(&self, key: &str) -> bool {
+        self.captured_headers.iter().any(|(_, k)| k == key)
     }
 }
 
@@ -285,6 +321,9 @@ mod tests {
                 if r.headers.contains_key("x-override-path") {
                     fields.insert("path".into(), json!(7));
                 }
+                if r.headers.contains_key("x-override-language") {
+                    fields.insert("accept_language".into(), json!("xx"));
+                }
                 Ok::<_, http::header::ToStrError>(fields)
             })
             .build()
@@ -329,6 +368,19 @@ mod tests {
                 ],
                 Some("[2001:db8::1]:443"),
             ),
+            // Every default field as in the first, no user, and a clash with
+            // a captured header.
+            parts(
+                "http://example.com/language",
+                &[
+                    ("x-request-id", "r-6"),
+                    ("user-agent", "curl/8"),
+                    ("referer", "http://example.com/"),
+                    ("accept-language", "de"),
+                    ("x-override-language", "1"),
+                ],
+                Some("192.0.2.1:4000"),
+            ),
             parts(
                 "/short",
                 &[
@@ -360,7 +412,11 @@ mod tests {
         assert_eq!(fresh[0]["client_ip"], "192.0.2.1");
         assert_eq!(fresh[2]["path"], 7, "the extractor wins a clash");
         assert_eq!(fresh[2]["client_ip"], "2001:db8::1");
-        assert_eq!(fresh[4]["user_agent"], "caf\u{fffd}");
+        assert_eq!(
+            fresh[3]["accept_language"], "xx",
+            "the extractor wins a clash"
+        );
+        assert_eq!(fresh[5]["user_agent"], "caf\u{fffd}");
         // Every request's context written over every other's map.
         for (i, old) in fresh.iter().enumerate() {
             for (j, (mut new, expected)) in requests().into_iter().zip(&fresh).enumerate() {
