@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! cargo bench -p eventtracking-tower --bench overhead
-//! EVENTTRACKING_BENCH_REQUESTS=50000 cargo bench -p eventtracking-tower --bench overhead
+//! EVENTTRACKING_BENCH_REQUESTS=50000 EVENTTRACKING_BENCH_ROUNDS=9 cargo bench -p eventtracking-tower --bench overhead
 //! ```
 //!
 //! Two measurements, each alternating the variants over several rounds and
@@ -63,6 +63,7 @@ fn allocated() -> u64 {
     (stats.allocations + stats.reallocations) as u64
 }
 
+/// Rounds per variant unless `EVENTTRACKING_BENCH_ROUNDS` says otherwise.
 const ROUNDS: usize = 5;
 const CONCURRENCY: usize = 32;
 
@@ -137,6 +138,14 @@ fn requests() -> usize {
         .unwrap_or(10_000)
 }
 
+fn round_count() -> usize {
+    std::env::var("EVENTTRACKING_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n >= 1)
+        .unwrap_or(ROUNDS)
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -203,7 +212,7 @@ fn http_bench(tracker: &Tracker, total: usize) -> Vec<Measured> {
     }
     let mut rounds: Vec<Vec<f64>> = vec![Vec::new(); VARIANTS.len()];
     let mut allocations: Vec<Vec<f64>> = vec![Vec::new(); VARIANTS.len()];
-    for _ in 0..ROUNDS {
+    for _ in 0..round_count() {
         for (index, addr) in addrs.iter().enumerate() {
             let before = allocated();
             let elapsed = client_rt.block_on(drive(*addr, total));
@@ -274,7 +283,7 @@ fn in_process_bench(tracker: &Tracker, total: usize) -> Vec<Measured> {
     }
     let mut micros: Vec<Vec<f64>> = vec![Vec::new(); VARIANTS.len()];
     let mut allocations: Vec<Vec<f64>> = vec![Vec::new(); VARIANTS.len()];
-    for _ in 0..ROUNDS {
+    for _ in 0..round_count() {
         for (index, app) in apps.iter().enumerate() {
             let (elapsed, serving) = run_local(&rt, app, total);
             micros[index].push(elapsed.as_secs_f64() * 1e6 / total as f64);
@@ -373,7 +382,8 @@ fn main() {
         single_variant(&tracker, variant, total);
     } else {
         println!(
-            "eventtracking-tower overhead: {total} requests per round, median of {ROUNDS} rounds, variants alternating"
+            "eventtracking-tower overhead: {total} requests per round, median of {} rounds, variants alternating",
+            round_count()
         );
         let http = http_bench(&tracker, total);
         print(
