@@ -4,6 +4,7 @@
 use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use eventtracking_core::context::to_context_map;
@@ -134,8 +135,23 @@ impl<X: ContextExtractor + ?Sized> ContextExtractor for Arc<X> {
 /// The layer inserts it into the request extensions, so a handler can read
 /// it (with axum: `Extension<RequestId>`), and sets the request id header
 /// on the request when it generated the id.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone)]
 pub struct RequestId(HeaderValue);
+
+// By the text alone (a `HeaderValue` also hashes its "sensitive" flag).
+impl PartialEq for RequestId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for RequestId {}
+
+impl Hash for RequestId {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
 
 impl RequestId {
     /// The id.
