@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
+use eventtracking_core::context::ContextSnapshot;
 use eventtracking_core::{validate_event_name, InvalidEventName, Tracker};
 use http::header::HeaderName;
 use tower_layer::Layer;
@@ -356,6 +357,7 @@ impl TrackingContextLayerBuilder {
                 tracker: self.tracker,
                 inherit_contexts: self.inherit_contexts,
                 recycle_contexts: !self.inherit_contexts,
+                empty_stack: ContextSnapshot::default(),
                 counters: Counters::default(),
             }),
         })
@@ -383,6 +385,8 @@ pub(crate) struct LayerConfig {
     /// when the request's frame is alone on its stack, so that the map the
     /// events share is exactly the request's fields.
     pub(crate) recycle_contexts: bool,
+    /// Each request's stack starts as a clone of this one (unless inherited).
+    pub(crate) empty_stack: ContextSnapshot,
     pub(crate) counters: Counters,
 }
 

@@ -89,7 +89,8 @@ where
         let stack = if self.config.inherit_contexts {
             ContextSnapshot::current()
         } else {
-            ContextSnapshot::default()
+            // A clone of one empty stack: `ContextSnapshot::default()` allocates.
+            self.config.empty_stack.clone()
         };
         let future = RequestFuture {
             state: State::Start {
