@@ -1,18 +1,15 @@
 //! [`TrackingContextLayer`], its builder and its counters.
 
 use std::fmt;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use eventtracking_core::{validate_event_name, InvalidEventName, JsonMap, Tracker};
-use http::header::{self, HeaderName, HeaderValue};
-use http::request::Parts;
-use serde_json::Value;
+use eventtracking_core::context::ContextSnapshot;
+use eventtracking_core::{validate_event_name, InvalidEventName, Tracker};
+use http::header::HeaderName;
 use tower_layer::Layer;
 
-use crate::extract::{field_string, valid_request_id, ContextExtractor, RequestId};
+use crate::extract::ContextExtractor;
 use crate::proxy::{ClientAddrPolicy, ForwardedHeader, IpNetwork};
 use crate::service::TrackingContextService;
 
@@ -101,6 +98,10 @@ pub struct LayerStats {
     /// Request events that the tracker refused (see the tracker's own report
     /// for events dropped later).
     pub request_event_errors: u64,
+    /// Requests whose context was written into an earlier request's map
+    /// (once every event of that request was delivered and dropped) instead
+    /// of a new one: see the crate docs, "Allocation".
+    pub recycled_contexts: u64,
 }
 
 #[derive(Debug, Default)]
@@ -108,6 +109,7 @@ pub(crate) struct Counters {
     pub(crate) requests: AtomicU64,
     pub(crate) extractor_errors: AtomicU64,
     pub(crate) request_event_errors: AtomicU64,
+    pub(crate) recycled_contexts: AtomicU64,
 }
 
 impl Counters {
@@ -116,6 +118,7 @@ impl Counters {
             requests: self.requests.load(Relaxed),
             extractor_errors: self.extractor_errors.load(Relaxed),
             request_event_errors: self.request_event_errors.load(Relaxed),
+            recycled_contexts: self.recycled_contexts.load(Relaxed),
         }
     }
 }
@@ -353,26 +356,12 @@ impl TrackingContextLayerBuilder {
                 request_event,
                 tracker: self.tracker,
                 inherit_contexts: self.inherit_contexts,
+                recycle_contexts: !self.inherit_contexts,
+                empty_stack: ContextSnapshot::default(),
                 counters: Counters::default(),
             }),
         })
     }
-}
-
-/// A new UUIDv7: the time in milliseconds and 74 bits from a fast
-/// thread-local generator (no system call per request). Unique for
-/// correlation, not a secret.
-fn new_request_id() -> HeaderValue {
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    let mut random = [0u8; 10];
-    random[..8].copy_from_slice(&fastrand::u64(..).to_le_bytes());
-    random[8..].copy_from_slice(&fastrand::u16(..).to_le_bytes());
-    let id = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
-    let mut buffer = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    HeaderValue::from_str(id.hyphenated().encode_lower(&mut buffer))
-        .unwrap_or_else(|_| unreachable!("a UUID is a valid header value"))
 }
 
 fn header_name(name: &str) -> Result<HeaderName, LayerBuildError> {
@@ -392,6 +381,12 @@ pub(crate) struct LayerConfig {
     pub(crate) request_event: Option<Arc<str>>,
     pub(crate) tracker: Option<Tracker>,
     pub(crate) inherit_contexts: bool,
+    /// Recycle request context maps (see [`recycle`](crate::recycle)): only
+    /// when the request's frame is alone on its stack, so that the map the
+    /// events share is exactly the request's fields.
+    pub(crate) recycle_contexts: bool,
+    /// Each request's stack starts as a clone of this one (unless inherited).
+    pub(crate) empty_stack: ContextSnapshot,
     pub(crate) counters: Counters,
 }
 
@@ -414,90 +409,10 @@ impl fmt::Debug for LayerConfig {
     }
 }
 
-impl LayerConfig {
-    /// The context of a request; sets its request id (header and extension).
-    /// Returns the context and the id's header value.
-    pub(crate) fn request_context(&self, parts: &mut Parts) -> (JsonMap, HeaderValue) {
-        self.counters.requests.fetch_add(1, Relaxed);
-        let mut context = JsonMap::new();
-        context.insert(
-            "method".into(),
-            Value::String(parts.method.as_str().to_owned()),
-        );
-        context.insert(
-            "path".into(),
-            Value::String(field_string(parts.uri.path().as_bytes())),
-        );
-        let host = parts
-            .headers
-            .get(header::HOST)
-            .map(|h| field_string(h.as_bytes()))
-            .or_else(|| parts.uri.authority().map(|a| a.as_str().to_owned()));
-        if let Some(host) = host {
-            context.insert("host".into(), Value::String(host));
-        }
-        for (name, key) in [
-            (header::USER_AGENT, "user_agent"),
-            (header::REFERER, "referer"),
-        ] {
-            if let Some(value) = parts.headers.get(&name) {
-                context.insert(key.into(), Value::String(field_string(value.as_bytes())));
-            }
-        }
-        for (name, key) in &self.captured_headers {
-            if let Some(value) = parts.headers.get(name) {
-                context.insert(key.clone(), Value::String(field_string(value.as_bytes())));
-            }
-        }
-        if let Some(ip) = self
-            .client_addr
-            .client_ip(&parts.headers, &parts.extensions)
-        {
-            context.insert("client_ip".into(), Value::String(ip.to_string()));
-        }
-
-        let id_value = match parts.headers.get(&self.request_id_header) {
-            Some(value) if valid_request_id(value.as_bytes()) => value.clone(),
-            _ => {
-                let generated = new_request_id();
-                parts
-                    .headers
-                    .insert(self.request_id_header.clone(), generated.clone());
-                generated
-            }
-        };
-        // Checked above (or generated): visible ASCII.
-        let id = id_value.to_str().unwrap_or_default();
-        parts.extensions.insert(RequestId::new(id));
-        context.insert("request_id".into(), Value::String(id.to_owned()));
-
-        for extractor in &self.extractors {
-            match catch_unwind(AssertUnwindSafe(|| extractor.extract(parts))) {
-                Ok(Ok(fields)) => context.extend(fields),
-                Ok(Err(error)) => {
-                    self.counters.extractor_errors.fetch_add(1, Relaxed);
-                    tracing::warn!(
-                        extractor = extractor.name(),
-                        %error,
-                        "eventtracking: context extractor failed; its fields are left out"
-                    );
-                }
-                Err(_) => {
-                    self.counters.extractor_errors.fetch_add(1, Relaxed);
-                    tracing::warn!(
-                        extractor = extractor.name(),
-                        "eventtracking: context extractor panicked; its fields are left out"
-                    );
-                }
-            }
-        }
-        (context, id_value)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use eventtracking_core::JsonMap;
 
     #[test]
     fn bad_settings_are_refused_with_their_value() {
@@ -526,7 +441,7 @@ mod tests {
             .body(())
             .unwrap()
             .into_parts();
-        let (context, _) = layer.config.request_context(&mut parts);
+        let (context, _) = layer.config.request_context(&mut parts, JsonMap::new());
         assert_eq!(context["accept_language"], "fr");
         assert_eq!(
             context["path"], "/a/b",

@@ -126,8 +126,23 @@
 //! `"status": null, "error": true`; if the request future is dropped first
 //! (the client went away), `"status": null, "cancelled": true`.
 //!
-//! [`TrackingContextLayer::stats`] counts requests, extractor failures and
-//! request events the tracker refused.
+//! [`TrackingContextLayer::stats`] counts requests, extractor failures,
+//! request events the tracker refused and recycled context maps.
+//!
+//! # Allocation
+//!
+//! A request's context map is shared by every event emitted in it, so it
+//! lives until the last of them is delivered, and is then usually freed by
+//! the delivery thread: with glibc's allocator, freeing on another thread
+//! than the one that allocated is slow, and each of the map's strings is a
+//! separate block. Instead each thread keeps its finished requests' maps
+//! (at most 1,024); once all of a map's events are dropped, a later request
+//! on that thread writes its fields into it in place (`LayerStats::recycled_contexts`
+//! counts these). A map is reused only when nothing else holds it, so no
+//! request sees another's values. String values longer than 256 bytes are
+//! not kept. Maps are not recycled with
+//! [`with_inherited_contexts(true)`](TrackingContextLayerBuilder::with_inherited_contexts)
+//! (the shared map is then the merge with the inherited contexts).
 //!
 //! # Feature flags
 //!
@@ -152,6 +167,8 @@
 mod extract;
 mod layer;
 mod proxy;
+mod recycle;
+mod request_context;
 mod service;
 
 /// The `http` crate this layer works with (for [`http::request::Parts`] in

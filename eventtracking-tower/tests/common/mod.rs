@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -12,7 +12,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing;
 use axum::{Extension, Router};
-use eventtracking_core::{Event, InMemoryBackend, Tracker};
+use eventtracking_core::{
+    async_trait, Backend, BackendResult, DeliveryConfig, Event, InMemoryBackend, Tracker,
+};
 use eventtracking_tower::{RequestId, TrackingContextLayer};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -32,6 +34,45 @@ pub(crate) fn memory_tracker() -> (Tracker, InMemoryBackend) {
         .build()
         .expect("tracker");
     (tracker, memory)
+}
+
+/// Keeps each event's JSON, not the event, as the file and Kafka backends
+/// do: the engine drops the events (and the context maps they share) after
+/// each batch, so the layer can recycle those maps.
+#[derive(Clone, Default)]
+pub(crate) struct JsonBackend(Arc<Mutex<Vec<Value>>>);
+
+#[async_trait]
+impl Backend for JsonBackend {
+    async fn send_batch(&self, batch: &[Arc<Event>]) -> BackendResult {
+        let mut events = self.0.lock().expect("not poisoned");
+        events.extend(batch.iter().map(|event| event.to_value()));
+        Ok(())
+    }
+}
+
+/// A tracker that delivers to a [`JsonBackend`] in small batches (the
+/// events are dropped soon after they are emitted).
+pub(crate) fn json_tracker() -> (Tracker, JsonBackend) {
+    let backend = JsonBackend::default();
+    let tracker = Tracker::builder()
+        .with_delivery(
+            DeliveryConfig::default()
+                .with_batch_size(16)
+                .with_linger_ms(1),
+        )
+        .with_backend("json", backend.clone())
+        .build()
+        .expect("tracker");
+    (tracker, backend)
+}
+
+/// Every event's JSON delivered so far.
+pub(crate) async fn delivered_json(tracker: &Tracker, backend: &JsonBackend) -> Vec<Value> {
+    let report = tracker.flush_async(DEADLINE).await;
+    assert!(report.complete, "flush did not complete: {report}");
+    assert_eq!(report.total_dropped(), 0, "{report}");
+    backend.0.lock().expect("not poisoned").clone()
 }
 
 /// Every event emitted so far, once delivered.
