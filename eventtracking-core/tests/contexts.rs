@@ -129,12 +129,16 @@ fn contexts_from_maps_values_references_and_serializable_structs() {
     let borrowed = json!({"b": 2});
     let _a = context::context("a", owned_map).unwrap();
     let _b = context::context("b", &borrowed).unwrap();
-    let _c = context::context("c", &map(json!({"c": 3}))).unwrap();
+    let borrowed_map = map(json!({"c": 3}));
+    let _c = context::context("c", &borrowed_map).unwrap();
     let _d = context::context("d", context::serialized(Request { request_id: "r-1" })).unwrap();
     assert_eq!(
         *context::current(),
         map(json!({"a": 1, "b": 2, "c": 3, "request_id": "r-1"}))
     );
+    // References are copied: the caller keeps its values.
+    assert_eq!(borrowed["b"], 2);
+    assert_eq!(borrowed_map["c"], 3);
 }
 
 #[test]
