@@ -853,7 +853,7 @@ impl Worker {
                     reason
                 }
                 Err(BackendError::Closed(reason)) => {
-                    self.dropped_closed(pending.len(), &reason);
+                    self.dropped_closed(&pending, &reason);
                     return;
                 }
                 Err(error) if error.is_retryable() => error.to_string(),
@@ -911,8 +911,13 @@ impl Worker {
 
     /// Events whose destination closed for good: counted as dropped, logged
     /// once (see [`BackendError::Closed`]).
-    fn dropped_closed(&self, n: usize, reason: &str) {
+    fn dropped_closed(&self, items: &[Slotted], reason: &str) {
         let route = &*self.route;
+        // Settled here, so the shutdown deadline does not dead-letter them too.
+        if !route.settle(items.iter().map(|(slot, _)| *slot)) {
+            return;
+        }
+        let n = items.len();
         let before = route.counters.dropped_closed.fetch_add(n as u64, Relaxed);
         if before == 0 {
             tracing::warn!(backend = %route.name, reason, "eventtracking: the output is closed; its events are dropped, not dead-lettered");
