@@ -803,7 +803,8 @@ mod tests {
         );
     }
 
-    /// Found by fuzzing (`fuzz/fuzz_targets/bson.rs`): a document with a BSON
+    /// Found writing `fuzz/fuzz_targets/bson.rs` (an event read back is written
+    /// as JSON): a document with a BSON
     /// date before 1970 or after 9999 and no `timestamp_rfc3339` gave an
     /// event whose JSON form (or re-encoding) panicked.
     #[test]
@@ -827,7 +828,10 @@ mod tests {
                 Ok(back) => {
                     assert!(ok, "{millis}: {back:?}");
                     assert!(back.to_json_bytes().len() > 0);
-                    assert_eq!(event_from_document(&event_to_document(&back).unwrap()).unwrap(), back);
+                    assert_eq!(
+                        event_from_document(&event_to_document(&back).unwrap()).unwrap(),
+                        back
+                    );
                 }
                 Err(error) => {
                     assert!(!ok, "{millis}: {error}");
