@@ -564,13 +564,12 @@ fn config() -> impl Strategy<Value = Config> {
         prop::collection::btree_map(toml_key(), component_table(), 0..3),
         prop::option::of(component_table()),
     )
-        .prop_map(|(delivery, processors, backends, source)| {
-            let mut config = Config::default();
-            config.delivery = delivery;
-            config.processors = processors;
-            config.backends = backends;
-            config.source = source;
-            config
+        .prop_map(|(delivery, processors, backends, source)| Config {
+            delivery,
+            processors,
+            backends,
+            source,
+            ..Config::default()
         })
 }
 
