@@ -827,7 +827,7 @@ mod tests {
             match event_from_document(&raw) {
                 Ok(back) => {
                     assert!(ok, "{millis}: {back:?}");
-                    assert!(back.to_json_bytes().len() > 0);
+                    assert!(!back.to_json_bytes().is_empty());
                     assert_eq!(
                         event_from_document(&event_to_document(&back).unwrap()).unwrap(),
                         back
