@@ -33,7 +33,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::delivery::{self, DeliveryConfig};
 use crate::error::{BuildError, ConfigError};
@@ -65,8 +65,10 @@ pub const CONFIG_ENV: &str = "EVENTTRACKING_CONFIG";
 /// assert!(err.to_string().contains("registered backend engines: discard"));
 /// ```
 ///
-/// Its `Debug` output hides secrets (see [`redact`](crate::redact)).
-#[derive(Clone, Default, Deserialize)]
+/// Its `Debug` output hides secrets (see [`redact`](crate::redact)). It
+/// serializes back to the same TOML tables (`toml::to_string`), secrets
+/// included, without [`origin`](Config::origin).
+#[derive(Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Delivery defaults for every backend.
@@ -80,7 +82,7 @@ pub struct Config {
     pub backends: BTreeMap<String, toml::Table>,
     /// Where a relay reads events from (`[source]`, used by `eventtracking
     /// relay`); [`Config::build`] ignores it. See [`Config::source`].
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<toml::Table>,
     /// Where the config came from, for error messages.
     #[serde(skip)]

@@ -427,6 +427,9 @@ impl Event {
                 // Pretty-printed input keeps its line breaks in raw text:
                 // parse it, so that the event is still one line.
                 Some(raw) if !raw.contains(['\n', '\r']) => {
+                    // Skipping the payload (RawValue) does not check that its
+                    // numbers fit a `Value`; reading it later must not fail.
+                    serde_json::from_str::<Readable>(raw)?;
                     Event::from_parts_raw(id, name, at, context, raw.into())
                 }
                 Some(raw) => {
@@ -435,6 +438,52 @@ impl Event {
                 None => Event::from_parts_exact(id, name, at, context, Value::Null),
             })
         })
+    }
+}
+
+/// JSON text checked as reading it into a [`Value`] would check it (numbers
+/// in range included), without building anything.
+struct Readable;
+
+impl<'de> Deserialize<'de> for Readable {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(Readable)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Readable {
+    type Value = Readable;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+    fn visit_unit<E>(self) -> Result<Readable, E> {
+        Ok(Readable)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Readable, A::Error> {
+        while seq.next_element::<Readable>()?.is_some() {}
+        Ok(Readable)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Readable, A::Error> {
+        while map.next_key::<serde::de::IgnoredAny>()?.is_some() {
+            map.next_value::<Readable>()?;
+        }
+        Ok(Readable)
     }
 }
 
@@ -711,6 +760,64 @@ mod tests {
         }
         let err = Event::from_json_slice(br#"{"id":"01a225b4-d94a-7000-b9f9-c37f702a909a","name":"has space","timestamp":"2026-11-29T05:08:58.826649Z"}"#).unwrap_err();
         assert!(err.to_string().contains("has space"), "{err}");
+    }
+
+    /// Found writing the round-trip check of `fuzz/fuzz_targets/event_json.rs`: a payload that
+    /// `serde_json` can skip but not read (a number beyond `f64`, `1e400`)
+    /// was kept as raw text, and read later as `null`: a processor then
+    /// replaced the payload with `null`, and `Deserialize` refused the event
+    /// that `from_json_slice` had accepted.
+    #[test]
+    fn from_json_slice_refuses_what_deserialize_refuses() {
+        let line = |data: &str| {
+            format!(
+                r#"{{"id":"01a225b4-d94a-7000-b9f9-c37f702a909a","name":"x","timestamp":"2026-11-29T05:08:58.826649Z","context":{{}},"data":{data}}}"#
+            )
+        };
+        for data in ["1e400", r#"{"a":[1,-1e999]}"#, r#"{"a":1e400}"#] {
+            let text = line(data);
+            let err = Event::from_json_slice(text.as_bytes()).unwrap_err();
+            assert!(err.to_string().contains("out of range"), "{data}: {err}");
+            assert!(serde_json::from_str::<Event>(&text).is_err(), "{data}");
+        }
+        for data in [
+            "1e300",
+            r#"{"a":[1,-1.5e-400,"1e400"]}"#,
+            "18446744073709551616",
+        ] {
+            let text = line(data);
+            let fast = Event::from_json_slice(text.as_bytes()).unwrap();
+            let slow: Event = serde_json::from_str(&text).unwrap();
+            assert_eq!(fast, slow, "{data}");
+            assert_eq!(fast.to_json_bytes(), text.as_bytes());
+        }
+    }
+
+    /// Found by the `event_json` fuzz target: a number read as a float was
+    /// written back as text that read as another float, so every hop (relay,
+    /// replay) could change it. serde_json's `float_roundtrip` (a workspace
+    /// feature) reads floats exactly. This crate's own tests get it from the
+    /// `jsonschema` dev-dependency anyway; the fuzz build (no `validate`)
+    /// failed without it, and replays the input, `fuzz/corpus/event_json/seed-float-roundtrip.json`.
+    #[test]
+    fn floats_survive_being_written_and_read_again() {
+        let big = "7".repeat(115) + "2";
+        for number in [
+            big.as_str(),
+            "7.777777777777779e+115",
+            "0.1",
+            "-2.5e-300",
+            "1e300",
+        ] {
+            let text = format!(
+                "{{\"id\":\"01a225b4-d94a-7000-b9f9-c37f702a909a\",\"name\":\"x\",\"timestamp\":\"2026-11-29T05:08:58.826649Z\",\"data\":{{\n\"n\": {number}}}}}"
+            );
+            let first = Event::from_json_slice(text.as_bytes()).unwrap();
+            let again = Event::from_json_slice(first.to_json_bytes()).unwrap();
+            assert_eq!(again, first, "{number}");
+            let third: Event = serde_json::from_slice(again.to_json_bytes()).unwrap();
+            assert_eq!(third.to_json_bytes(), first.to_json_bytes(), "{number}");
+        }
     }
 
     #[test]

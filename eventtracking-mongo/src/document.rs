@@ -503,7 +503,17 @@ pub fn event_from_document(document: &RawDocument) -> Result<Event, DocumentErro
         (Some(RawBsonRef::String(text)), _) => {
             eventtracking_core::parse_timestamp(text).map_err(malformed)?
         }
-        (_, Some(RawBsonRef::DateTime(date))) => date_to_system_time(date.timestamp_millis()),
+        (_, Some(RawBsonRef::DateTime(date))) => {
+            // An event's timestamp is RFC 3339 text in its JSON form, which
+            // holds the years 1970 to 9999 only.
+            let millis = date.timestamp_millis();
+            if !(0..MAX_EVENT_MILLIS).contains(&millis) {
+                return Err(malformed(format!(
+                    "`timestamp` {date} is outside the years 1970 to 9999 that an event can hold"
+                )));
+            }
+            date_to_system_time(millis)
+        }
         (_, other) => return Err(malformed(format!("`timestamp` is not a date: {other:?}"))),
     };
     let context = match get("context")? {
@@ -520,6 +530,9 @@ pub fn event_from_document(document: &RawDocument) -> Result<Event, DocumentErro
             .with_schema(schema.map(std::borrow::Cow::Owned)),
     )
 }
+
+/// 10000-01-01T00:00:00Z, in milliseconds since the epoch.
+const MAX_EVENT_MILLIS: i64 = 253_402_300_800_000;
 
 fn date_to_system_time(millis: i64) -> SystemTime {
     let magnitude = Duration::from_millis(millis.unsigned_abs());
@@ -788,6 +801,44 @@ mod tests {
             date_to_system_time(-3),
             UNIX_EPOCH - Duration::from_millis(3)
         );
+    }
+
+    /// Found writing `fuzz/fuzz_targets/bson.rs` (an event read back is written
+    /// as JSON): a document with a BSON
+    /// date before 1970 or after 9999 and no `timestamp_rfc3339` gave an
+    /// event whose JSON form (or re-encoding) panicked.
+    #[test]
+    fn dates_an_event_cannot_hold_are_refused() {
+        let event = Event::new("a", json!(1)).unwrap();
+        let layout = DocumentLayout {
+            rfc3339_timestamp: false,
+        };
+        let mut doc = parsed(&layout.encode(&event).unwrap());
+        for (millis, ok) in [
+            (-1, false),
+            (i64::MIN, false),
+            (MAX_EVENT_MILLIS, false),
+            (i64::MAX, false),
+            (0, true),
+            (MAX_EVENT_MILLIS - 1, true),
+        ] {
+            doc.insert("timestamp", mongodb::bson::DateTime::from_millis(millis));
+            let raw = RawDocumentBuf::from_document(&doc).unwrap();
+            match event_from_document(&raw) {
+                Ok(back) => {
+                    assert!(ok, "{millis}: {back:?}");
+                    assert!(!back.to_json_bytes().is_empty());
+                    assert_eq!(
+                        event_from_document(&event_to_document(&back).unwrap()).unwrap(),
+                        back
+                    );
+                }
+                Err(error) => {
+                    assert!(!ok, "{millis}: {error}");
+                    assert!(error.to_string().contains("1970 to 9999"), "{error}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -180,5 +180,5 @@ pub use layer::{
     LayerBuildError, LayerStats, TrackingContextLayer, TrackingContextLayerBuilder,
     DEFAULT_CONTEXT_NAME, DEFAULT_REQUEST_ID_HEADER, SENSITIVE_HEADERS,
 };
-pub use proxy::{ForwardedHeader, IpNetwork};
+pub use proxy::{resolve_client_ip, ForwardedHeader, IpNetwork};
 pub use service::{ResponseFuture, TrackingContextService};

@@ -124,44 +124,68 @@ pub(crate) struct ClientAddrPolicy {
 }
 
 impl ClientAddrPolicy {
-    fn is_trusted(&self, ip: IpAddr) -> bool {
-        self.trusted.iter().any(|net| net.contains(ip))
-    }
-
-    /// The client address of a request, if it can be known.
-    ///
-    /// Without trusted proxies: the peer address of the connection. When the
-    /// peer is a trusted proxy: the forwarding chain is walked from the right
-    /// (the hop nearest to us), skipping trusted proxies; the first address
-    /// that is not trusted is the client (the leftmost if all are trusted).
-    /// An entry that is not an IP address (`unknown`, an obfuscated name)
-    /// makes the client unknown. No chain at all: the peer.
+    /// The client address of a request, if it can be known: see
+    /// [`resolve_client_ip`].
     pub(crate) fn client_ip(&self, headers: &HeaderMap, extensions: &Extensions) -> Option<IpAddr> {
-        let peer = peer_ip(extensions);
-        if self.trusted.is_empty() {
-            return peer;
-        }
-        let peer = peer?;
-        if !self.is_trusted(peer) {
-            return Some(peer);
-        }
-        let chain = match self.header {
-            ForwardedHeader::XForwardedFor => x_forwarded_for(headers),
-            ForwardedHeader::Forwarded => forwarded_for(headers),
-        };
-        if chain.is_empty() {
-            return Some(peer);
-        }
-        let mut client = None;
-        for hop in chain.iter().rev() {
-            let ip = parse_node(hop)?;
-            client = Some(ip);
-            if !self.is_trusted(ip) {
-                break;
-            }
-        }
-        client
+        resolve_client_ip(peer_ip(extensions), headers, &self.trusted, self.header)
     }
+}
+
+/// The client address of a request, as the layer records it (`client_ip`),
+/// from the connection's peer address, the request headers, the trusted
+/// proxies and the header they write. Public for fuzzing and for
+/// applications that want the same answer outside the layer.
+///
+/// Without trusted proxies: the peer. When the peer is a trusted proxy: the
+/// forwarding chain is walked from the right (the hop nearest to us),
+/// skipping trusted proxies; the first address that is not trusted is the
+/// client (the leftmost if all are trusted). An entry that is not an IP
+/// address (`unknown`, an obfuscated name) makes the client unknown. No
+/// chain at all: the peer. Addresses are canonical (`::ffff:10.0.0.1` is
+/// `10.0.0.1`).
+///
+/// ```
+/// use eventtracking_tower::http::{HeaderMap, HeaderValue};
+/// use eventtracking_tower::{resolve_client_ip, ForwardedHeader, IpNetwork};
+///
+/// let trusted: Vec<IpNetwork> = vec!["10.0.0.0/8".parse().unwrap()];
+/// let mut headers = HeaderMap::new();
+/// headers.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6, 203.0.113.5, 10.0.0.2"));
+/// let peer = Some("10.0.0.1".parse().unwrap());
+/// let client = resolve_client_ip(peer, &headers, &trusted, ForwardedHeader::XForwardedFor);
+/// assert_eq!(client, Some("203.0.113.5".parse().unwrap()));
+/// ```
+pub fn resolve_client_ip(
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+    trusted: &[IpNetwork],
+    header: ForwardedHeader,
+) -> Option<IpAddr> {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let peer = peer.map(|ip| ip.to_canonical());
+    if trusted.is_empty() {
+        return peer;
+    }
+    let peer = peer?;
+    if !is_trusted(peer) {
+        return Some(peer);
+    }
+    let chain = match header {
+        ForwardedHeader::XForwardedFor => x_forwarded_for(headers),
+        ForwardedHeader::Forwarded => forwarded_for(headers),
+    };
+    if chain.is_empty() {
+        return Some(peer);
+    }
+    let mut client = None;
+    for hop in chain.iter().rev() {
+        let ip = parse_node(hop)?;
+        client = Some(ip);
+        if !is_trusted(ip) {
+            break;
+        }
+    }
+    client
 }
 
 /// The peer address of the connection: axum's `ConnectInfo<SocketAddr>`

@@ -1,0 +1,2 @@
+#[tracked_event(name = "e")]
+enum E { A, B(u8) }
