@@ -101,7 +101,7 @@
 //! every message this crate logs or returns (build errors, delivery errors,
 //! librdkafka's own log lines, which are forwarded to `tracing`) has their
 //! values replaced by `[REDACTED]` by core's
-//! [`Redactor`](eventtracking_core::redact::Redactor). A property librdkafka
+//! [`Redactor`]. A property librdkafka
 //! does not know, or refuses, is named in the error, its value only when the
 //! name does not look secret.
 //!

@@ -121,7 +121,7 @@
 //! errors, in failure reasons (which go to logs and the dead-letter file) and
 //! in this crate's log lines, both in `key=value` form and on their own, as
 //! written and percent-decoded (core's
-//! [`Redactor`](eventtracking_core::redact::Redactor)). Driver errors are
+//! [`Redactor`]). Driver errors are
 //! therefore kept as redacted text, not as sources.
 //!
 //! # Usage
