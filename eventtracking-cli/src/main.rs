@@ -196,17 +196,17 @@ fn engines() -> Result<ExitCode, String> {
     let processors = registry::processor_engines().map_err(|e| e.to_string())?;
     println!("backend engines:");
     for r in backends {
-        match r.batch_size {
+        match r.batch_size() {
             Some(n) => println!(
                 "  {:<10} {} (batch_size {n} unless configured)",
-                r.name, r.description
+                r.name(), r.description()
             ),
-            None => println!("  {:<10} {}", r.name, r.description),
+            None => println!("  {:<10} {}", r.name(), r.description()),
         }
     }
     println!("processor engines:");
     for r in processors {
-        println!("  {:<10} {}", r.name, r.description);
+        println!("  {:<10} {}", r.name(), r.description());
     }
     Ok(ExitCode::SUCCESS)
 }

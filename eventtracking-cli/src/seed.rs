@@ -1,7 +1,7 @@
 //! The seed example of the original library's README, event for event, with
 //! typed events: their documentation is in `eventtracking catalog`.
 
-use eventtracking::{TrackedEvent, Tracker};
+use eventtracking::{TrackedEvent, TrackedEventExt, Tracker};
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::json;

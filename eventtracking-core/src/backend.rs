@@ -166,7 +166,7 @@ fn build_discard(
     Ok(Box::new(DiscardBackend))
 }
 
-inventory::submit! {
+crate::register_backend! {
     crate::registry::BackendRegistration::new(
         "discard",
         "accepts every event and drops it (for benchmarks)",

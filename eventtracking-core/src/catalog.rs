@@ -1,15 +1,15 @@
 //! Typed, self-documenting events and the catalog that documents them.
 //!
 //! `#[derive(TrackedEvent)]` (feature `derive`) turns a struct into an event
-//! type: it implements [`TrackedEvent`] (typed [`emit`](TrackedEvent::emit)
-//! helpers, the constant name and version) and registers an
+//! type: it implements [`TrackedEvent`] (the constant name, version and
+//! schema reference, and the payload writer; the engine's `TrackedEventExt`
+//! adds `emit()` and `emit_to(&tracker)`) and registers an
 //! [`EventTypeInfo`] at compile time: the name, the version, the struct's doc
 //! comment, each field's doc comment and a JSON Schema of the payload.
 //!
 //! ```
 //! # #[cfg(feature = "derive")] {
-//! use std::time::Duration;
-//! use eventtracking_core::{catalog, InMemoryBackend, TrackedEvent, Tracker};
+//! use eventtracking_core::{catalog, Event, TrackedEvent};
 //!
 //! /// A learner created a postal address.
 //! #[derive(TrackedEvent)]
@@ -22,12 +22,9 @@
 //!     user_id: u64,
 //! }
 //!
-//! let memory = InMemoryBackend::new();
-//! let tracker = Tracker::builder().with_backend("memory", memory.clone()).build().unwrap();
-//! AddressCreate { name: "Ada".into(), user_id: 7 }.emit_to(&tracker).unwrap();
-//! tracker.flush(Duration::from_secs(5));
-//!
-//! let event = &memory.events()[0];
+//! // What `tracker.emit_typed(&event)` (or `event.emit_to(&tracker)`) sends:
+//! let address = AddressCreate { name: "Ada".into(), user_id: 7 };
+//! let event = Event::emitted_typed(&address, Default::default()).unwrap();
 //! assert_eq!(event.name(), "address.create");
 //! assert_eq!(event.schema(), Some("address.create@2"));
 //! assert_eq!(event.data()["name"], "Ada");
@@ -55,9 +52,7 @@ use std::sync::{Arc, OnceLock};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{json, Value};
 
-use crate::error::EmitError;
 use crate::event::JsonMap;
-use crate::tracker::{default_tracker, Tracker};
 
 /// The JSON Schema dialect of catalog schemas.
 pub const SCHEMA_DIALECT: &str = "https://json-schema.org/draft/2020-12/schema";
@@ -94,22 +89,6 @@ pub trait TrackedEvent {
     fn context_fields(&self, context: &mut JsonMap) -> Result<(), serde_json::Error> {
         let _ = context;
         Ok(())
-    }
-
-    /// Emits this event on the default tracker (see [`default_tracker`]).
-    fn emit(&self) -> Result<(), EmitError>
-    where
-        Self: Sized,
-    {
-        default_tracker().emit_typed(self)
-    }
-
-    /// Emits this event on `tracker`.
-    fn emit_to(&self, tracker: &Tracker) -> Result<(), EmitError>
-    where
-        Self: Sized,
-    {
-        tracker.emit_typed(self)
     }
 }
 

@@ -10,13 +10,15 @@
 //! | [`enter_context`] / [`exit_context`] | the seed's imperative style |
 //! | [`context`] (guard) / [`with_context`] (closure) | a scope in synchronous code |
 //! | [`in_context`] | a scope around a future; survives `.await` on any worker thread, never seen by other tasks |
-//! | [`ContextSnapshot`] | carrying the current contexts into `tokio::spawn` or a new thread |
+//! | [`ContextSnapshot`] | carrying the current contexts into `tokio::spawn` (with [`ContextSnapshot::scope`]) or a new thread |
 
 use std::cell::RefCell;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use crate::error::ContextError;
 use crate::event::JsonMap;
@@ -170,25 +172,72 @@ impl ContextStack {
     }
 }
 
-tokio::task_local! {
-    static TASK_CONTEXTS: RefCell<ContextStack>;
-}
-
 thread_local! {
+    /// The stack of the future being polled inside a [`Scoped`], if any:
+    /// it is swapped in for each poll and out afterwards, so it follows its
+    /// task from worker thread to worker thread on any executor.
+    static TASK_CONTEXTS: RefCell<Option<ContextStack>> = const { RefCell::new(None) };
     static THREAD_CONTEXTS: RefCell<ContextStack> = RefCell::new(ContextStack::default());
 }
 
 /// Runs `f` on the current stack: the task's inside a context scope, else the thread's.
 fn with_stack<R>(f: impl FnOnce(&mut ContextStack) -> R) -> Option<R> {
     let mut f = Some(f);
-    let in_task = TASK_CONTEXTS.try_with(|cell| f.take().map(|f| f(&mut cell.borrow_mut())));
-    if let Ok(result) = in_task {
-        return result;
+    let in_task = TASK_CONTEXTS.try_with(|cell| {
+        let mut task = cell.try_borrow_mut().ok()?;
+        let stack = task.as_mut()?;
+        f.take().map(|f| f(stack))
+    });
+    if let Ok(Some(result)) = in_task {
+        return Some(result);
     }
     THREAD_CONTEXTS
         .try_with(|cell| f.take().map(|f| f(&mut cell.borrow_mut())))
         .ok()
         .flatten()
+}
+
+pin_project_lite::pin_project! {
+    /// A future running with its own context stack: see [`in_context`] and
+    /// [`ContextSnapshot::scope`].
+    #[must_use = "futures do nothing unless polled"]
+    #[derive(Debug)]
+    pub struct Scoped<F> {
+        stack: Option<ContextStack>,
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F: Future> Future for Scoped<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        /// Puts the scope's stack back into the future and the outer one
+        /// back into the thread, even if the inner poll panics.
+        struct Swap<'a> {
+            stack: &'a mut Option<ContextStack>,
+            outer: Option<ContextStack>,
+        }
+        impl Drop for Swap<'_> {
+            fn drop(&mut self) {
+                let outer = self.outer.take();
+                if let Ok(inner) = TASK_CONTEXTS.try_with(|cell| cell.replace(outer)) {
+                    *self.stack = inner;
+                }
+            }
+        }
+        let scoped = this.stack.take();
+        let outer = TASK_CONTEXTS
+            .try_with(|cell| cell.replace(scoped))
+            .unwrap_or_default();
+        let _swap = Swap {
+            stack: this.stack,
+            outer,
+        };
+        this.future.poll(cx)
+    }
 }
 
 /// The merge of every context currently entered (cheap: a shared map).
@@ -397,10 +446,13 @@ pub async fn in_context<F: Future>(
 }
 
 /// [`in_context`] for a ready map (nothing to convert, so nothing can fail).
-pub async fn in_context_map<F: Future>(name: &str, values: JsonMap, future: F) -> F::Output {
+pub fn in_context_map<F: Future>(name: &str, values: JsonMap, future: F) -> Scoped<F> {
     let mut stack = ContextSnapshot::current().stack;
     stack.push(name, values);
-    TASK_CONTEXTS.scope(RefCell::new(stack), future).await
+    Scoped {
+        stack: Some(stack),
+        future,
+    }
 }
 
 /// Exits its context when dropped. See [`context`].
@@ -453,9 +505,13 @@ impl ContextSnapshot {
     }
 
     /// Runs a future with this snapshot as its task-local context stack
-    /// (e.g. `tokio::spawn(ContextSnapshot::current().scope(fut))`).
-    pub async fn scope<F: Future>(self, future: F) -> F::Output {
-        TASK_CONTEXTS.scope(RefCell::new(self.stack), future).await
+    /// (e.g. `tokio::spawn(ContextSnapshot::current().scope(fut))`: a
+    /// spawned task starts with no contexts otherwise).
+    pub fn scope<F: Future>(self, future: F) -> Scoped<F> {
+        Scoped {
+            stack: Some(self.stack),
+            future,
+        }
     }
 
     /// Makes this snapshot the current thread's stack until the guard drops,
@@ -469,15 +525,6 @@ impl ContextSnapshot {
             _not_send: PhantomData,
         }
     }
-}
-
-/// Spawns a tokio task that inherits the current contexts.
-pub fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    tokio::spawn(ContextSnapshot::current().scope(future))
 }
 
 /// Restores a thread's previous contexts when dropped. See [`ContextSnapshot::attach`].

@@ -2,31 +2,6 @@
 
 use std::time::Duration;
 
-/// Why [`Tracker::emit`](crate::Tracker::emit) refused an event.
-///
-/// Every refusal is also counted in the tracker's [`TrackerStats`](crate::TrackerStats).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum EmitError {
-    /// The event name breaks the naming rules (see [`validate_event_name`](crate::validate_event_name)).
-    #[error(transparent)]
-    InvalidName(#[from] InvalidEventName),
-    /// The payload could not be turned into JSON.
-    #[error("event `{name}`: data is not representable as JSON: {reason}")]
-    InvalidData {
-        /// The event name.
-        name: String,
-        /// What serde_json said.
-        reason: String,
-    },
-    /// The tracker was shut down; the event was counted as dropped.
-    #[error("event `{name}`: the tracker is shut down")]
-    ShutDown {
-        /// The event name.
-        name: String,
-    },
-}
-
 /// An event name that breaks the naming rules.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -52,6 +27,32 @@ pub enum InvalidEventName {
         /// Its byte offset.
         position: usize,
     },
+}
+
+/// Why [`Event::emitted`](crate::Event::emitted) could not make an event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NewEventError {
+    /// The event name breaks the naming rules.
+    #[error(transparent)]
+    InvalidName(#[from] InvalidEventName),
+    /// The payload could not be turned into JSON.
+    #[error("event `{name}`: data is not representable as JSON: {reason}")]
+    InvalidData {
+        /// The event name.
+        name: String,
+        /// What serde_json said.
+        reason: String,
+    },
+}
+
+impl NewEventError {
+    pub(crate) fn invalid_data(name: &str, error: &serde_json::Error) -> Self {
+        NewEventError::InvalidData {
+            name: name.to_owned(),
+            reason: error.to_string(),
+        }
+    }
 }
 
 /// Errors of the context stack.
@@ -190,56 +191,11 @@ pub enum BuildError {
     Runtime(#[source] std::io::Error),
 }
 
-/// Why a configuration file could not be read.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config file `{path}`: {source}")]
-    Read {
-        /// The path.
-        path: String,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The TOML is malformed or has a bad key or value.
-    #[error("invalid config{}: {message}", .path.as_deref().map(|p| format!(" `{p}`")).unwrap_or_default())]
-    Parse {
-        /// The file, when read from one.
-        path: Option<String>,
-        /// What toml/serde said, naming the key.
-        message: String,
-    },
-    /// A value is out of range or inconsistent.
-    #[error("invalid config: `{key}` = {value}: {reason}")]
-    Invalid {
-        /// The dotted key.
-        key: String,
-        /// The given value.
-        value: String,
-        /// Why it is refused.
-        reason: String,
-    },
-    /// An environment variable override is malformed.
-    #[error("environment variable {var}={value:?}: {reason}")]
-    Env {
-        /// The variable.
-        var: &'static str,
-        /// Its value.
-        value: String,
-        /// Why it is refused.
-        reason: String,
-    },
-    /// Building a backend or processor failed.
-    #[error(transparent)]
-    Build(#[from] BuildError),
-}
-
 /// A processor failed on one event. The event is dropped for the affected
 /// route and the failure is counted and logged.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("processor `{processor}` failed on event `{event}`: {reason}")]
+#[non_exhaustive]
 pub struct ProcessorError {
     /// The processor's name.
     pub processor: String,
@@ -247,4 +203,48 @@ pub struct ProcessorError {
     pub event: String,
     /// What went wrong.
     pub reason: String,
+}
+
+impl ProcessorError {
+    /// Processor `processor` failed on the event named `event`.
+    pub fn new(
+        processor: impl Into<String>,
+        event: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        ProcessorError {
+            processor: processor.into(),
+            event: event.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl EventFailure {
+    /// The event at `index` of the batch failed; `retryable`: sending it again may succeed.
+    pub fn new(index: usize, retryable: bool, reason: impl Into<String>) -> Self {
+        EventFailure {
+            index,
+            retryable,
+            reason: reason.into(),
+        }
+    }
+
+    /// The event at `index` of the batch failed; sending it again may succeed.
+    pub fn retryable(index: usize, reason: impl Into<String>) -> Self {
+        EventFailure {
+            index,
+            retryable: true,
+            reason: reason.into(),
+        }
+    }
+
+    /// The event at `index` of the batch failed for good (it is dead-lettered).
+    pub fn permanent(index: usize, reason: impl Into<String>) -> Self {
+        EventFailure {
+            index,
+            retryable: false,
+            reason: reason.into(),
+        }
+    }
 }

@@ -9,7 +9,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::error::InvalidEventName;
+use crate::catalog::TrackedEvent;
+use crate::error::{InvalidEventName, NewEventError};
 
 mod line_cache;
 
@@ -181,6 +182,60 @@ impl Event {
             data: Data::from_raw(data),
             json: OnceLock::new(),
         }
+    }
+
+    /// A new event as the emit path makes it: the name validated (and shared
+    /// per thread), a fresh UUIDv7 id and the current time, `context`, and
+    /// `data` serialized to JSON text once (JSON backends write it verbatim).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use eventtracking_core::Event;
+    ///
+    /// let event = Event::emitted("page.view", Arc::default(), &[1, 2]).unwrap();
+    /// assert_eq!(event.data(), &serde_json::json!([1, 2]));
+    /// assert!(Event::emitted("bad name", Arc::default(), &()).is_err());
+    /// ```
+    pub fn emitted<T: Serialize + ?Sized>(
+        name: &str,
+        context: Arc<JsonMap>,
+        data: &T,
+    ) -> Result<Self, NewEventError> {
+        let interned = intern_name(name)?;
+        let data = payload_json(data).map_err(|error| NewEventError::invalid_data(name, &error))?;
+        let (id, timestamp) = new_id_and_timestamp();
+        Ok(Self::from_parts_raw(id, interned, timestamp, context, data))
+    }
+
+    /// [`emitted`](Self::emitted) for data that is already a JSON value (no conversion).
+    pub fn emitted_value(
+        name: &str,
+        context: Arc<JsonMap>,
+        data: Value,
+    ) -> Result<Self, InvalidEventName> {
+        let interned = intern_name(name)?;
+        let (id, timestamp) = new_id_and_timestamp();
+        Ok(Self::from_parts_exact(id, interned, timestamp, context, data))
+    }
+
+    /// A typed event (see [`TrackedEvent`]): its data fields as the payload,
+    /// its context fields merged over `context`, and its schema reference
+    /// (`NAME@VERSION`) in the event's `schema` field.
+    pub fn emitted_typed<E: TrackedEvent>(
+        event: &E,
+        mut context: Arc<JsonMap>,
+    ) -> Result<Self, NewEventError> {
+        let interned = intern_name(E::NAME)?;
+        let invalid = |error: serde_json::Error| NewEventError::invalid_data(E::NAME, &error);
+        let data = payload_json_with(|out| event.write_data_json(out)).map_err(invalid)?;
+        if E::HAS_CONTEXT_FIELDS {
+            event
+                .context_fields(Arc::make_mut(&mut context))
+                .map_err(invalid)?;
+        }
+        let (id, timestamp) = new_id_and_timestamp();
+        Ok(Self::from_parts_raw(id, interned, timestamp, context, data)
+            .with_schema(Some(Cow::Borrowed(E::SCHEMA))))
     }
 
     /// The event's unique id (a UUIDv7, so ids sort by creation time).
@@ -669,30 +724,107 @@ pub fn parse_timestamp(text: &str) -> Result<SystemTime, String> {
 /// assert!(validate_event_name("has space").is_err());
 /// ```
 pub fn validate_event_name(name: &str) -> Result<(), InvalidEventName> {
-    if name.is_empty() {
-        return Err(InvalidEventName::Empty);
-    }
-    if name.len() > MAX_EVENT_NAME_BYTES {
-        return Err(InvalidEventName::TooLong {
+    match name_problem(name) {
+        None => Ok(()),
+        Some(NameProblem::Empty) => Err(InvalidEventName::Empty),
+        Some(NameProblem::TooLong) => Err(InvalidEventName::TooLong {
             prefix: name.chars().take(32).collect(),
             len: name.len(),
-        });
-    }
-    // Fast path: printable ASCII without space is always fine.
-    if name.bytes().all(|b| b > b' ' && b < 0x7f) {
-        return Ok(());
-    }
-    if let Some((position, character)) = name
-        .char_indices()
-        .find(|(_, c)| c.is_whitespace() || c.is_control())
-    {
-        return Err(InvalidEventName::BadCharacter {
+        }),
+        Some(NameProblem::BadCharacter { position }) => Err(InvalidEventName::BadCharacter {
             name: name.to_owned(),
-            character,
+            character: name[position..].chars().next().unwrap_or_default(),
             position,
-        });
+        }),
     }
-    Ok(())
+}
+
+/// What is wrong with an event name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NameProblem {
+    Empty,
+    TooLong,
+    BadCharacter { position: usize },
+}
+
+/// The one event-name rule, as a `const fn` so that `#[derive(TrackedEvent)]`
+/// checks a typed event's name at compile time with exactly the rule
+/// [`validate_event_name`] applies at run time: not empty, at most
+/// [`MAX_EVENT_NAME_BYTES`], no whitespace or control character (as
+/// `char::is_whitespace` and `char::is_control` define them).
+const fn name_problem(name: &str) -> Option<NameProblem> {
+    let bytes = name.as_bytes();
+    if bytes.is_empty() {
+        return Some(NameProblem::Empty);
+    }
+    if bytes.len() > MAX_EVENT_NAME_BYTES {
+        return Some(NameProblem::TooLong);
+    }
+    let mut at = 0;
+    while at < bytes.len() {
+        let (code, width) = decode_utf8(bytes, at);
+        if is_whitespace_or_control(code) {
+            return Some(NameProblem::BadCharacter { position: at });
+        }
+        at += width;
+    }
+    None
+}
+
+/// The code point starting at `at` of valid UTF-8, and its width in bytes.
+const fn decode_utf8(bytes: &[u8], at: usize) -> (u32, usize) {
+    let lead = bytes[at] as u32;
+    if lead < 0x80 {
+        return (lead, 1);
+    }
+    let width = if lead < 0xE0 {
+        2
+    } else if lead < 0xF0 {
+        3
+    } else {
+        4
+    };
+    // The lead byte keeps 7 - width bits; each continuation byte adds 6.
+    let mut code = lead & (0x7F >> width);
+    let mut i = 1;
+    while i < width {
+        code = code << 6 | (bytes[at + i] & 0x3F) as u32;
+        i += 1;
+    }
+    (code, width)
+}
+
+/// `char::is_whitespace(c) || char::is_control(c)`, in a `const fn`: the
+/// Unicode `White_Space` characters and the `Cc` controls.
+const fn is_whitespace_or_control(code: u32) -> bool {
+    matches!(
+        code,
+        0x00..=0x20
+            | 0x7F..=0xA0
+            | 0x1680
+            | 0x2000..=0x200A
+            | 0x2028
+            | 0x2029
+            | 0x202F
+            | 0x205F
+            | 0x3000
+    )
+}
+
+/// The compile-time side of the rule: `#[derive(TrackedEvent)]` evaluates
+/// this in a constant, so a bad name fails the build with the rule's reason.
+#[doc(hidden)]
+pub const fn check_event_name_const(name: &str) {
+    match name_problem(name) {
+        None => {}
+        Some(NameProblem::Empty) => panic!("invalid event name: the name is empty"),
+        Some(NameProblem::TooLong) => {
+            panic!("invalid event name: longer than MAX_EVENT_NAME_BYTES (255 bytes)")
+        }
+        Some(NameProblem::BadCharacter { .. }) => {
+            panic!("invalid event name: it holds whitespace or a control character")
+        }
+    }
 }
 
 /// The JSON kind of a value, for error messages.
@@ -905,5 +1037,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("yesterday"), "{err}");
+    }
+
+    #[test]
+    fn the_const_rule_agrees_with_char_methods_on_every_char() {
+        for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+            let expected = c.is_whitespace() || c.is_control();
+            assert_eq!(is_whitespace_or_control(c as u32), expected, "{c:?}");
+            let mut buffer = [0u8; 4];
+            let text = c.encode_utf8(&mut buffer);
+            assert_eq!(decode_utf8(text.as_bytes(), 0), (c as u32, c.len_utf8()));
+        }
     }
 }

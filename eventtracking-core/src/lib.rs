@@ -1,52 +1,40 @@
 //! # eventtracking-core
 //!
-//! The small, stable core of eventtracking: context-aware, semi-structured
-//! events and one delivery engine that every backend shares.
+//! The small, stable core of eventtracking: what a backend or processor
+//! crate builds on, and nothing that runs a pipeline.
 //!
 //! - [`Event`]: `{"id", "name", "timestamp", "context", "data"}`, shared as `Arc<Event>`.
-//! - [`Tracker`]: `emit(name, data)` stamps the event with the merged
-//!   [`context`] stack of the current thread or task, runs [`Processor`]s and
-//!   queues it for every [`Backend`].
-//! - [`delivery`]: bounded queues, batching, retry with jittered backoff,
-//!   dead-letter file, flush/shutdown reports and counters.
-//! - [`registry`]: backends and processors register at compile time
-//!   (`inventory`) so a [`Config`] file can name them (`engine = "file"`).
+//! - [`context`]: the nested contexts of the current thread or task, merged
+//!   into every event emitted inside them.
+//! - [`Backend`] and [`Processor`]: where events go and what changes them,
+//!   with their errors ([`BackendError`], [`ProcessorError`]).
+//! - [`registry`]: compile-time registration ([`register_backend!`],
+//!   [`register_processor!`]) so that a config file can name an engine.
+//! - [`catalog`]: typed events ([`TrackedEvent`], `#[derive(TrackedEvent)]`)
+//!   and the catalog entries backends persist.
+//! - [`redact`]: the one secret policy.
 //!
-//! # Usage
+//! The tracker, the delivery engine (queues, batching, retry, dead letters,
+//! stats), the config file and the built-in processors are in
+//! `eventtracking-engine`; applications use the facade `eventtracking`,
+//! which re-exports both.
 //!
 //! ```
-//! use std::time::Duration;
-//! use eventtracking_core::{InMemoryBackend, Tracker};
+//! use std::sync::Arc;
+//! use eventtracking_core::{context, Event};
 //! use serde_json::json;
 //!
-//! let memory = InMemoryBackend::new();
-//! let tracker = Tracker::builder().with_backend("memory", memory.clone()).build().unwrap();
-//! tracker.enter_context("outer", json!({"user_id": 10938})).unwrap();
-//! tracker.emit("navigation.request", json!({"url": "http://www.edx.org/some/path/1"})).unwrap();
-//! {
-//!     let _ctx = tracker.context("inner", json!({"user_id": 11111, "session_id": "2987lkjdyoioey"})).unwrap();
-//!     tracker.emit("navigation.request", json!({"url": "http://www.edx.org/some/path/2"})).unwrap();
-//! }
-//! tracker.flush(Duration::from_secs(5));
-//! let events = memory.events();
-//! assert_eq!(events[0].context()["user_id"], 10938);
-//! assert_eq!(events[1].context()["session_id"], "2987lkjdyoioey");
-//! # tracker.exit_context("outer").unwrap();
+//! let _outer = context::context("outer", json!({"user_id": 10938})).unwrap();
+//! let event = Event::emitted("navigation.request", context::current(), &json!({"url": "/1"})).unwrap();
+//! assert_eq!(event.context()["user_id"], 10938);
 //! ```
 //!
 //! # Feature flags
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `testing` | off | [`InMemoryBackend`], a backend that keeps what it is sent, and [`testing`](mod@testing) (the seed example) |
+//! | `testing` | off | [`InMemoryBackend`], a backend that keeps what it is sent |
 //! | `derive` | on | `#[derive(TrackedEvent)]` (crate `eventtracking-macros`) |
-//! | `validate` | off | `validate_schemas`: untyped events checked against the catalog's JSON Schemas (crate `jsonschema`) |
-//!
-//! # Runtime
-//!
-//! A tracker with backends runs its delivery workers on its own small tokio
-//! runtime (two threads named `eventtracking-delivery`), so `emit` works the
-//! same from plain threads and from any tokio runtime.
 //!
 //! # MSRV
 //!
@@ -56,21 +44,14 @@
 
 mod backend;
 pub mod catalog;
-mod config;
-mod config_error;
 pub mod context;
-pub mod delivery;
 mod error;
 mod event;
 mod json_text;
 mod processor;
 pub mod redact;
 pub mod registry;
-#[cfg(unix)]
-pub mod signal;
-#[cfg(any(test, feature = "testing"))]
-pub mod testing;
-mod tracker;
+pub mod sync;
 
 pub use async_trait::async_trait;
 #[cfg(any(test, feature = "testing"))]
@@ -80,31 +61,20 @@ pub use catalog::{
     catalog, Catalog, CatalogEntry, DuplicateEventType, EventTypeInfo, FieldInfo, FieldLocation,
     TrackedEvent,
 };
-pub use config::{Config, CONFIG_ENV};
-pub use delivery::{
-    BackendStats, DeadLetterRecord, DeliveryConfig, DeliveryReport, DroppedStats, Overflow,
-    TrackerStats,
-};
 pub use error::{
-    BackendError, BackendResult, BuildError, ConfigError, ContextError, EmitError, EventFailure,
-    InvalidEventName, ProcessorError,
+    BackendError, BackendResult, BuildError, ContextError, EventFailure, InvalidEventName,
+    NewEventError, ProcessorError,
 };
 pub use event::{parse_timestamp, validate_event_name, Event, JsonMap, MAX_EVENT_NAME_BYTES};
 /// `#[derive(TrackedEvent)]` (feature `derive`): see [`catalog`](mod@catalog).
 #[cfg(feature = "derive")]
 pub use eventtracking_macros::TrackedEvent;
-pub use processor::{Enrich, NameFilter, NameMatcher, ProcessResult, Processor, Redact, Sample};
-pub use tracker::{
-    default_tracker, emit, get_tracker, init, register_tracker, unregister_tracker, Tracker,
-    TrackerBuilder, TrackerGuard, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_TRACKER,
-};
+pub use processor::{processor_fn, FnProcessor, ProcessResult, Processor};
 
-#[doc(hidden)]
-pub use inventory;
-
-/// Support for generated code; not public API.
+/// Support for generated code and the crate's own macros; not public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::event::check_event_name_const;
     pub use crate::json_text::write_json_value;
     pub use inventory;
     pub use schemars;

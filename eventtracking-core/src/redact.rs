@@ -10,7 +10,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -192,41 +192,65 @@ impl fmt::Debug for Redactor {
     }
 }
 
-/// Hides the password of every `scheme://user:password@host` in `text`.
+/// Hides the password of every `scheme://user:password@host` in `text`: a
+/// scheme (a letter, then letters, digits, `+`, `.`, `-`), `://`, a user
+/// (no `:`, `/`, `@` or whitespace), `:`, then the password up to the first
+/// `@` (no whitespace in between).
 fn redact_uri_passwords(text: &str) -> Cow<'_, str> {
-    static USERINFO: LazyLock<Option<regex::Regex>> = LazyLock::new(|| {
-        regex::Regex::new(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@").ok()
-    });
-    match &*USERINFO {
-        Some(pattern) => pattern.replace_all(text, format!("${{head}}{REDACTED}@")),
-        None => Cow::Borrowed(text),
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut search = 0;
+    while let Some(found) = text[search..].find("://") {
+        let separator = search + found;
+        search = separator + 3;
+        let scheme_start = bytes[..separator]
+            .iter()
+            .rposition(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'+' | b'.' | b'-')))
+            .map_or(0, |at| at + 1);
+        if !bytes[scheme_start..separator].iter().any(u8::is_ascii_alphabetic) {
+            continue;
+        }
+        let after = &text[search..];
+        let Some(user_len) = after.find(|c: char| matches!(c, ':' | '/' | '@') || c.is_whitespace())
+        else {
+            continue;
+        };
+        if !after[user_len..].starts_with(':') {
+            continue;
+        }
+        let password_start = search + user_len + 1;
+        let Some(password_len) = text[password_start..].find(|c: char| c == '@' || c.is_whitespace())
+        else {
+            continue;
+        };
+        let password_end = password_start + password_len;
+        if bytes[password_end] != b'@' {
+            continue;
+        }
+        out.push_str(&text[copied..password_start]);
+        out.push_str(REDACTED);
+        copied = password_end;
+        search = password_end + 1;
     }
+    if copied == 0 {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(&text[copied..]);
+    Cow::Owned(out)
 }
 
 /// Hides the value of `key=value`, `key: value` and `"key" = "value"` when
 /// the key looks secret: URI parameters, TOML lines, messages quoting either.
-/// Only the key and separator are matched by the pattern, so a non-secret
-/// assignment (`uri: mongodb://…?password=…`) never hides a secret one
-/// inside its value.
+/// Only the key and separator are matched, so a non-secret assignment
+/// (`uri: mongodb://…?password=…`) never hides a secret one inside its value.
 fn redact_secret_assignments(text: &str) -> Cow<'_, str> {
-    static KEY: LazyLock<Option<regex::Regex>> = LazyLock::new(|| {
-        regex::Regex::new(r#"(?P<key>[A-Za-z0-9_.\-]+)["']?[ \t]*[=:][ \t]*"#).ok()
-    });
-    let Some(pattern) = &*KEY else {
-        return Cow::Borrowed(text);
-    };
     let mut out = String::new();
     let mut copied = 0;
     let mut from = 0;
-    while from < text.len() {
-        let Some(captures) = pattern.captures_at(text, from) else {
-            break;
-        };
-        let (Some(whole), Some(key)) = (captures.get(0), captures.name("key")) else {
-            break;
-        };
-        from = whole.end();
-        if !is_secret_key(key.as_str()) {
+    while let Some((key, value_start)) = next_assignment(text, from) {
+        from = value_start;
+        if !is_secret_key(key) {
             continue;
         }
         let value_end = from + value_len(&text[from..]);
@@ -243,6 +267,38 @@ fn redact_secret_assignments(text: &str) -> Cow<'_, str> {
     }
     out.push_str(&text[copied..]);
     Cow::Owned(out)
+}
+
+/// The next `key` followed by an optional closing quote, blanks, `=` or
+/// `:` and blanks, at or after `from`: the key and where its value starts.
+fn next_assignment(text: &str, mut from: usize) -> Option<(&str, usize)> {
+    let bytes = text.as_bytes();
+    let is_key_byte = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-');
+    let is_blank = |b: u8| matches!(b, b' ' | b'\t');
+    while from < bytes.len() {
+        let start = from + bytes[from..].iter().position(|&b| is_key_byte(b))?;
+        let end = start
+            + bytes[start..]
+                .iter()
+                .position(|&b| !is_key_byte(b))
+                .unwrap_or(bytes.len() - start);
+        let mut at = end;
+        if at < bytes.len() && matches!(bytes[at], b'"' | b'\'') {
+            at += 1;
+        }
+        while at < bytes.len() && is_blank(bytes[at]) {
+            at += 1;
+        }
+        if at < bytes.len() && matches!(bytes[at], b'=' | b':') {
+            at += 1;
+            while at < bytes.len() && is_blank(bytes[at]) {
+                at += 1;
+            }
+            return Some((&text[start..end], at));
+        }
+        from = end;
+    }
+    None
 }
 
 /// The length of the value at the start of `text`: a TOML string (up to its

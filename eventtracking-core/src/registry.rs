@@ -1,23 +1,21 @@
-//! Compile-time registration of backend and processor engines with `inventory`.
+//! Compile-time registration of backend and processor engines.
 //!
-//! A backend crate makes one `inventory::submit!` of a [`BackendRegistration`];
-//! a config file then names the engine (`engine = "file"`). Add the crate as
+//! A backend crate registers its engine once with [`register_backend!`]; a
+//! config file then names the engine (`engine = "file"`). Add the crate as
 //! a dependency and name it once (`use eventtracking_file as _;`, or enable
 //! the facade's feature) so the linker keeps its registration.
 //!
 //! ```
 //! use eventtracking_core::registry::{self, BackendRegistration, ComponentConfig};
-//! use eventtracking_core::{Backend, BuildError, DiscardBackend};
+//! use eventtracking_core::{register_backend, Backend, BuildError, DiscardBackend};
 //!
 //! fn build_null(config: &ComponentConfig) -> Result<Box<dyn Backend>, BuildError> {
 //!     config.parse_options::<registry::NoOptions>()?;
 //!     Ok(Box::new(DiscardBackend))
 //! }
-//! eventtracking_core::inventory::submit! {
-//!     BackendRegistration::new("null-doc-example", "drops everything", build_null)
-//! }
+//! register_backend!(BackendRegistration::new("null-doc-example", "drops everything", build_null));
 //!
-//! assert!(registry::backend_engines().unwrap().iter().any(|r| r.name == "null-doc-example"));
+//! assert!(registry::backend_engines().unwrap().iter().any(|r| r.name() == "null-doc-example"));
 //! ```
 
 use std::collections::BTreeMap;
@@ -36,12 +34,9 @@ use crate::processor::Processor;
 /// Its `Debug` output hides secrets (see [`redact`](crate::redact)).
 #[derive(Clone)]
 pub struct ComponentConfig {
-    /// Where in the config this entry is, e.g. `backends.local` or `processors[0]`.
-    pub owner: String,
-    /// The engine name.
-    pub engine: String,
-    /// The entry's other keys.
-    pub options: JsonMap,
+    owner: String,
+    engine: String,
+    options: JsonMap,
 }
 
 impl std::fmt::Debug for ComponentConfig {
@@ -65,6 +60,21 @@ impl ComponentConfig {
             engine: engine.into(),
             options,
         }
+    }
+
+    /// Where in the config this entry is, e.g. `backends.local` or `processors[0]`.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// The engine name.
+    pub fn engine(&self) -> &str {
+        &self.engine
+    }
+
+    /// The entry's other keys.
+    pub fn options(&self) -> &JsonMap {
+        &self.options
     }
 
     /// Deserializes the options into the engine's own type. Use
@@ -132,24 +142,17 @@ pub type BackendFactory = fn(&ComponentConfig) -> Result<Box<dyn Backend>, Build
 /// Builds a processor from its config entry.
 pub type ProcessorFactory = fn(&ComponentConfig) -> Result<Arc<dyn Processor>, BuildError>;
 
-/// A backend engine, registered at compile time.
+/// A backend engine, registered at compile time with [`register_backend!`].
 #[derive(Debug)]
 pub struct BackendRegistration {
-    /// The engine name used in config files.
-    pub name: &'static str,
-    /// One line for `eventtracking engines`.
-    pub description: &'static str,
-    /// The factory.
-    pub factory: BackendFactory,
-    /// The `batch_size` a config file gets for this engine when it sets
-    /// none (neither in `[delivery]`, nor in the backend's `delivery`
-    /// table, nor through `EVENTTRACKING_BATCH_SIZE`); `None`: the engine's
-    /// default of [`DeliveryConfig`](crate::DeliveryConfig).
-    pub batch_size: Option<usize>,
+    name: &'static str,
+    description: &'static str,
+    factory: BackendFactory,
+    batch_size: Option<usize>,
 }
 
 impl BackendRegistration {
-    /// A registration, for `inventory::submit!`.
+    /// A registration, for [`register_backend!`].
     pub const fn new(
         name: &'static str,
         description: &'static str,
@@ -171,21 +174,56 @@ impl BackendRegistration {
         self.batch_size = Some(batch_size);
         self
     }
+
+    /// The engine name used in config files.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// One line for `eventtracking engines`.
+    pub fn description(&self) -> &'static str {
+        self.description
+    }
+
+    /// The `batch_size` a config file gets for this engine when it sets
+    /// none (neither in `[delivery]`, nor in the backend's `delivery`
+    /// table, nor through `EVENTTRACKING_BATCH_SIZE`); `None`: the delivery
+    /// engine's default.
+    pub fn batch_size(&self) -> Option<usize> {
+        self.batch_size
+    }
+
+    /// Builds the backend for a config entry.
+    pub fn build(&self, config: &ComponentConfig) -> Result<Box<dyn Backend>, BuildError> {
+        (self.factory)(config)
+    }
 }
 
-/// A processor engine, registered at compile time.
+/// A processor engine, registered at compile time with [`register_processor!`].
 #[derive(Debug)]
 pub struct ProcessorRegistration {
-    /// The engine name used in config files.
-    pub name: &'static str,
-    /// One line for `eventtracking engines`.
-    pub description: &'static str,
-    /// The factory.
-    pub factory: ProcessorFactory,
+    name: &'static str,
+    description: &'static str,
+    factory: ProcessorFactory,
 }
 
 impl ProcessorRegistration {
-    /// A registration, for `inventory::submit!`.
+    /// The engine name used in config files.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// One line for `eventtracking engines`.
+    pub fn description(&self) -> &'static str {
+        self.description
+    }
+
+    /// Builds the processor for a config entry.
+    pub fn build(&self, config: &ComponentConfig) -> Result<Arc<dyn Processor>, BuildError> {
+        (self.factory)(config)
+    }
+
+    /// A registration, for [`register_processor!`].
     pub const fn new(
         name: &'static str,
         description: &'static str,
@@ -201,6 +239,43 @@ impl ProcessorRegistration {
 
 inventory::collect!(BackendRegistration);
 inventory::collect!(ProcessorRegistration);
+
+/// Registers a backend engine at compile time, so that config files can
+/// name it (`engine = "..."`). Give it a [`BackendRegistration`]; see the
+/// [module docs](self).
+#[macro_export]
+macro_rules! register_backend {
+    ($registration:expr $(,)?) => {
+        $crate::__private::inventory::submit! {
+            $registration
+        }
+    };
+}
+
+/// Registers a processor engine at compile time, so that config files can
+/// name it in `[[processors]]`. Give it a [`ProcessorRegistration`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use eventtracking_core::registry::{self, ComponentConfig, ProcessorRegistration};
+/// use eventtracking_core::{processor_fn, register_processor, BuildError, Processor};
+///
+/// fn build_keep(config: &ComponentConfig) -> Result<Arc<dyn Processor>, BuildError> {
+///     config.parse_options::<registry::NoOptions>()?;
+///     Ok(Arc::new(processor_fn("keep", |event| Ok(Some(event)))))
+/// }
+/// register_processor!(ProcessorRegistration::new("keep-doc-example", "keeps everything", build_keep));
+///
+/// assert!(registry::processor_engines().unwrap().iter().any(|r| r.name() == "keep-doc-example"));
+/// ```
+#[macro_export]
+macro_rules! register_processor {
+    ($registration:expr $(,)?) => {
+        $crate::__private::inventory::submit! {
+            $registration
+        }
+    };
+}
 
 fn sorted<T>(
     kind: &'static str,
@@ -240,7 +315,7 @@ pub fn processor_engines() -> Result<Vec<&'static ProcessorRegistration>, BuildE
 pub fn build_backend(config: &ComponentConfig) -> Result<Box<dyn Backend>, BuildError> {
     let engines = backend_engines()?;
     match engines.iter().find(|r| r.name == config.engine) {
-        Some(registration) => (registration.factory)(config),
+        Some(registration) => registration.build(config),
         None => Err(BuildError::UnknownEngine {
             kind: "backend",
             engine: config.engine.clone(),
@@ -254,7 +329,7 @@ pub fn build_backend(config: &ComponentConfig) -> Result<Box<dyn Backend>, Build
 pub fn build_processor(config: &ComponentConfig) -> Result<Arc<dyn Processor>, BuildError> {
     let engines = processor_engines()?;
     match engines.iter().find(|r| r.name == config.engine) {
-        Some(registration) => (registration.factory)(config),
+        Some(registration) => registration.build(config),
         None => Err(BuildError::UnknownEngine {
             kind: "processor",
             engine: config.engine.clone(),

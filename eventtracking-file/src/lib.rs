@@ -936,7 +936,7 @@ fn build(config: &ComponentConfig) -> Result<Box<dyn Backend>, BuildError> {
     Ok(Box::new(backend))
 }
 
-eventtracking_core::inventory::submit! {
+eventtracking_core::register_backend! {
     BackendRegistration::new(
         "file",
         "JSON lines to a file (`path`, \"-\" for stdout), with size/time rotation and an fsync policy",

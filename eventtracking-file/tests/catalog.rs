@@ -2,13 +2,13 @@
 
 use std::time::Duration;
 
-use eventtracking_core::{DeliveryConfig, TrackedEvent, Tracker};
+use eventtracking::{DeliveryConfig, TrackedEvent, TrackedEventExt, Tracker};
 use eventtracking_file::FileBackend;
 use serde_json::Value;
 
 /// A page was requested.
 #[derive(TrackedEvent)]
-#[tracked_event(crate = "eventtracking_core", name = "file.page.view", version = 2)]
+#[tracked_event(crate = "eventtracking", name = "file.page.view", version = 2)]
 struct PageView {
     /// The page.
     url: String,
@@ -16,7 +16,7 @@ struct PageView {
 
 /// A search was run.
 #[derive(TrackedEvent)]
-#[tracked_event(crate = "eventtracking_core", name = "file.search")]
+#[tracked_event(crate = "eventtracking", name = "file.search")]
 struct Search {
     /// What was searched for.
     query: String,
@@ -101,7 +101,7 @@ fn typed_events_are_documented_in_a_catalog_file_beside_the_events() {
 fn catalog_path_is_configurable_and_can_be_turned_off() {
     let dir = tempfile::tempdir().unwrap();
     let chosen = dir.path().join("docs/types.json");
-    let config = eventtracking_core::Config::from_toml_str(&format!(
+    let config = eventtracking::Config::from_toml_str(&format!(
         "[delivery]\nlinger_ms = 2\ndead_letter_path = \"{dead}\"\n\
          [backends.a]\nengine = \"file\"\npath = \"{a}\"\ncatalog_path = \"{chosen}\"\n\
          [backends.b]\nengine = \"file\"\npath = \"{b}\"\ncatalog_path = \"\"\n",

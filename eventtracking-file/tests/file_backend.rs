@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eventtracking_core::{Backend, Config, DeliveryConfig, Event, InMemoryBackend, Tracker};
+use eventtracking::{Backend, Config, DeliveryConfig, Event, InMemoryBackend, Tracker};
 use eventtracking_file::{FileBackend, FsyncPolicy};
 use serde_json::{json, Value};
 

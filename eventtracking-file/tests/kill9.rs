@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use eventtracking_core::{DeliveryConfig, Event, Tracker};
+use eventtracking::{DeliveryConfig, Event, Tracker};
 use eventtracking_file::FileBackend;
 use serde_json::json;
 

@@ -22,7 +22,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eventtracking_core::{DeliveryConfig, Event, Overflow, Tracker};
+use eventtracking::{DeliveryConfig, Event, Overflow, Tracker};
 use eventtracking_kafka::KafkaBackend;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -39,7 +39,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 }
 
 fn seed_events(n: usize) -> Vec<Arc<Event>> {
-    let events = eventtracking_core::testing::seed_example_stream(n);
+    let events = eventtracking::testing::seed_example_stream(n);
     // Both sides copy the cached JSON: make it before timing.
     for event in &events {
         event.to_json_bytes();

@@ -1384,7 +1384,7 @@ fn build(config: &ComponentConfig) -> Result<Box<dyn Backend>, BuildError> {
     Ok(Box::new(backend))
 }
 
-eventtracking_core::inventory::submit! {
+eventtracking_core::register_backend! {
     BackendRegistration::new(
         "kafka",
         "one Kafka message per event (`brokers`, `topic` or \"prefix.{name}\", `key`), acks=all, idempotent",
@@ -1409,7 +1409,7 @@ mod tests {
         }
         let base =
             "[backends.stream]\nengine = \"kafka\"\nbrokers = \"127.0.0.1:1\"\ntopic = \"t\"\n";
-        let tracker = eventtracking_core::Config::from_toml_str(base)
+        let tracker = eventtracking::Config::from_toml_str(base)
             .unwrap()
             .build()
             .unwrap();
@@ -1418,7 +1418,7 @@ mod tests {
             DEFAULT_BATCH_SIZE
         );
         let text = format!("[delivery]\nbatch_size = 64\n{base}");
-        let tracker = eventtracking_core::Config::from_toml_str(&text)
+        let tracker = eventtracking::Config::from_toml_str(&text)
             .unwrap()
             .build()
             .unwrap();

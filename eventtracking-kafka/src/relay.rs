@@ -79,8 +79,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -88,9 +86,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use eventtracking_core::registry::ComponentConfig;
-use eventtracking_core::{
-    BuildError, CatalogEntry, Config, ConfigError, DeadLetterRecord, DeliveryReport, Event, Tracker,
-};
+use eventtracking_core::{BuildError, CatalogEntry, Event};
+use eventtracking_engine::{Config, ConfigError, DeadLetterWriter, DeliveryReport, Tracker};
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
@@ -214,10 +211,10 @@ impl RelayOptions {
 
     /// Parses and checks the `[source]` table (engine `kafka`).
     pub fn from_component(config: &ComponentConfig) -> Result<Self, BuildError> {
-        if config.engine != "kafka" {
+        if config.engine() != "kafka" {
             return Err(config.invalid(format!(
                 "the relay reads from engine \"kafka\" only, not {:?}",
-                config.engine
+                config.engine()
             )));
         }
         let options: RelayOptions = config.parse_options()?;
@@ -1351,25 +1348,18 @@ fn dead_letter(
         },
     }
     let event = Event::new(MALFORMED_EVENT_NAME, data).map_err(std::io::Error::other)?;
-    let record = DeadLetterRecord {
-        failed_at: event.timestamp_rfc3339(),
-        backend: DEAD_LETTER_BACKEND.to_owned(),
-        reason: reason.to_owned(),
-        attempts: 0,
-        event,
-    };
-    let mut line = serde_json::to_vec(&record)?;
-    line.push(b'\n');
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
+    // The engine's one writer: whole records, shared with the tracker's
+    // routes when they name the same file.
+    let outcome = DeadLetterWriter::shared(path).write(
+        DEAD_LETTER_BACKEND,
+        reason,
+        0,
+        &[Arc::new(event)],
+    );
+    match outcome.error {
+        None => Ok(()),
+        Some(error) => Err(std::io::Error::other(error)),
     }
-    let mut options = OpenOptions::new();
-    options.create(true).append(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o640);
-    let mut file = options.open(path)?;
-    file.write_all(&line)?;
-    file.flush()
 }
 
 #[cfg(test)]
@@ -1453,7 +1443,7 @@ mod tests {
         report.tracker.filtered = 5;
         assert_eq!(losses(&report), 0);
         report.tracker.processor_errors = 1;
-        let backend = eventtracking_core::BackendStats {
+        let backend = eventtracking_engine::BackendStats {
             dropped: 2,
             processor_errors: 3,
             filtered: 7,

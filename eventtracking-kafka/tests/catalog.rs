@@ -4,12 +4,12 @@
 mod common;
 
 use common::*;
-use eventtracking_core::{TrackedEvent, Tracker};
+use eventtracking::{TrackedEvent, TrackedEventExt, Tracker};
 use serde_json::json;
 
 /// An order was placed.
 #[derive(TrackedEvent)]
-#[tracked_event(crate = "eventtracking_core", name = "kafka.order.place", version = 2)]
+#[tracked_event(crate = "eventtracking", name = "kafka.order.place", version = 2)]
 struct OrderPlaced {
     /// The order number.
     order: u64,
@@ -86,8 +86,8 @@ fn typed_events_carry_a_schema_header_and_the_catalog_goes_to_its_topic() {
 
 #[test]
 fn a_template_is_refused_as_catalog_topic() {
-    let result = eventtracking_core::registry::build_backend(
-        &eventtracking_core::registry::ComponentConfig::new(
+    let result = eventtracking::registry::build_backend(
+        &eventtracking::registry::ComponentConfig::new(
             "backends.stream",
             "kafka",
             json!({"brokers": brokers(), "topic": "events", "catalog_topic": "types.{name}"})

@@ -8,8 +8,8 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use common::*;
-use eventtracking_core::testing::PausedProcess;
-use eventtracking_core::Tracker;
+use eventtracking::testing::PausedProcess;
+use eventtracking::Tracker;
 use serde_json::json;
 
 #[test]

@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashSet;
 
 use common::*;
-use eventtracking_core::Tracker;
+use eventtracking::Tracker;
 use serde_json::json;
 
 #[test]

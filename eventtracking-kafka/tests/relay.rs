@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::*;
-use eventtracking_core::{
+use eventtracking::{
     DeadLetterRecord, Event, InMemoryBackend, ProcessResult, Processor, ProcessorError, Tracker,
 };
 use eventtracking_kafka::relay::{
@@ -359,11 +359,7 @@ impl Processor for FailOnFive {
 
     fn process(&self, event: Arc<Event>) -> ProcessResult {
         if event.data()["i"] == 5 {
-            return Err(ProcessorError {
-                processor: "fail-on-five".into(),
-                event: event.name().into(),
-                reason: "test".into(),
-            });
+            return Err(ProcessorError::new("fail-on-five", event.name(), "test"));
         }
         Ok(Some(event))
     }
@@ -422,16 +418,16 @@ fn a_relay_that_loses_an_event_stops_without_committing_past_it() {
 #[test]
 fn a_config_without_a_source_or_backends_is_refused() {
     let config =
-        eventtracking_core::Config::from_toml_str("[backends.a]\nengine = \"discard\"").unwrap();
+        eventtracking::Config::from_toml_str("[backends.a]\nengine = \"discard\"").unwrap();
     let error = RelayBuilder::from_config(&config).unwrap_err().to_string();
     assert!(error.contains("[source]"), "{error}");
-    let config = eventtracking_core::Config::from_toml_str(
+    let config = eventtracking::Config::from_toml_str(
         "[source]\nengine = \"kafka\"\nbrokers = \"h:1\"\ntopics = [\"e\"]\ngroup = \"g\"",
     )
     .unwrap();
     let error = RelayBuilder::from_config(&config).unwrap_err().to_string();
     assert!(error.contains("backends"), "{error}");
-    let config = eventtracking_core::Config::from_toml_str(
+    let config = eventtracking::Config::from_toml_str(
         "[source]\nengine = \"kafka\"\nbrokers = \"h:1\"\ntopics = [\"e\"]\ngroup = \"g\"\ngroupp = 1\n[backends.a]\nengine = \"discard\"",
     )
     .unwrap();

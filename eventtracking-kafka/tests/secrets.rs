@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use eventtracking_core::{Config, Tracker};
+use eventtracking::{Config, Tracker};
 use eventtracking_kafka::{KafkaBackend, KafkaOptions};
 use serde_json::json;
 

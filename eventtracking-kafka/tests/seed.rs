@@ -4,11 +4,11 @@
 mod common;
 
 use common::*;
-use eventtracking_core::{Config, InMemoryBackend, Tracker};
+use eventtracking::{Config, InMemoryBackend, Tracker};
 use serde_json::json;
 
 fn emit_seed(tracker: &Tracker) {
-    eventtracking_core::testing::emit_seed_example(tracker).unwrap();
+    eventtracking::testing::emit_seed_example(tracker).unwrap();
 }
 
 #[test]

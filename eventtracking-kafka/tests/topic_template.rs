@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use eventtracking_core::Tracker;
+use eventtracking::Tracker;
 use serde_json::json;
 
 #[test]

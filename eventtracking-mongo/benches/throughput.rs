@@ -23,7 +23,7 @@ use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eventtracking_core::{DeliveryConfig, Event, Overflow, Tracker};
+use eventtracking::{DeliveryConfig, Event, Overflow, Tracker};
 use eventtracking_mongo::{default_indexes, event_to_document, IndexSpec, MongoBackend};
 use mongodb::bson::{doc, RawDocumentBuf};
 use mongodb::options::{Acknowledgment, CollectionOptions, WriteConcern};
@@ -40,7 +40,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 }
 
 fn seed_events(n: usize) -> Vec<Arc<Event>> {
-    eventtracking_core::testing::seed_example_stream(n)
+    eventtracking::testing::seed_example_stream(n)
 }
 
 fn raw_collection(client: &Client, database: &str, name: &str) -> Collection<RawDocumentBuf> {

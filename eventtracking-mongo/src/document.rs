@@ -682,7 +682,7 @@ mod tests {
         }
         // `emit` of a typed payload keeps it as JSON text.
         let memory = eventtracking_core::InMemoryBackend::new();
-        let tracker = eventtracking_core::Tracker::builder()
+        let tracker = eventtracking::Tracker::builder()
             .with_backend("memory", memory.clone())
             .build()
             .unwrap();

@@ -1437,7 +1437,7 @@ fn build(config: &ComponentConfig) -> Result<Box<dyn Backend>, BuildError> {
     Ok(Box::new(backend))
 }
 
-eventtracking_core::inventory::submit! {
+eventtracking_core::register_backend! {
     BackendRegistration::new(
         "mongo",
         "one MongoDB document per event (`uri`, `database`, `collection`), unordered insert_many, idempotent on the event id",

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use eventtracking_core::{TrackedEvent, Tracker};
+use eventtracking::{TrackedEvent, TrackedEventExt, Tracker};
 use mongodb::bson::{doc, Bson};
 use serde_json::json;
 
@@ -12,7 +12,7 @@ use serde_json::json;
 ///
 /// Emitted once the enrollment is saved.
 #[derive(TrackedEvent)]
-#[tracked_event(crate = "eventtracking_core", name = "mongo.enroll", version = 4)]
+#[tracked_event(crate = "eventtracking", name = "mongo.enroll", version = 4)]
 struct Enroll {
     /// The course.
     course_id: String,

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use eventtracking_core::{Backend, BackendError, Event};
+use eventtracking::{Backend, BackendError, Event};
 use eventtracking_mongo::MongoBackend;
 use mongodb::bson::doc;
 use serde_json::json;

@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use eventtracking_core::Tracker;
+use eventtracking::Tracker;
 use eventtracking_mongo::MongoBackend;
 use serde_json::json;
 

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use eventtracking_core::{DeadLetterRecord, Tracker};
+use eventtracking::{DeadLetterRecord, Tracker};
 use serde_json::json;
 
 #[test]

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use eventtracking_core::registry::{build_backend, ComponentConfig};
-use eventtracking_core::{Backend, BackendError, Config, Event, Tracker};
+use eventtracking::registry::{build_backend, ComponentConfig};
+use eventtracking::{Backend, BackendError, Config, Event, Tracker};
 use eventtracking_mongo::{MongoBackend, MongoOptions};
 use serde_json::json;
 

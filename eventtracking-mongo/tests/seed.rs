@@ -7,13 +7,13 @@ mod common;
 use std::time::UNIX_EPOCH;
 
 use common::*;
-use eventtracking_core::{Config, InMemoryBackend, Tracker};
+use eventtracking::{Config, InMemoryBackend, Tracker};
 use mongodb::bson::spec::BinarySubtype;
 use mongodb::bson::{doc, Bson, RawDocumentBuf};
 use serde_json::json;
 
 fn emit_seed(tracker: &Tracker) {
-    eventtracking_core::testing::emit_seed_example(tracker).unwrap();
+    eventtracking::testing::emit_seed_example(tracker).unwrap();
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use common::*;
-use eventtracking_core::{Event, Overflow, Tracker};
+use eventtracking::{Event, Overflow, Tracker};
 use mongodb::bson::Bson;
 use serde_json::json;
 

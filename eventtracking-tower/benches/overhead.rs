@@ -44,7 +44,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::Router;
-use eventtracking_core::{DiscardBackend, Tracker};
+use eventtracking::{DiscardBackend, Tracker};
 use eventtracking_tower::TrackingContextLayer;
 use http::request::Parts;
 use http_body_util::{BodyExt, Empty};

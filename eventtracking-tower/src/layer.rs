@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use eventtracking_core::context::ContextSnapshot;
-use eventtracking_core::{validate_event_name, InvalidEventName, Tracker};
+use eventtracking_core::{validate_event_name, InvalidEventName};
+use eventtracking_engine::Tracker;
 use http::header::HeaderName;
 use tower_layer::Layer;
 
@@ -281,7 +282,7 @@ impl TrackingContextLayerBuilder {
     }
 
     /// The tracker request events go to (default: the default tracker at
-    /// the time of the event, see [`eventtracking_core::default_tracker`]).
+    /// the time of the event, see [`eventtracking_engine::default_tracker`]).
     /// Events emitted by handlers go wherever the handler sends them.
     pub fn with_tracker(mut self, tracker: Tracker) -> Self {
         self.tracker = Some(tracker);

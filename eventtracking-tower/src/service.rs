@@ -9,7 +9,8 @@ use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use eventtracking_core::context::{self, ContextSnapshot};
-use eventtracking_core::{default_tracker, JsonMap};
+use eventtracking_core::JsonMap;
+use eventtracking_engine::default_tracker;
 use http::{HeaderValue, Request, Response};
 use serde::Serialize;
 use tower_service::Service;

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use common::{client, delivered, get, memory_tracker, only, probe_app, Server};
-use eventtracking_core::JsonMap;
+use eventtracking::JsonMap;
 use eventtracking_tower::{BoxError, ContextExtractor, TrackingContextLayer};
 use http::request::Parts;
 use serde_json::json;

@@ -8,8 +8,8 @@ use std::convert::Infallible;
 
 use axum::body::Body;
 use common::{delivered, memory_tracker, only};
-use eventtracking_core::context::{self, ContextSnapshot};
-use eventtracking_core::Tracker;
+use eventtracking::context::{self, ContextSnapshot};
+use eventtracking::Tracker;
 use eventtracking_tower::TrackingContextLayer;
 use serde_json::json;
 use tower::{service_fn, Layer, ServiceExt};

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use common::{client, delivered, get, memory_tracker, only, probe_app, Server, DEADLINE};
-use eventtracking_core::context;
+use eventtracking::context;
 use eventtracking_tower::TrackingContextLayer;
 use tower::{service_fn, Layer, ServiceExt};
 
@@ -62,7 +62,7 @@ async fn one_event_per_request_with_status_and_latency() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_default_tracker_is_used_unless_one_is_given() {
     let (tracker, memory) = memory_tracker();
-    let guard = eventtracking_core::init(tracker.clone());
+    let guard = eventtracking::init(tracker.clone());
     let layer = TrackingContextLayer::builder()
         .with_request_event("web.hit")
         .build()

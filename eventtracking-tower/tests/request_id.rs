@@ -4,7 +4,7 @@
 mod common;
 
 use common::{client, delivered, get, memory_tracker, only, probe_app, Reply, Server};
-use eventtracking_core::{Event, InMemoryBackend, Tracker};
+use eventtracking::{Event, InMemoryBackend, Tracker};
 use eventtracking_tower::TrackingContextLayer;
 use uuid::Uuid;
 

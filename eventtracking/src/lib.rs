@@ -1,8 +1,12 @@
 //! # eventtracking
 //!
 //! Track context-aware, semi-structured events and deliver them to pluggable
-//! backends. This facade re-exports [`eventtracking_core`] and links the
-//! backends chosen by feature flags, so that a config file can name them.
+//! backends. This facade re-exports the minimal core ([`eventtracking_core`]:
+//! events, contexts, the backend and processor traits, registration, the
+//! catalog's types, redaction) and the engine ([`eventtracking_engine`]: the
+//! tracker, delivery, the config file, the built-in processors), and links
+//! the backends chosen by feature flags, so that a config file can name them.
+//! `use eventtracking::prelude::*;` brings what an application usually needs.
 //!
 //! ```
 //! use std::time::Duration;
@@ -40,6 +44,15 @@
 #![cfg_attr(docsrs, deny(rustdoc::broken_intra_doc_links))]
 
 pub use eventtracking_core::*;
+pub use eventtracking_engine::*;
+
+/// What an application usually needs: the tracker, contexts, typed events
+/// and their `emit()`/`emit_to(&tracker)`.
+pub mod prelude {
+    pub use eventtracking_core::context::{self, ContextSnapshot};
+    pub use eventtracking_core::{Event, TrackedEvent};
+    pub use eventtracking_engine::{TrackedEventExt, Tracker};
+}
 
 /// The JSON-lines file backend (feature `file`).
 #[cfg(feature = "file")]

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use eventtracking::file::FileBackend;
-use eventtracking::{Backend, DeliveryConfig, DiscardBackend, Overflow, TrackedEvent, Tracker};
+use eventtracking::{Backend, DeliveryConfig, DiscardBackend, Overflow, TrackedEvent, TrackedEventExt, Tracker};
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::json;

@@ -11,14 +11,14 @@ fn registered_engines_match_enabled_features() {
     let backends: Vec<&str> = registry::backend_engines()
         .unwrap()
         .iter()
-        .map(|r| r.name)
+        .map(|r| r.name())
         .collect();
     // Sorted by name, one entry each.
     assert_eq!(backends, ["discard", "file", "kafka", "mongo"]);
     let processors: Vec<&str> = registry::processor_engines()
         .unwrap()
         .iter()
-        .map(|r| r.name)
+        .map(|r| r.name())
         .collect();
     assert_eq!(processors, ["allow", "block", "enrich", "redact", "sample"]);
 }

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eventtracking_core::registry::{build_backend, ComponentConfig};
-use eventtracking_core::{Backend, DeliveryConfig};
+use eventtracking::registry::{build_backend, ComponentConfig};
+use eventtracking::{Backend, DeliveryConfig};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};

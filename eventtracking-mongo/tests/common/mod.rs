@@ -6,8 +6,8 @@ use std::future::IntoFuture;
 use std::path::Path;
 use std::time::Duration;
 
-use eventtracking_core::registry::{build_backend, ComponentConfig};
-use eventtracking_core::{Backend, DeliveryConfig};
+use eventtracking::registry::{build_backend, ComponentConfig};
+use eventtracking::{Backend, DeliveryConfig};
 use mongodb::bson::{doc, Document};
 use mongodb::options::ClientOptions;
 use mongodb::{Client, Collection};

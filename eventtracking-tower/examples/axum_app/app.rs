@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
-use eventtracking_core::Tracker;
+use eventtracking::Tracker;
 use eventtracking_tower::TrackingContextLayer;
 use http::request::Parts;
 use serde_json::json;

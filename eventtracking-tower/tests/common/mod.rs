@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing;
 use axum::{Extension, Router};
-use eventtracking_core::{
+use eventtracking::{
     async_trait, Backend, BackendResult, DeliveryConfig, Event, InMemoryBackend, Tracker,
 };
 use eventtracking_tower::{RequestId, TrackingContextLayer};

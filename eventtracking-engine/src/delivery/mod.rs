@@ -25,7 +25,7 @@ mod dead_letter;
 mod stats;
 
 pub use config::{DeliveryConfig, Overflow};
-pub use dead_letter::DeadLetterRecord;
+pub use dead_letter::{DeadLetterError, DeadLetterOutcome, DeadLetterRecord, DeadLetterWriter};
 pub use stats::{BackendStats, DeliveryReport, DroppedStats, TrackerStats};
 
 pub(crate) use stats::TrackerCounters;
@@ -35,12 +35,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqC
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::backend::Backend;
-use crate::error::BackendError;
-use crate::error::BackendResult;
-use crate::event::Event;
-use crate::processor::{panic_message, run_chain, Processor};
-use dead_letter::{DeadLetterError, DeadLetterFile};
+use eventtracking_core::Backend;
+use eventtracking_core::{BackendError, BackendResult, Processor};
+use eventtracking_core::Event;
+use crate::processors::{panic_message, run_chain};
 use stats::RouteCounters;
 
 /// After the shutdown deadline, how long a worker still has to write what
@@ -70,7 +68,7 @@ struct InFlight {
 
 /// Checks that the dead-letter file can be written (at build time).
 pub(crate) fn check_dead_letter_path(path: &std::path::Path) -> std::io::Result<()> {
-    DeadLetterFile::check_writable(path)
+    DeadLetterWriter::check_writable(path)
 }
 
 /// One backend with its queue, counters and settings.
@@ -92,7 +90,7 @@ pub(crate) struct Route {
     progress: Mutex<()>,
     progress_changed: Condvar,
     progress_notify: tokio::sync::Notify,
-    dead_letter: Arc<DeadLetterFile>,
+    dead_letter: Arc<DeadLetterWriter>,
     /// When the shutdown must be over (set by shutdown; moved by `cut_shutdown_short`).
     deadline: Mutex<Option<Instant>>,
     deadline_changed: tokio::sync::Notify,
@@ -101,7 +99,7 @@ pub(crate) struct Route {
     in_flight: Mutex<InFlight>,
     /// Catalog entries handed in by [`Tracker::publish_event_types`](crate::Tracker::publish_event_types),
     /// published before the next batch or flush.
-    pending_types: Mutex<Vec<Arc<crate::catalog::CatalogEntry>>>,
+    pending_types: Mutex<Vec<Arc<eventtracking_core::catalog::CatalogEntry>>>,
 }
 
 impl std::fmt::Debug for Route {
@@ -128,7 +126,7 @@ impl Route {
         config: DeliveryConfig,
         processors: Vec<Arc<dyn Processor>>,
     ) -> Arc<Self> {
-        let dead_letter = DeadLetterFile::shared(&config.dead_letter_path);
+        let dead_letter = DeadLetterWriter::shared(&config.dead_letter_path);
         Arc::new(Route {
             name: Arc::from(name),
             queue: Mutex::new(VecDeque::with_capacity(config.queue_capacity.min(4096))),
@@ -268,7 +266,7 @@ impl Route {
 
     /// Queues catalog entries for the worker to publish (see
     /// [`Tracker::publish_event_types`](crate::Tracker::publish_event_types)).
-    pub(crate) fn offer_event_types(&self, entries: &[Arc<crate::catalog::CatalogEntry>]) {
+    pub(crate) fn offer_event_types(&self, entries: &[Arc<eventtracking_core::catalog::CatalogEntry>]) {
         lock(&self.pending_types).extend(entries.iter().cloned());
         self.wake.notify_one();
     }

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use common::{assert_accounted, map, DEADLINE};
-use eventtracking_core::{
+use eventtracking::{
     EmitError, Enrich, Event, InMemoryBackend, InvalidEventName, NameFilter, ProcessResult,
     Processor, ProcessorError, Redact, Sample, Tracker, TrackerBuilder,
 };
@@ -36,11 +36,11 @@ impl Processor for FailOnBad {
 
     fn process(&self, event: Arc<Event>) -> ProcessResult {
         if event.name().starts_with("bad.") {
-            return Err(ProcessorError {
-                processor: self.name().into(),
-                event: event.name().into(),
-                reason: "refusing bad events".into(),
-            });
+            return Err(ProcessorError::new(
+                self.name(),
+                event.name(),
+                "refusing bad events",
+            ));
         }
         Ok(Some(event))
     }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{assert_accounted, dead_letters, seqs, Action, IdCollector, Recorder, DEADLINE};
-use eventtracking_core::{
+use eventtracking::{
     BackendError, DeliveryConfig, EmitError, EventFailure, InMemoryBackend, Overflow, Tracker,
 };
 use serde_json::json;
@@ -718,7 +718,7 @@ fn shutdown_with_a_partly_stuck_backend_accounts_for_every_event() {
     assert_eq!(all, (0..100).collect::<Vec<_>>());
 }
 
-fn seqs_of_dead(records: &[eventtracking_core::DeadLetterRecord]) -> Vec<u64> {
+fn seqs_of_dead(records: &[eventtracking::DeadLetterRecord]) -> Vec<u64> {
     let mut seqs: Vec<u64> = records
         .iter()
         .map(|r| r.event.data()["i"].as_u64().unwrap())
@@ -1023,12 +1023,12 @@ fn dead_letter_write_errors_are_counted_as_drops() {
 #[derive(Debug, Default, Clone)]
 struct Seen(Arc<Mutex<HashSet<(u64, u64)>>>);
 
-#[eventtracking_core::async_trait]
-impl eventtracking_core::Backend for Seen {
+#[eventtracking::async_trait]
+impl eventtracking::Backend for Seen {
     async fn send_batch(
         &self,
-        batch: &[Arc<eventtracking_core::Event>],
-    ) -> eventtracking_core::BackendResult {
+        batch: &[Arc<eventtracking::Event>],
+    ) -> eventtracking::BackendResult {
         let mut seen = self.0.lock().unwrap();
         for event in batch {
             let data = event.data();
@@ -1136,16 +1136,16 @@ fn unworkable_delivery_settings_are_refused_when_building() {
 fn a_failing_backend_flush_is_counted_and_makes_the_report_incomplete() {
     #[derive(Debug)]
     struct FsyncFails;
-    #[eventtracking_core::async_trait]
-    impl eventtracking_core::Backend for FsyncFails {
+    #[eventtracking::async_trait]
+    impl eventtracking::Backend for FsyncFails {
         async fn send_batch(
             &self,
-            _batch: &[Arc<eventtracking_core::Event>],
-        ) -> eventtracking_core::BackendResult {
+            _batch: &[Arc<eventtracking::Event>],
+        ) -> eventtracking::BackendResult {
             Ok(())
         }
-        async fn flush(&self) -> eventtracking_core::BackendResult {
-            Err(eventtracking_core::BackendError::Retryable(
+        async fn flush(&self) -> eventtracking::BackendResult {
+            Err(eventtracking::BackendError::Retryable(
                 "fsync: I/O error".into(),
             ))
         }
@@ -1173,12 +1173,12 @@ fn a_failing_backend_flush_is_counted_and_makes_the_report_incomplete() {
 fn a_panicking_backend_fails_the_batch_not_the_worker() {
     #[derive(Debug)]
     struct PanicsOnPoison(Mutex<Vec<u64>>);
-    #[eventtracking_core::async_trait]
-    impl eventtracking_core::Backend for PanicsOnPoison {
+    #[eventtracking::async_trait]
+    impl eventtracking::Backend for PanicsOnPoison {
         async fn send_batch(
             &self,
-            batch: &[Arc<eventtracking_core::Event>],
-        ) -> eventtracking_core::BackendResult {
+            batch: &[Arc<eventtracking::Event>],
+        ) -> eventtracking::BackendResult {
             if batch.iter().any(|e| e.name() == "poison") {
                 panic!("cannot store poison");
             }
@@ -1225,14 +1225,14 @@ fn a_panicking_backend_fails_the_batch_not_the_worker() {
 fn a_panicking_processor_is_counted_not_propagated() {
     #[derive(Debug)]
     struct Explodes;
-    impl eventtracking_core::Processor for Explodes {
+    impl eventtracking::Processor for Explodes {
         fn name(&self) -> &str {
             "explodes"
         }
         fn process(
             &self,
-            _event: Arc<eventtracking_core::Event>,
-        ) -> eventtracking_core::ProcessResult {
+            _event: Arc<eventtracking::Event>,
+        ) -> eventtracking::ProcessResult {
             panic!("boom")
         }
     }

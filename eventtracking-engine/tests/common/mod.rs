@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use eventtracking_core::{
+use eventtracking::{
     async_trait, Backend, BackendError, BackendResult, BackendStats, DeadLetterRecord,
     DeliveryConfig, Event, EventFailure, JsonMap,
 };

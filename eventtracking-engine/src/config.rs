@@ -36,9 +36,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::delivery::{self, DeliveryConfig};
-use crate::error::{BuildError, ConfigError};
-use crate::event::JsonMap;
-use crate::registry::{build_backend, build_processor, ComponentConfig};
+use crate::error::ConfigError;
+use eventtracking_core::BuildError;
+use eventtracking_core::JsonMap;
+use eventtracking_core::registry::{build_backend, build_processor, ComponentConfig};
 use crate::tracker::{Tracker, TrackerBuilder};
 
 /// The environment variable naming the config file.
@@ -93,7 +94,7 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let shown = |value: serde_json::Result<serde_json::Value>| {
             value
-                .map(|v| crate::redact::redact_value(&v))
+                .map(|v| eventtracking_core::redact::redact_value(&v))
                 .unwrap_or_default()
         };
         f.debug_struct("Config")
@@ -260,7 +261,7 @@ impl Config {
                 }
             };
             let component = component(&owner, table, &["delivery", "processors"])?;
-            let delivery = self.preferred_batch_size(&component.engine, table, delivery)?;
+            let delivery = self.preferred_batch_size(component.engine(), table, delivery)?;
             let backend = build_backend(&component)?;
             builder = builder.with_route(name.clone(), backend, processors, delivery);
         }
@@ -270,7 +271,7 @@ impl Config {
 
 impl Config {
     /// Applies the engine's preferred batch size (see
-    /// [`BackendRegistration::batch_size`](crate::registry::BackendRegistration::batch_size))
+    /// [`BackendRegistration::batch_size`](eventtracking_core::registry::BackendRegistration::batch_size))
     /// when the config sets none anywhere.
     fn preferred_batch_size(
         &self,
@@ -278,10 +279,10 @@ impl Config {
         table: &toml::Table,
         delivery: Option<DeliveryConfig>,
     ) -> Result<Option<DeliveryConfig>, ConfigError> {
-        let Some(preferred) = crate::registry::backend_engines()
+        let Some(preferred) = eventtracking_core::registry::backend_engines()
             .ok()
-            .and_then(|engines| engines.into_iter().find(|r| r.name == engine))
-            .and_then(|registration| registration.batch_size)
+            .and_then(|engines| engines.into_iter().find(|r| r.name() == engine))
+            .and_then(|registration| registration.batch_size())
         else {
             return Ok(delivery);
         };

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{map, DEADLINE};
-use eventtracking_core::context::{self, ContextSnapshot};
-use eventtracking_core::{ContextError, InMemoryBackend, Tracker};
+use eventtracking::context::{self, ContextSnapshot};
+use eventtracking::{ContextError, InMemoryBackend, Tracker};
 use serde_json::json;
 
 fn memory_tracker() -> (Tracker, InMemoryBackend, tempfile::TempDir) {
@@ -380,12 +380,12 @@ async fn snapshot_scope_carries_contexts_into_spawned_tasks() {
         .unwrap();
     assert!(plain.is_empty(), "{plain:?}");
 
-    // context::spawn snapshots the current (task) contexts.
+    // A snapshot scope carries the current (task) contexts into a spawned task.
     let spawned = context::in_context("request", json!({"user_id": 5}), async {
-        context::spawn(async {
+        tokio::spawn(ContextSnapshot::current().scope(async {
             tokio::task::yield_now().await;
             (*context::current()).clone()
-        })
+        }))
         .await
         .unwrap()
     })

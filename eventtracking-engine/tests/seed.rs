@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{map, DEADLINE};
-use eventtracking_core::{
+use eventtracking::{
     default_tracker, emit, get_tracker, init, register_tracker, unregister_tracker, Event,
     InMemoryBackend, Tracker,
 };

@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::{dead_letters, Recorder};
-use eventtracking_core::signal::{ShutdownSignals, Signal};
-use eventtracking_core::Tracker;
+use eventtracking::signal::{ShutdownSignals, Signal};
+use eventtracking::Tracker;
 use serde_json::json;
 
 fn kill(signal: &str) {

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 
 use common::{dead_letters, delivery, DEADLINE};
-use eventtracking_core::{
+use eventtracking::{
     async_trait, catalog, Backend, BackendError, BackendResult, CatalogEntry, Event,
-    InMemoryBackend, TrackedEvent, Tracker,
+    InMemoryBackend, TrackedEvent, TrackedEventExt, Tracker,
 };
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -29,7 +29,7 @@ struct PostalAddress {
 /// Emitted when the form is saved.
 #[derive(TrackedEvent, Clone)]
 #[tracked_event(
-    crate = "eventtracking_core",
+    crate = "eventtracking",
     name = "test.address.create",
     version = 3
 )]
@@ -52,7 +52,7 @@ struct AddressCreate {
 
 /// A ping with no fields.
 #[derive(TrackedEvent)]
-#[tracked_event(crate = "eventtracking_core", name = "test.ping")]
+#[tracked_event(crate = "eventtracking", name = "test.ping")]
 struct Ping;
 
 fn sample() -> AddressCreate {
@@ -124,7 +124,7 @@ fn typed_emit_equals_the_untyped_emit_of_the_same_data() {
 fn unit_structs_emit_empty_data_on_the_default_tracker() {
     let dir = tempfile::tempdir().unwrap();
     let (tracker, memory) = memory_tracker(dir.path());
-    let previous = eventtracking_core::register_tracker("default", tracker.clone());
+    let previous = eventtracking::register_tracker("default", tracker.clone());
     Ping.emit().unwrap();
     tracker.flush(DEADLINE);
     let events = memory.events();
@@ -133,10 +133,10 @@ fn unit_structs_emit_empty_data_on_the_default_tracker() {
     assert_eq!(ping.schema(), Some("test.ping@1"));
     match previous {
         Some(previous) => {
-            eventtracking_core::register_tracker("default", previous);
+            eventtracking::register_tracker("default", previous);
         }
         None => {
-            eventtracking_core::unregister_tracker("default");
+            eventtracking::unregister_tracker("default");
         }
     }
 }
@@ -353,13 +353,13 @@ fn validation_dead_letters_untyped_events_that_break_their_schema() {
 
 #[test]
 fn validate_schemas_is_a_config_key_and_an_environment_override() {
-    let config = eventtracking_core::Config::from_toml_str(
+    let config = eventtracking::Config::from_toml_str(
         "[delivery]\nvalidate_schemas = true\n[backends.a]\nengine = \"discard\"",
     )
     .unwrap();
     let tracker = config.build().unwrap();
     assert!(tracker.delivery_config("a").unwrap().validate_schemas);
-    let mut delivery = eventtracking_core::DeliveryConfig::default();
+    let mut delivery = eventtracking::DeliveryConfig::default();
     delivery
         .apply_env_from(|v| (v == "EVENTTRACKING_VALIDATE_SCHEMAS").then(|| "true".into()))
         .unwrap();

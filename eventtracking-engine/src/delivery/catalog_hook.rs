@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::backend::Backend;
-use crate::catalog::{catalog, CatalogEntry};
-use crate::event::Event;
+use eventtracking_core::Backend;
+use eventtracking_core::catalog::{catalog, CatalogEntry};
+use eventtracking_core::Event;
 
 use super::{guarded_call, lock, Route};
 
@@ -34,7 +34,7 @@ pub(super) struct CatalogHook {
 
 impl CatalogHook {
     /// The linked catalog, reporting (once) and counting a broken one.
-    fn catalog(&self, route: &Route) -> Option<&'static crate::catalog::Catalog> {
+    fn catalog(&self, route: &Route) -> Option<&'static eventtracking_core::catalog::Catalog> {
         match catalog() {
             Ok(catalog) => Some(catalog),
             Err(error) => {

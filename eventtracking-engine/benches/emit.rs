@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use eventtracking_core::{DeliveryConfig, DiscardBackend, TrackedEvent, Tracker};
+use eventtracking::{DeliveryConfig, DiscardBackend, TrackedEvent, TrackedEventExt, Tracker};
 use serde::Serialize;
 use serde_json::json;
 
@@ -44,7 +44,7 @@ struct TypedPostalAddress {
 
 /// The seed's `address.create` as a `#[derive(TrackedEvent)]` type.
 #[derive(TrackedEvent)]
-#[tracked_event(crate = "eventtracking_core", name = "address.create", version = 1)]
+#[tracked_event(crate = "eventtracking", name = "address.create", version = 1)]
 struct TypedAddressCreate {
     name: &'static str,
     address: TypedPostalAddress,

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 
 use common::{map, Recorder, DEADLINE};
-use eventtracking_core::registry::{self, BackendRegistration, ComponentConfig};
-use eventtracking_core::{
+use eventtracking::registry::{self, BackendRegistration, ComponentConfig};
+use eventtracking::{
     Backend, BuildError, Config, ConfigError, DeliveryConfig, Overflow, Tracker,
 };
 use serde::Deserialize;
@@ -44,7 +44,7 @@ fn build_test_recorder(config: &ComponentConfig) -> Result<Box<dyn Backend>, Bui
     Ok(Box::new(recorder))
 }
 
-eventtracking_core::inventory::submit! {
+eventtracking::register_backend! {
     BackendRegistration::new("test-recorder", "records batches for the tests", build_test_recorder)
 }
 
@@ -337,18 +337,18 @@ fn user_backend_options_are_checked() {
 #[test]
 fn the_registry_lists_engines_sorted() {
     let backends = registry::backend_engines().unwrap();
-    let names: Vec<&str> = backends.iter().map(|r| r.name).collect();
+    let names: Vec<&str> = backends.iter().map(|r| r.name()).collect();
     assert!(names.contains(&"discard"), "{names:?}");
     assert!(names.contains(&"test-recorder"), "{names:?}");
     let mut sorted = names.clone();
     sorted.sort_unstable();
     assert_eq!(names, sorted);
-    assert!(backends.iter().all(|r| !r.description.is_empty()));
+    assert!(backends.iter().all(|r| !r.description().is_empty()));
 
     let processors: Vec<&str> = registry::processor_engines()
         .unwrap()
         .iter()
-        .map(|r| r.name)
+        .map(|r| r.name())
         .collect();
     assert_eq!(processors, ["allow", "block", "enrich", "redact", "sample"]);
 }
@@ -464,10 +464,10 @@ fn config_files_are_read_and_bad_ones_name_the_problem() {
 }
 
 fn build_batchy(_: &ComponentConfig) -> Result<Box<dyn Backend>, BuildError> {
-    Ok(Box::new(eventtracking_core::DiscardBackend))
+    Ok(Box::new(eventtracking::DiscardBackend))
 }
 
-eventtracking_core::inventory::submit! {
+eventtracking::register_backend! {
     BackendRegistration::new("test-batchy", "prefers large batches", build_batchy).with_batch_size(4096)
 }
 

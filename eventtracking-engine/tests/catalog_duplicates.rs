@@ -2,14 +2,14 @@
 //! reading the catalog fails, naming both (its own test binary, so that the
 //! other tests see a sound catalog).
 
-use eventtracking_core::{catalog, TrackedEvent};
+use eventtracking::{catalog, TrackedEvent};
 
 mod first {
     use super::TrackedEvent;
 
     /// A course was published.
     #[derive(TrackedEvent)]
-    #[tracked_event(crate = "eventtracking_core", name = "course.publish", version = 2)]
+    #[tracked_event(crate = "eventtracking", name = "course.publish", version = 2)]
     pub(crate) struct CoursePublished {
         /// The course.
         pub(crate) course_id: String,
@@ -21,7 +21,7 @@ mod second {
 
     /// A course was published (a different definition).
     #[derive(TrackedEvent)]
-    #[tracked_event(crate = "eventtracking_core", name = "course.publish", version = 2)]
+    #[tracked_event(crate = "eventtracking", name = "course.publish", version = 2)]
     pub(crate) struct CoursePublished {
         /// The course, as a number.
         pub(crate) course_id: u64,

@@ -13,12 +13,12 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::Event;
+use eventtracking_core::Event;
 
 /// One line of the dead-letter file.
 ///
 /// ```
-/// use eventtracking_core::{DeadLetterRecord, Event};
+/// use eventtracking_engine::DeadLetterRecord;
 /// let line = r#"{"failed_at":"2026-01-01T00:00:00.000000Z","backend":"local","reason":"permanent failure: disk full","attempts":1,
 ///   "event":{"id":"0190c4b4-4f5e-7c3a-8b4e-1a2b3c4d5e6f","name":"a","timestamp":"2026-01-01T00:00:00.000000Z","context":{},"data":1}}"#;
 /// let record: DeadLetterRecord = serde_json::from_str(line).unwrap();
@@ -26,6 +26,7 @@ use crate::event::Event;
 /// assert_eq!(record.event.name(), "a");
 /// ```
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct DeadLetterRecord {
     /// When delivery was given up, RFC 3339 UTC.
     pub failed_at: String,
@@ -42,19 +43,21 @@ pub struct DeadLetterRecord {
     pub event: Event,
 }
 
-/// What one [`DeadLetterFile::write`] did: how many records are in the file
+/// What one [`DeadLetterWriter::write`] did: how many records are in the file
 /// (whole), and why the others are not.
 #[derive(Debug)]
-pub(crate) struct Written {
+#[non_exhaustive]
+pub struct DeadLetterOutcome {
     /// Records appended whole, from the first.
-    pub(crate) records: usize,
+    pub records: usize,
     /// Why the rest were not written, if any.
-    pub(crate) error: Option<DeadLetterError>,
+    pub error: Option<DeadLetterError>,
 }
 
 /// Why records could not be written to the dead-letter file.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum DeadLetterError {
+#[non_exhaustive]
+pub enum DeadLetterError {
     /// The disk (or the file-size limit) is full.
     #[error("dead-letter file full: {0}")]
     Full(#[source] std::io::Error),
@@ -74,27 +77,42 @@ impl DeadLetterError {
     }
 }
 
-/// Appends dead-letter records to a JSON-lines file, opened on first use
-/// (created with mode 0640).
+/// The one dead-letter writer: appends [`DeadLetterRecord`]s to a
+/// JSON-lines file, opened on first use (created with mode 0640), whole
+/// records only. The delivery engine and the relay both write through it,
+/// so `eventtracking replay` reads what either wrote.
+///
+/// ```
+/// use std::sync::Arc;
+/// use eventtracking_core::Event;
+/// use eventtracking_engine::delivery::DeadLetterWriter;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let writer = DeadLetterWriter::shared(&dir.path().join("dead.jsonl"));
+/// let event = Arc::new(Event::new("a", serde_json::json!(1)).unwrap());
+/// let outcome = writer.write("local", "permanent failure: disk full", 1, &[event]);
+/// assert_eq!((outcome.records, outcome.error.is_none()), (1, true));
+/// ```
 #[derive(Debug)]
-pub(crate) struct DeadLetterFile {
+pub struct DeadLetterWriter {
     path: PathBuf,
     file: Mutex<Option<File>>,
 }
 
-static WRITERS: LazyLock<Mutex<HashMap<PathBuf, Weak<DeadLetterFile>>>> =
+static WRITERS: LazyLock<Mutex<HashMap<PathBuf, Weak<DeadLetterWriter>>>> =
     LazyLock::new(Default::default);
 
-impl DeadLetterFile {
-    /// The process's writer for `path` (one per path, shared).
-    pub(crate) fn shared(path: &Path) -> Arc<Self> {
+impl DeadLetterWriter {
+    /// The process's writer for `path` (one per path, shared, so that
+    /// records of several writers never interleave).
+    pub fn shared(path: &Path) -> Arc<Self> {
         let key = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
         let mut writers = WRITERS.lock().unwrap_or_else(|p| p.into_inner());
         writers.retain(|_, writer| writer.strong_count() > 0);
         if let Some(writer) = writers.get(&key).and_then(Weak::upgrade) {
             return writer;
         }
-        let writer = Arc::new(DeadLetterFile {
+        let writer = Arc::new(DeadLetterWriter {
             path: path.to_owned(),
             file: Mutex::new(None),
         });
@@ -102,7 +120,8 @@ impl DeadLetterFile {
         writer
     }
 
-    pub(crate) fn path(&self) -> &Path {
+    /// The file written to.
+    pub fn path(&self) -> &Path {
         &self.path
     }
 
@@ -117,7 +136,7 @@ impl DeadLetterFile {
     /// Checks at start that the file can be written. A missing file is not
     /// created: a probe file beside it is (and removed), so that nothing is
     /// left behind and a file another writer is creating is never touched.
-    pub(crate) fn check_writable(path: &Path) -> std::io::Result<()> {
+    pub fn check_writable(path: &Path) -> std::io::Result<()> {
         if path.exists() {
             return Self::options().open(path).map(drop);
         }
@@ -141,14 +160,14 @@ impl DeadLetterFile {
 
     /// Appends one record per event, in order. Records are whole or absent:
     /// when the disk fills up mid-append, the file is cut back to the last
-    /// whole record and [`Written::records`] says how many made it.
-    pub(crate) fn write(
+    /// whole record and [`DeadLetterOutcome::records`] says how many made it.
+    pub fn write(
         &self,
         backend: &str,
         reason: &str,
         attempts: u32,
         events: &[Arc<Event>],
-    ) -> Written {
+    ) -> DeadLetterOutcome {
         #[derive(Serialize)]
         struct Line<'a> {
             failed_at: &'a str,
@@ -170,7 +189,7 @@ impl DeadLetterFile {
                 event,
             };
             if let Err(error) = serde_json::to_writer(&mut buffer, &line) {
-                return Written {
+                return DeadLetterOutcome {
                     records: 0,
                     error: Some(DeadLetterError::Io(error.into())),
                 };
@@ -184,7 +203,7 @@ impl DeadLetterFile {
             None => match self.open() {
                 Ok(file) => guard.insert(file),
                 Err(error) => {
-                    return Written {
+                    return DeadLetterOutcome {
                         records: 0,
                         error: Some(DeadLetterError::from_io(error)),
                     }
@@ -194,7 +213,7 @@ impl DeadLetterFile {
         let start = match file.metadata() {
             Ok(metadata) => metadata.len(),
             Err(error) => {
-                return Written {
+                return DeadLetterOutcome {
                     records: 0,
                     error: Some(DeadLetterError::from_io(error)),
                 }
@@ -217,7 +236,7 @@ impl DeadLetterFile {
             }
         }
         let Some(error) = failure else {
-            return Written {
+            return DeadLetterOutcome {
                 records: events.len(),
                 error: None,
             };
@@ -230,7 +249,7 @@ impl DeadLetterFile {
                 tracing::error!(path = %self.path.display(), error = %cut, "eventtracking: cannot cut a torn dead-letter record");
             }
         }
-        Written {
+        DeadLetterOutcome {
             records,
             error: Some(DeadLetterError::from_io(error)),
         }

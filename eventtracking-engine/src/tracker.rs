@@ -1,7 +1,6 @@
 //! The [`Tracker`]: emit events, stamped with the current contexts, into the
 //! processors and the delivery engine.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, LazyLock, RwLock};
@@ -10,15 +9,14 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::backend::Backend;
-use crate::catalog::{CatalogEntry, TrackedEvent};
-use crate::context;
+use eventtracking_core::Backend;
+use eventtracking_core::catalog::{CatalogEntry, TrackedEvent};
+use eventtracking_core::context;
 use crate::delivery::{self, DeliveryConfig, DeliveryReport, Engine, Route, TrackerCounters};
-use crate::error::{BuildError, ContextError, EmitError};
-use crate::event::{
-    intern_name, new_id_and_timestamp, payload_json, payload_json_with, Event, JsonMap,
-};
-use crate::processor::{run_chain, Processor};
+use crate::error::EmitError;
+use eventtracking_core::{BuildError, ContextError};
+use eventtracking_core::{Event, JsonMap, Processor};
+use crate::processors::run_chain;
 
 /// The name of the default tracker.
 pub const DEFAULT_TRACKER: &str = "default";
@@ -73,64 +71,34 @@ impl Tracker {
     /// returned and counted. An event dropped later (full queue, processor
     /// error) is counted per backend; see [`Tracker::report`].
     pub fn emit<T: Serialize>(&self, name: &str, data: T) -> Result<(), EmitError> {
-        let interned = self.checked_name(name)?;
-        // Serialized once, to JSON text: cheaper than building a `Value`, and
-        // JSON backends write it verbatim.
-        let data = match payload_json(&data) {
-            Ok(raw) => raw,
-            Err(error) => {
-                self.inner.counters.invalid.fetch_add(1, Relaxed);
-                return Err(EmitError::InvalidData {
-                    name: name.to_owned(),
-                    reason: error.to_string(),
-                });
-            }
-        };
-        let (id, timestamp) = new_id_and_timestamp();
-        let event = Event::from_parts_raw(id, interned, timestamp, context::current(), data);
-        self.emit_event(Arc::new(event))
+        let event = Event::emitted(name, context::current(), &data);
+        self.emit_new(event.map_err(EmitError::from))
     }
 
     /// Emits a typed event (see [`TrackedEvent`]): its data fields as the
     /// payload, its context fields merged over the current contexts, and its
     /// schema reference (`NAME@VERSION`) in the event's `schema` field.
-    /// Usually called as `my_event.emit_to(&tracker)`.
+    /// Usually called as `my_event.emit_to(&tracker)` (see [`TrackedEventExt`](crate::TrackedEventExt)).
     pub fn emit_typed<E: TrackedEvent>(&self, event: &E) -> Result<(), EmitError> {
-        let interned = self.checked_name(E::NAME)?;
-        let invalid = |error: serde_json::Error| {
-            self.inner.counters.invalid.fetch_add(1, Relaxed);
-            EmitError::InvalidData {
-                name: E::NAME.to_owned(),
-                reason: error.to_string(),
-            }
-        };
-        let data = payload_json_with(|out| event.write_data_json(out)).map_err(invalid)?;
-        let mut context = context::current();
-        if E::HAS_CONTEXT_FIELDS {
-            event
-                .context_fields(Arc::make_mut(&mut context))
-                .map_err(invalid)?;
-        }
-        let (id, timestamp) = new_id_and_timestamp();
-        let event = Event::from_parts_raw(id, interned, timestamp, context, data)
-            .with_schema(Some(Cow::Borrowed(E::SCHEMA)));
-        self.emit_event(Arc::new(event))
+        let event = Event::emitted_typed(event, context::current());
+        self.emit_new(event.map_err(EmitError::from))
     }
 
     /// Like [`emit`](Self::emit) for data that is already a JSON value (no conversion).
     pub fn emit_value(&self, name: &str, data: Value) -> Result<(), EmitError> {
-        let name = self.checked_name(name)?;
-        let (id, timestamp) = new_id_and_timestamp();
-        let event = Event::from_parts_exact(id, name, timestamp, context::current(), data);
-        self.emit_event(Arc::new(event))
+        let event = Event::emitted_value(name, context::current(), data);
+        self.emit_new(event.map_err(EmitError::from))
     }
 
-    /// The shared, validated name; a bad one is counted as `invalid`.
-    fn checked_name(&self, name: &str) -> Result<Arc<str>, EmitError> {
-        intern_name(name).map_err(|error| {
-            self.inner.counters.invalid.fetch_add(1, Relaxed);
-            error.into()
-        })
+    /// Emits a freshly made event; one that could not be made is counted as `invalid`.
+    fn emit_new(&self, event: Result<Event, EmitError>) -> Result<(), EmitError> {
+        match event {
+            Ok(event) => self.emit_event(Arc::new(event)),
+            Err(error) => {
+                self.inner.counters.invalid.fetch_add(1, Relaxed);
+                Err(error)
+            }
+        }
     }
 
     /// Sends a ready-made event (e.g. one read back from a file) through the

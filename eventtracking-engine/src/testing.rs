@@ -11,8 +11,9 @@ use crate::Tracker;
 ///
 /// ```
 /// use std::time::Duration;
-/// use eventtracking_core::testing::{emit_seed_example, seed_example_events};
-/// use eventtracking_core::{InMemoryBackend, Tracker};
+/// use eventtracking_engine::testing::{emit_seed_example, seed_example_events};
+/// use eventtracking_core::InMemoryBackend;
+/// use eventtracking_engine::Tracker;
 ///
 /// let memory = InMemoryBackend::new();
 /// let tracker = Tracker::builder().with_backend("memory", memory.clone()).build().unwrap();
@@ -66,16 +67,16 @@ pub fn seed_example_events() -> [(&'static str, Value, Value); 3] {
 /// benchmarks of backends.
 ///
 /// ```
-/// let events = eventtracking_core::testing::seed_example_stream(4);
+/// let events = eventtracking_engine::testing::seed_example_stream(4);
 /// assert_eq!(events[3].name(), "navigation.request");
 /// assert_eq!(events[2].context()["user_id"], 10938);
 /// ```
-pub fn seed_example_stream(n: usize) -> Vec<std::sync::Arc<crate::Event>> {
+pub fn seed_example_stream(n: usize) -> Vec<std::sync::Arc<eventtracking_core::Event>> {
     let shapes = seed_example_events();
     (0..n)
         .map(|i| {
             let (name, _, data) = &shapes[i % shapes.len()];
-            let mut event = crate::Event::new(name, data.clone()).expect("seed names are valid");
+            let mut event = eventtracking_core::Event::new(name, data.clone()).expect("seed names are valid");
             *event.context_mut() = shapes[0].1.as_object().cloned().unwrap_or_default();
             std::sync::Arc::new(event)
         })

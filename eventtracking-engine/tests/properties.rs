@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use eventtracking_core::context::{self, ContextSnapshot};
-use eventtracking_core::{Config, Enrich, Event, JsonMap, NameFilter, Processor, Redact, Sample};
+use eventtracking::context::{self, ContextSnapshot};
+use eventtracking::{Config, Enrich, Event, JsonMap, NameFilter, Processor, Redact, Sample};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -144,7 +144,7 @@ fn run(ops: Vec<Op>, mut model: Model) -> futures_box::BoxFuture<Model> {
                 }
                 Op::Spawn(inner) => {
                     let copy = model.clone();
-                    context::spawn(run(inner, copy)).await.unwrap();
+                    tokio::spawn(ContextSnapshot::current().scope(run(inner, copy))).await.unwrap();
                 }
                 Op::Scope(inner) => {
                     ContextSnapshot::current()
@@ -270,7 +270,7 @@ proptest! {
         after.check("block_on");
         // The same steps inside a task that starts from the current stack.
         let start = after.clone();
-        runtime.block_on(async { context::spawn(run(ops, start)).await.unwrap() });
+        runtime.block_on(async { tokio::spawn(ContextSnapshot::current().scope(run(ops, start))).await.unwrap() });
         after.check("spawned run");
     }
 }

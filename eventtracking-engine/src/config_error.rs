@@ -3,7 +3,7 @@
 //! (or inside a multi-line string opened by one) only the position and
 //! toml's message are given.
 
-use crate::redact::{is_secret_key, Redactor};
+use eventtracking_core::redact::{is_secret_key, Redactor};
 
 /// What [`ConfigError::Parse`](crate::ConfigError::Parse) says about `error`
 /// in `source`.
