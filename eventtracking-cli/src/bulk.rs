@@ -15,7 +15,7 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use eventtracking::signal::{ShutdownSignals, Signal};
-use eventtracking::{DeliveryReport, Tracker};
+use eventtracking::{DeliveryReport, Overflow, Tracker};
 
 use crate::chain;
 
@@ -63,14 +63,11 @@ enum Outcome {
 /// config (file, backend table or `EVENTTRACKING_OVERFLOW`) sets `overflow`,
 /// so that a command asked to deliver a stream never drops for a full queue.
 pub(crate) fn build(pipeline: &PipelineArgs) -> Result<Tracker, String> {
-    let mut config =
-        eventtracking::load_config(pipeline.config.as_deref()).map_err(|e| chain(&e))?;
-    if !config.delivery.contains_key("overflow") {
-        config
-            .delivery
-            .insert("overflow".into(), toml::Value::String("block".into()));
-    }
-    config.build().map_err(|e| chain(&e))
+    eventtracking::load_config(pipeline.config.as_deref())
+        .map_err(|e| chain(&e))?
+        .with_default_overflow(Overflow::Block)
+        .build()
+        .map_err(|e| chain(&e))
 }
 
 /// Runs `work` on its own thread until it ends or a signal arrives, then

@@ -199,7 +199,8 @@ fn engines() -> Result<ExitCode, String> {
         match r.batch_size() {
             Some(n) => println!(
                 "  {:<10} {} (batch_size {n} unless configured)",
-                r.name(), r.description()
+                r.name(),
+                r.description()
             ),
             None => println!("  {:<10} {}", r.name(), r.description()),
         }

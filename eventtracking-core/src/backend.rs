@@ -34,7 +34,7 @@ use crate::event::Event;
 ///
 /// ```
 /// use std::sync::{Arc, Mutex};
-/// use eventtracking_core::{async_trait, Backend, BackendResult, Event, Tracker};
+/// use eventtracking_core::{async_trait, Backend, BackendResult, Event};
 ///
 /// #[derive(Debug, Default)]
 /// struct Names(Mutex<Vec<String>>);
@@ -48,10 +48,13 @@ use crate::event::Event;
 ///     }
 /// }
 ///
-/// let names = Arc::new(Names::default());
-/// let tracker = Tracker::builder().with_backend("names", names.clone()).build().unwrap();
-/// tracker.emit("page.view", serde_json::json!({})).unwrap();
-/// tracker.flush(std::time::Duration::from_secs(5));
+/// // The engine's tracker calls it (`Tracker::builder().with_backend("names", names)`);
+/// // here, by hand:
+/// let names = Names::default();
+/// let event = Arc::new(Event::new("page.view", serde_json::json!({})).unwrap());
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// names.send_batch(&[event]).await.unwrap();
+/// # });
 /// assert_eq!(*names.0.lock().unwrap(), ["page.view"]);
 /// ```
 #[async_trait]
@@ -186,11 +189,14 @@ mod in_memory {
     /// Keeps every event it is sent, for tests (feature `testing`).
     ///
     /// ```
-    /// use eventtracking_core::{InMemoryBackend, Tracker};
+    /// use std::sync::Arc;
+    /// use eventtracking_core::{Backend, Event, InMemoryBackend};
     /// let memory = InMemoryBackend::new();
-    /// let tracker = Tracker::builder().with_backend("memory", memory.clone()).build().unwrap();
-    /// tracker.emit("a", serde_json::json!(1)).unwrap();
-    /// tracker.flush(std::time::Duration::from_secs(5));
+    /// // Usually given to a tracker: `Tracker::builder().with_backend("memory", memory.clone())`.
+    /// let event = Arc::new(Event::new("a", serde_json::json!(1)).unwrap());
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// memory.send_batch(&[event]).await.unwrap();
+    /// # });
     /// assert_eq!(memory.events()[0].name(), "a");
     /// ```
     #[derive(Debug, Default, Clone)]

@@ -215,7 +215,9 @@ impl Event {
     ) -> Result<Self, InvalidEventName> {
         let interned = intern_name(name)?;
         let (id, timestamp) = new_id_and_timestamp();
-        Ok(Self::from_parts_exact(id, interned, timestamp, context, data))
+        Ok(Self::from_parts_exact(
+            id, interned, timestamp, context, data,
+        ))
     }
 
     /// A typed event (see [`TrackedEvent`]): its data fields as the payload,

@@ -208,11 +208,15 @@ fn redact_uri_passwords(text: &str) -> Cow<'_, str> {
             .iter()
             .rposition(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'+' | b'.' | b'-')))
             .map_or(0, |at| at + 1);
-        if !bytes[scheme_start..separator].iter().any(u8::is_ascii_alphabetic) {
+        if !bytes[scheme_start..separator]
+            .iter()
+            .any(u8::is_ascii_alphabetic)
+        {
             continue;
         }
         let after = &text[search..];
-        let Some(user_len) = after.find(|c: char| matches!(c, ':' | '/' | '@') || c.is_whitespace())
+        let Some(user_len) =
+            after.find(|c: char| matches!(c, ':' | '/' | '@') || c.is_whitespace())
         else {
             continue;
         };
@@ -220,7 +224,8 @@ fn redact_uri_passwords(text: &str) -> Cow<'_, str> {
             continue;
         }
         let password_start = search + user_len + 1;
-        let Some(password_len) = text[password_start..].find(|c: char| c == '@' || c.is_whitespace())
+        let Some(password_len) =
+            text[password_start..].find(|c: char| c == '@' || c.is_whitespace())
         else {
             continue;
         };

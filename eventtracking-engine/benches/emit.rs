@@ -53,7 +53,9 @@ struct TypedAddressCreate {
 fn tracker(worker_waits: bool) -> Tracker {
     let mut delivery = DeliveryConfig::default().with_queue_capacity(1 << 20);
     if worker_waits {
-        delivery = delivery.with_batch_size(1 << 20).with_linger_ms(3_600_000);
+        delivery = delivery
+            .with_batch_size(1 << 20)
+            .with_linger(std::time::Duration::from_millis(3_600_000));
     }
     Tracker::builder()
         .with_delivery(delivery)

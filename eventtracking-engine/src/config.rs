@@ -35,12 +35,12 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::delivery::{self, DeliveryConfig};
+use crate::delivery::{self, DeliveryConfig, Overflow};
 use crate::error::ConfigError;
+use crate::tracker::{Tracker, TrackerBuilder};
+use eventtracking_core::registry::{build_backend, build_processor, ComponentConfig};
 use eventtracking_core::BuildError;
 use eventtracking_core::JsonMap;
-use eventtracking_core::registry::{build_backend, build_processor, ComponentConfig};
-use crate::tracker::{Tracker, TrackerBuilder};
 
 /// The environment variable naming the config file.
 pub const CONFIG_ENV: &str = "EVENTTRACKING_CONFIG";
@@ -48,7 +48,7 @@ pub const CONFIG_ENV: &str = "EVENTTRACKING_CONFIG";
 /// A parsed config file; [`Config::build`] turns it into a [`Tracker`].
 ///
 /// ```
-/// use eventtracking_core::Config;
+/// use eventtracking::Config;
 /// let config = Config::from_toml_str(r#"
 ///     [delivery]
 ///     batch_size = 10
@@ -74,20 +74,20 @@ pub const CONFIG_ENV: &str = "EVENTTRACKING_CONFIG";
 pub struct Config {
     /// Delivery defaults for every backend.
     #[serde(default)]
-    pub delivery: toml::Table,
+    delivery: toml::Table,
     /// Tracker-level processors, in order.
     #[serde(default)]
-    pub processors: Vec<toml::Table>,
+    processors: Vec<toml::Table>,
     /// Backends by name.
     #[serde(default)]
-    pub backends: BTreeMap<String, toml::Table>,
+    backends: BTreeMap<String, toml::Table>,
     /// Where a relay reads events from (`[source]`, used by `eventtracking
     /// relay`); [`Config::build`] ignores it. See [`Config::source`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<toml::Table>,
+    source: Option<toml::Table>,
     /// Where the config came from, for error messages.
     #[serde(skip)]
-    pub origin: Option<String>,
+    origin: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -140,6 +140,66 @@ impl Config {
         }
     }
 
+    /// Where the config came from (its file), if it was read from one.
+    pub fn origin(&self) -> Option<&str> {
+        self.origin.as_deref()
+    }
+
+    /// The names of the configured backends, sorted.
+    pub fn backend_names(&self) -> impl Iterator<Item = &str> {
+        self.backends.keys().map(String::as_str)
+    }
+
+    /// The engine a backend names (`engine = "file"`), if it names one.
+    ///
+    /// ```
+    /// let config = eventtracking::Config::from_toml_str("[backends.out]\nengine = \"file\"").unwrap();
+    /// assert_eq!(config.backend_engine("out"), Some("file"));
+    /// assert_eq!(config.backend_engine("missing"), None);
+    /// ```
+    pub fn backend_engine(&self, name: &str) -> Option<&str> {
+        self.backends.get(name)?.get("engine")?.as_str()
+    }
+
+    /// The tracker-level processors as registry entries (engine and options), in order.
+    pub fn processor_configs(&self) -> Result<Vec<ComponentConfig>, ConfigError> {
+        self.processors
+            .iter()
+            .enumerate()
+            .map(|(index, table)| component(&format!("processors[{index}]"), table, &[]))
+            .collect()
+    }
+
+    /// Uses `overflow` for every backend unless the config sets `overflow`
+    /// itself (in `[delivery]`, a backend's `delivery` table, or
+    /// `EVENTTRACKING_OVERFLOW`, which wins over both). The bulk commands
+    /// use it to wait for room rather than drop.
+    ///
+    /// ```
+    /// use eventtracking::{Config, Overflow};
+    /// let config = Config::from_toml_str("").unwrap().with_default_overflow(Overflow::Block);
+    /// # if std::env::var_os("EVENTTRACKING_OVERFLOW").is_none() {
+    /// assert_eq!(config.delivery_config().unwrap().overflow, Overflow::Block);
+    /// # }
+    /// let set = Config::from_toml_str("[delivery]\noverflow = \"drop_oldest\"").unwrap();
+    /// # if std::env::var_os("EVENTTRACKING_OVERFLOW").is_none() {
+    /// let set = set.with_default_overflow(Overflow::Block);
+    /// assert_eq!(set.delivery_config().unwrap().overflow, Overflow::DropOldest);
+    /// # }
+    /// ```
+    pub fn with_default_overflow(mut self, overflow: Overflow) -> Self {
+        if !self.delivery.contains_key("overflow") {
+            let name = match overflow {
+                Overflow::DropNewest => "drop_newest",
+                Overflow::DropOldest => "drop_oldest",
+                Overflow::Block => "block",
+            };
+            self.delivery
+                .insert("overflow".into(), toml::Value::String(name.into()));
+        }
+        self
+    }
+
     /// The global delivery settings, with environment overrides applied.
     pub fn delivery_config(&self) -> Result<DeliveryConfig, ConfigError> {
         self.delivery_for(None)
@@ -172,7 +232,7 @@ impl Config {
     /// build its reader from; `None` when the config has no `[source]`.
     ///
     /// ```
-    /// use eventtracking_core::Config;
+    /// use eventtracking::Config;
     /// let config = Config::from_toml_str(r#"
     ///     [source]
     ///     engine = "kafka"
@@ -181,8 +241,8 @@ impl Config {
     ///     group = "relay"
     /// "#).unwrap();
     /// let source = config.source().unwrap().unwrap();
-    /// assert_eq!(source.engine, "kafka");
-    /// assert_eq!(source.options["group"], "relay");
+    /// assert_eq!(source.engine(), "kafka");
+    /// assert_eq!(source.options()["group"], "relay");
     /// assert!(Config::from_toml_str("").unwrap().source().unwrap().is_none());
     /// ```
     pub fn source(&self) -> Result<Option<ComponentConfig>, ConfigError> {
@@ -196,8 +256,7 @@ impl Config {
     /// registry) and their delivery workers.
     pub fn build(&self) -> Result<Tracker, ConfigError> {
         let mut builder = Tracker::builder().with_delivery(self.delivery_config()?);
-        for (index, table) in self.processors.iter().enumerate() {
-            let component = component(&format!("processors[{index}]"), table, &[])?;
+        for component in self.processor_configs()? {
             builder = builder.with_processor(build_processor(&component)?);
         }
         // Backend factories run inside the delivery runtime, so drivers that
@@ -271,7 +330,7 @@ impl Config {
 
 impl Config {
     /// Applies the engine's preferred batch size (see
-    /// [`BackendRegistration::batch_size`](eventtracking_core::registry::BackendRegistration::batch_size))
+    /// [`BackendRegistration::batch_size`](eventtracking::registry::BackendRegistration::batch_size))
     /// when the config sets none anywhere.
     fn preferred_batch_size(
         &self,
@@ -406,7 +465,10 @@ mod tests {
         .unwrap();
         let tracker = config.build().unwrap();
         let a = tracker.delivery_config("a").unwrap();
-        assert_eq!((a.batch_size, a.linger_ms), (99, 7));
+        assert_eq!(
+            (a.batch_size, a.linger),
+            (99, std::time::Duration::from_millis(7))
+        );
         assert_eq!(tracker.delivery_config("b").unwrap().batch_size, 10);
     }
 

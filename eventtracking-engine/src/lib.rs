@@ -20,7 +20,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use eventtracking_core::InMemoryBackend;
+//! use eventtracking::InMemoryBackend;
 //! use eventtracking_engine::Tracker;
 //! use serde_json::json;
 //!
@@ -69,8 +69,8 @@ mod typed;
 
 pub use config::{Config, CONFIG_ENV};
 pub use delivery::{
-    BackendStats, DeadLetterRecord, DeadLetterWriter, DeliveryConfig, DeliveryReport,
-    DroppedStats, Overflow, TrackerStats,
+    BackendStats, DeadLetterRecord, DeadLetterWriter, DeliveryConfig, DeliveryReport, DroppedStats,
+    Overflow, TrackerStats,
 };
 pub use error::{ConfigError, EmitError};
 pub use processors::{Enrich, NameFilter, NameMatcher, Redact, Sample};

@@ -16,7 +16,7 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use eventtracking_core::{signal::ShutdownSignals, Tracker};
+//! use eventtracking::{signal::ShutdownSignals, Tracker};
 //!
 //! let tracker = Tracker::builder().build().unwrap(); // e.g. Config::from_env()?...build()?
 //! let signals = ShutdownSignals::install(&tracker).unwrap();

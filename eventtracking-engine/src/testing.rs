@@ -12,7 +12,7 @@ use crate::Tracker;
 /// ```
 /// use std::time::Duration;
 /// use eventtracking_engine::testing::{emit_seed_example, seed_example_events};
-/// use eventtracking_core::InMemoryBackend;
+/// use eventtracking::InMemoryBackend;
 /// use eventtracking_engine::Tracker;
 ///
 /// let memory = InMemoryBackend::new();
@@ -76,7 +76,8 @@ pub fn seed_example_stream(n: usize) -> Vec<std::sync::Arc<eventtracking_core::E
     (0..n)
         .map(|i| {
             let (name, _, data) = &shapes[i % shapes.len()];
-            let mut event = eventtracking_core::Event::new(name, data.clone()).expect("seed names are valid");
+            let mut event =
+                eventtracking_core::Event::new(name, data.clone()).expect("seed names are valid");
             *event.context_mut() = shapes[0].1.as_object().cloned().unwrap_or_default();
             std::sync::Arc::new(event)
         })

@@ -9,14 +9,14 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use eventtracking_core::Backend;
-use eventtracking_core::catalog::{CatalogEntry, TrackedEvent};
-use eventtracking_core::context;
 use crate::delivery::{self, DeliveryConfig, DeliveryReport, Engine, Route, TrackerCounters};
 use crate::error::EmitError;
+use crate::processors::run_chain;
+use eventtracking_core::catalog::{CatalogEntry, TrackedEvent};
+use eventtracking_core::context;
+use eventtracking_core::Backend;
 use eventtracking_core::{BuildError, ContextError};
 use eventtracking_core::{Event, JsonMap, Processor};
-use crate::processors::run_chain;
 
 /// The name of the default tracker.
 pub const DEFAULT_TRACKER: &str = "default";
@@ -30,7 +30,7 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 ///
 /// ```
 /// use std::time::Duration;
-/// use eventtracking_core::{InMemoryBackend, Tracker};
+/// use eventtracking::{InMemoryBackend, Tracker};
 /// use serde_json::json;
 ///
 /// let memory = InMemoryBackend::new();
@@ -305,7 +305,7 @@ struct PendingRoute {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use eventtracking_core::{DeliveryConfig, DiscardBackend, NameFilter, Tracker};
+/// use eventtracking::{DeliveryConfig, DiscardBackend, NameFilter, Tracker};
 ///
 /// let tracker = Tracker::builder()
 ///     .with_delivery(DeliveryConfig::default().with_batch_size(100))
@@ -463,7 +463,7 @@ pub fn get_tracker(name: &str) -> Option<Tracker> {
 /// backends, which counts what it is given and warns once.
 ///
 /// ```
-/// use eventtracking_core::{default_tracker, emit, init, InMemoryBackend, Tracker};
+/// use eventtracking::{default_tracker, emit, init, InMemoryBackend, Tracker};
 ///
 /// let memory = InMemoryBackend::new();
 /// let guard = init(Tracker::builder().with_backend("memory", memory.clone()).build().unwrap());

@@ -8,9 +8,7 @@ use std::sync::{LazyLock, Mutex};
 
 use common::{map, Recorder, DEADLINE};
 use eventtracking::registry::{self, BackendRegistration, ComponentConfig};
-use eventtracking::{
-    Backend, BuildError, Config, ConfigError, DeliveryConfig, Overflow, Tracker,
-};
+use eventtracking::{Backend, BuildError, Config, ConfigError, DeliveryConfig, Overflow, Tracker};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -134,22 +132,22 @@ fn a_config_with_every_documented_key_builds_and_works() {
     let tracker = build(&text).unwrap();
     assert_eq!(tracker.backend_names(), ["archive", "local", "nowhere"]);
 
-    let expected = DeliveryConfig {
-        queue_capacity: 1000,
-        overflow: Overflow::Block,
-        block_timeout_ms: 250,
-        batch_size: 50,
-        batch_bytes: Some(100_000),
-        linger_ms: 3,
-        max_retries: 2,
-        initial_backoff_ms: 1,
-        max_backoff_ms: 8,
-        retry_budget_ms: 4000,
-        send_timeout_ms: 5000,
-        max_event_bytes: Some(20_000),
-        dead_letter_path: dead.clone(),
-        validate_schemas: true,
-    };
+    let ms = std::time::Duration::from_millis;
+    let expected = DeliveryConfig::default()
+        .with_queue_capacity(1000)
+        .with_overflow(Overflow::Block)
+        .with_block_timeout(ms(250))
+        .with_batch_size(50)
+        .with_batch_bytes(100_000)
+        .with_linger(ms(3))
+        .with_max_retries(2)
+        .with_initial_backoff(ms(1))
+        .with_max_backoff(ms(8))
+        .with_retry_budget(ms(4000))
+        .with_send_timeout(ms(5000))
+        .with_max_event_bytes(20_000)
+        .with_dead_letter_path(dead.clone())
+        .with_validate_schemas(true);
     // Environment overrides would change these; this test assumes none are set.
     if std::env::vars().any(|(k, _)| k.starts_with("EVENTTRACKING_")) {
         eprintln!("EVENTTRACKING_* set in the environment: skipping exact delivery checks");
@@ -159,11 +157,9 @@ fn a_config_with_every_documented_key_builds_and_works() {
         // The per-backend table overrides only its own keys.
         assert_eq!(
             tracker.delivery_config("local").unwrap(),
-            DeliveryConfig {
-                batch_size: 7,
-                overflow: Overflow::DropOldest,
-                ..expected
-            }
+            expected
+                .with_batch_size(7)
+                .with_overflow(Overflow::DropOldest)
         );
     }
 
@@ -239,7 +235,10 @@ fn a_per_backend_delivery_override_applies_to_that_backend_only() {
     assert_eq!(small.iter().sum::<usize>(), 30);
     assert!(large.iter().any(|n| *n > 3), "{large:?}");
     assert_eq!(large.iter().sum::<usize>(), 30);
-    assert_eq!(tracker.delivery_config("large").unwrap().linger_ms, 60_000);
+    assert_eq!(
+        tracker.delivery_config("large").unwrap().linger,
+        std::time::Duration::from_secs(60)
+    );
 }
 
 #[test]
@@ -394,20 +393,18 @@ fn env_overrides_apply_through_a_lookup() {
     ]
     .into_iter()
     .collect();
-    let mut config = DeliveryConfig::default().with_linger_ms(9);
+    let mut config = DeliveryConfig::default().with_linger(std::time::Duration::from_millis(9));
     config
         .apply_env_from(|var| env.get(var).map(|v| (*v).to_owned()))
         .unwrap();
     assert_eq!(
         config,
-        DeliveryConfig {
-            batch_size: 7,
-            overflow: Overflow::DropOldest,
-            max_event_bytes: Some(4096),
-            dead_letter_path: "/tmp/elsewhere.jsonl".into(),
-            linger_ms: 9,
-            ..DeliveryConfig::default()
-        }
+        DeliveryConfig::default()
+            .with_batch_size(7)
+            .with_overflow(Overflow::DropOldest)
+            .with_max_event_bytes(4096)
+            .with_dead_letter_path("/tmp/elsewhere.jsonl")
+            .with_linger(std::time::Duration::from_millis(9))
     );
 
     let mut config = DeliveryConfig::default();
@@ -500,5 +497,8 @@ fn an_engine_may_suggest_the_batch_size_a_config_gets_when_it_sets_none() {
     assert_eq!(batch(own, "big"), 9);
     // The suggestion keeps the rest of [delivery].
     let config = build(&format!("[delivery]\nlinger_ms = 3\n{two}")).unwrap();
-    assert_eq!(config.delivery_config("big").unwrap().linger_ms, 3);
+    assert_eq!(
+        config.delivery_config("big").unwrap().linger,
+        std::time::Duration::from_millis(3)
+    );
 }

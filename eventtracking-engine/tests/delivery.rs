@@ -56,7 +56,7 @@ fn a_long_linger_coalesces_events_into_full_batches() {
     let tracker = tracker_with(
         common::delivery(dir.path())
             .with_batch_size(100)
-            .with_linger_ms(60_000),
+            .with_linger(std::time::Duration::from_millis(60_000)),
         "rec",
         recorder.clone(),
     );
@@ -80,7 +80,7 @@ fn a_flush_cuts_the_linger_short() {
     let tracker = tracker_with(
         common::delivery(dir.path())
             .with_batch_size(1_000)
-            .with_linger_ms(600_000),
+            .with_linger(std::time::Duration::from_millis(600_000)),
         "rec",
         recorder.clone(),
     );
@@ -101,7 +101,7 @@ fn batch_bytes_limit_is_respected() {
         common::delivery(dir.path())
             .with_batch_size(1_000)
             .with_batch_bytes(LIMIT)
-            .with_linger_ms(60_000),
+            .with_linger(std::time::Duration::from_millis(60_000)),
         "rec",
         recorder.clone(),
     );
@@ -295,7 +295,7 @@ fn partial_failures_dead_letter_permanent_events_and_retry_the_others() {
     let tracker = tracker_with(
         common::delivery(dir.path())
             .with_batch_size(1_000)
-            .with_linger_ms(60_000),
+            .with_linger(std::time::Duration::from_millis(60_000)),
         "partial",
         recorder.clone(),
     );
@@ -350,7 +350,7 @@ fn oversized_events_are_dead_lettered_while_neighbours_are_delivered() {
     let tracker = tracker_with(
         common::delivery(dir.path())
             .with_max_event_bytes(300)
-            .with_linger_ms(60_000),
+            .with_linger(std::time::Duration::from_millis(60_000)),
         "sized",
         recorder.clone(),
     );
@@ -463,7 +463,7 @@ fn block_waits_for_a_slow_backend_and_delivers_everything() {
             .with_queue_capacity(10)
             .with_batch_size(5)
             .with_overflow(Overflow::Block)
-            .with_block_timeout_ms(DEADLINE.as_millis() as u64),
+            .with_block_timeout(std::time::Duration::from_millis(DEADLINE.as_millis() as u64)),
         "slow",
         recorder.clone(),
     );
@@ -488,9 +488,9 @@ fn a_queue_smaller_than_a_batch_is_sent_when_full_not_after_the_linger() {
         common::delivery(dir.path())
             .with_queue_capacity(10)
             .with_batch_size(512)
-            .with_linger_ms(600_000)
+            .with_linger(std::time::Duration::from_millis(600_000))
             .with_overflow(Overflow::Block)
-            .with_block_timeout_ms(2_000),
+            .with_block_timeout(std::time::Duration::from_millis(2_000)),
         "rec",
         recorder.clone(),
     );
@@ -514,7 +514,7 @@ fn block_timeout_drops_are_counted_when_the_backend_is_stuck() {
             .with_queue_capacity(CAPACITY)
             .with_batch_size(1)
             .with_overflow(Overflow::Block)
-            .with_block_timeout_ms(10),
+            .with_block_timeout(std::time::Duration::from_millis(10)),
         "stuck",
         recorder.clone(),
     );
@@ -545,9 +545,9 @@ fn a_send_slower_than_send_timeout_is_retried() {
     });
     let tracker = tracker_with(
         common::delivery(dir.path())
-            .with_send_timeout_ms(50)
+            .with_send_timeout(std::time::Duration::from_millis(50))
             .with_batch_size(1_000)
-            .with_linger_ms(60_000),
+            .with_linger(std::time::Duration::from_millis(60_000)),
         "sleepy",
         recorder.clone(),
     );
@@ -570,7 +570,7 @@ fn a_send_timeout_that_never_clears_is_dead_lettered() {
     let recorder = Recorder::scripted(|_, _| Action::SleepThenStore(Duration::from_secs(3_600)));
     let tracker = tracker_with(
         common::delivery(dir.path())
-            .with_send_timeout_ms(20)
+            .with_send_timeout(std::time::Duration::from_millis(20))
             .with_max_retries(1),
         "hung",
         recorder.clone(),
@@ -617,7 +617,7 @@ fn shutdown_delivers_reports_once_and_refuses_later_emits() {
     let dir = tempfile::tempdir().unwrap();
     let recorder = Recorder::new();
     let tracker = tracker_with(
-        common::delivery(dir.path()).with_linger_ms(600_000),
+        common::delivery(dir.path()).with_linger(std::time::Duration::from_millis(600_000)),
         "rec",
         recorder.clone(),
     );
@@ -735,9 +735,9 @@ fn a_retry_loop_at_the_shutdown_deadline_dead_letters_instead_of_sleeping_on() {
     let tracker = tracker_with(
         common::delivery(dir.path())
             .with_max_retries(1_000)
-            .with_initial_backoff_ms(10_000)
-            .with_max_backoff_ms(60_000)
-            .with_retry_budget_ms(3_600_000),
+            .with_initial_backoff(std::time::Duration::from_millis(10_000))
+            .with_max_backoff(std::time::Duration::from_millis(60_000))
+            .with_retry_budget(std::time::Duration::from_millis(3_600_000)),
         "down",
         recorder,
     );
@@ -763,9 +763,9 @@ fn the_retry_budget_ends_retries_and_dead_letters() {
     let tracker = tracker_with(
         common::delivery(dir.path())
             .with_max_retries(1_000_000)
-            .with_initial_backoff_ms(5)
-            .with_max_backoff_ms(20)
-            .with_retry_budget_ms(200),
+            .with_initial_backoff(std::time::Duration::from_millis(5))
+            .with_max_backoff(std::time::Duration::from_millis(20))
+            .with_retry_budget(std::time::Duration::from_millis(200)),
         "down",
         recorder,
     );
@@ -844,7 +844,7 @@ fn a_million_event_burst_into_a_slow_backend_loses_nothing() {
                 .with_queue_capacity(10_000)
                 .with_batch_size(1_000)
                 .with_overflow(Overflow::Block)
-                .with_block_timeout_ms(120_000),
+                .with_block_timeout(std::time::Duration::from_millis(120_000)),
         )
         .with_backend("slow", collector.clone())
         .build()
@@ -1048,7 +1048,9 @@ fn concurrent_flushes_each_wait_for_their_own_events() {
     let dir = tempfile::tempdir().unwrap();
     let seen = Seen::default();
     let tracker = Tracker::builder()
-        .with_delivery(common::delivery(dir.path()).with_linger_ms(0))
+        .with_delivery(
+            common::delivery(dir.path()).with_linger(std::time::Duration::from_millis(0)),
+        )
         .with_backend("seen", seen.clone())
         .build()
         .unwrap();
@@ -1097,13 +1099,13 @@ fn unworkable_delivery_settings_are_refused_when_building() {
         ),
         (
             "send_timeout_ms",
-            common::delivery(dir.path()).with_send_timeout_ms(0),
+            common::delivery(dir.path()).with_send_timeout(std::time::Duration::from_millis(0)),
         ),
         (
             "initial_backoff_ms",
             common::delivery(dir.path())
-                .with_initial_backoff_ms(100)
-                .with_max_backoff_ms(10),
+                .with_initial_backoff(std::time::Duration::from_millis(100))
+                .with_max_backoff(std::time::Duration::from_millis(10)),
         ),
     ];
     for (key, bad) in cases {
@@ -1229,10 +1231,7 @@ fn a_panicking_processor_is_counted_not_propagated() {
         fn name(&self) -> &str {
             "explodes"
         }
-        fn process(
-            &self,
-            _event: Arc<eventtracking::Event>,
-        ) -> eventtracking::ProcessResult {
+        fn process(&self, _event: Arc<eventtracking::Event>) -> eventtracking::ProcessResult {
             panic!("boom")
         }
     }

@@ -144,7 +144,9 @@ fn run(ops: Vec<Op>, mut model: Model) -> futures_box::BoxFuture<Model> {
                 }
                 Op::Spawn(inner) => {
                     let copy = model.clone();
-                    tokio::spawn(ContextSnapshot::current().scope(run(inner, copy))).await.unwrap();
+                    tokio::spawn(ContextSnapshot::current().scope(run(inner, copy)))
+                        .await
+                        .unwrap();
                 }
                 Op::Scope(inner) => {
                     ContextSnapshot::current()

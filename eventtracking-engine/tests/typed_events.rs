@@ -28,11 +28,7 @@ struct PostalAddress {
 ///
 /// Emitted when the form is saved.
 #[derive(TrackedEvent, Clone)]
-#[tracked_event(
-    crate = "eventtracking",
-    name = "test.address.create",
-    version = 3
-)]
+#[tracked_event(crate = "eventtracking", name = "test.address.create", version = 3)]
 struct AddressCreate {
     /// The addressee.
     name: String,

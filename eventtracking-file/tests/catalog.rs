@@ -36,7 +36,7 @@ fn file_tracker(backend: FileBackend, dir: &std::path::Path) -> Tracker {
     Tracker::builder()
         .with_delivery(
             DeliveryConfig::default()
-                .with_linger_ms(2)
+                .with_linger(std::time::Duration::from_millis(2))
                 .with_dead_letter_path(dir.join("dead.jsonl")),
         )
         .with_backend("local", backend)

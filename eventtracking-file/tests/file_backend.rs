@@ -48,7 +48,7 @@ fn read_events(path: &Path) -> Vec<Event> {
 
 fn delivery(dir: &Path) -> DeliveryConfig {
     DeliveryConfig::default()
-        .with_linger_ms(1)
+        .with_linger(std::time::Duration::from_millis(1))
         .with_dead_letter_path(dir.join("dead-letter.jsonl"))
 }
 

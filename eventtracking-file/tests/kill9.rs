@@ -25,7 +25,7 @@ fn tracker(path: &Path) -> Tracker {
     let dir = path.parent().unwrap();
     let delivery = DeliveryConfig::default()
         .with_batch_size(200)
-        .with_linger_ms(1)
+        .with_linger(std::time::Duration::from_millis(1))
         .with_dead_letter_path(dir.join("dead-letter.jsonl"));
     Tracker::builder()
         .with_delivery(delivery)

@@ -106,7 +106,7 @@ fn tracker_round(brokers: &str, topic: &str, batch: usize, events: &[Arc<Event>]
             DeliveryConfig::default()
                 .with_queue_capacity(events.len().max(1 << 16))
                 .with_overflow(Overflow::Block)
-                .with_block_timeout_ms(60_000)
+                .with_block_timeout(std::time::Duration::from_millis(60_000))
                 .with_batch_size(batch)
                 .with_dead_letter_path(dir.path().join("dl.jsonl")),
         )

@@ -1350,12 +1350,8 @@ fn dead_letter(
     let event = Event::new(MALFORMED_EVENT_NAME, data).map_err(std::io::Error::other)?;
     // The engine's one writer: whole records, shared with the tracker's
     // routes when they name the same file.
-    let outcome = DeadLetterWriter::shared(path).write(
-        DEAD_LETTER_BACKEND,
-        reason,
-        0,
-        &[Arc::new(event)],
-    );
+    let outcome =
+        DeadLetterWriter::shared(path).write(DEAD_LETTER_BACKEND, reason, 0, &[Arc::new(event)]);
     match outcome.error {
         None => Ok(()),
         Some(error) => Err(std::io::Error::other(error)),
@@ -1443,12 +1439,10 @@ mod tests {
         report.tracker.filtered = 5;
         assert_eq!(losses(&report), 0);
         report.tracker.processor_errors = 1;
-        let backend = eventtracking_engine::BackendStats {
-            dropped: 2,
-            processor_errors: 3,
-            filtered: 7,
-            ..Default::default()
-        };
+        let mut backend = eventtracking_engine::BackendStats::default();
+        backend.dropped = 2;
+        backend.processor_errors = 3;
+        backend.filtered = 7;
         report.backends.insert("b".into(), backend);
         assert_eq!(losses(&report), 6);
     }

@@ -86,16 +86,15 @@ fn typed_events_carry_a_schema_header_and_the_catalog_goes_to_its_topic() {
 
 #[test]
 fn a_template_is_refused_as_catalog_topic() {
-    let result = eventtracking::registry::build_backend(
-        &eventtracking::registry::ComponentConfig::new(
+    let result =
+        eventtracking::registry::build_backend(&eventtracking::registry::ComponentConfig::new(
             "backends.stream",
             "kafka",
             json!({"brokers": brokers(), "topic": "events", "catalog_topic": "types.{name}"})
                 .as_object()
                 .unwrap()
                 .clone(),
-        ),
-    );
+        ));
     let Err(error) = result else {
         panic!("a template was accepted as catalog_topic")
     };

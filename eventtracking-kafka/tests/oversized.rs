@@ -13,7 +13,7 @@ fn an_oversized_event_is_dead_lettered_and_its_neighbours_arrive() {
     let dir = tempfile::tempdir().unwrap();
     let topic = unique("oversized");
     let tracker = Tracker::builder()
-        .with_delivery(delivery(dir.path()).with_linger_ms(200))
+        .with_delivery(delivery(dir.path()).with_linger(std::time::Duration::from_millis(200)))
         .with_backend(
             "stream",
             kafka_backend(json!({
@@ -65,7 +65,7 @@ fn an_event_without_a_valid_topic_is_dead_lettered_and_its_neighbours_arrive() {
     let dir = tempfile::tempdir().unwrap();
     let prefix = unique("badtopic");
     let tracker = Tracker::builder()
-        .with_delivery(delivery(dir.path()).with_linger_ms(200))
+        .with_delivery(delivery(dir.path()).with_linger(std::time::Duration::from_millis(200)))
         .with_backend(
             "stream",
             kafka_backend(json!({"topic": format!("{prefix}-{{name}}")})),

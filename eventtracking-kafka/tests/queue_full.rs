@@ -17,10 +17,10 @@ fn a_full_local_queue_is_retried_by_the_engine_and_nothing_is_lost() {
         .with_delivery(
             delivery(dir.path())
                 .with_batch_size(200)
-                .with_linger_ms(100)
+                .with_linger(std::time::Duration::from_millis(100))
                 .with_max_retries(50)
-                .with_initial_backoff_ms(5)
-                .with_max_backoff_ms(20),
+                .with_initial_backoff(std::time::Duration::from_millis(5))
+                .with_max_backoff(std::time::Duration::from_millis(20)),
         )
         .with_backend(
             "stream",

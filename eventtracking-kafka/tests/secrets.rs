@@ -163,8 +163,8 @@ fn librdkafka_logs_and_delivery_errors_hide_secrets() {
         .with_delivery(
             delivery(dir.path())
                 .with_max_retries(1)
-                .with_initial_backoff_ms(10)
-                .with_send_timeout_ms(20_000),
+                .with_initial_backoff(std::time::Duration::from_millis(10))
+                .with_send_timeout(std::time::Duration::from_millis(20_000)),
         )
         .with_backend(
             "sasl",

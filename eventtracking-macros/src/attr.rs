@@ -12,8 +12,7 @@ use syn::{Attribute, Ident, Lit, LitStr, Path, Token};
 
 use crate::ctxt::Ctxt;
 use crate::symbol::{
-    CONTAINER_KEYS, CONTEXT, CRATE, FIELD_KEYS, MAX_EVENT_NAME_BYTES, NAME, RENAME, SKIP,
-    TRACKED_EVENT, VERSION,
+    CONTAINER_KEYS, CONTEXT, CRATE, FIELD_KEYS, NAME, RENAME, SKIP, TRACKED_EVENT, VERSION,
 };
 
 /// The struct-level keys, as written.
@@ -74,8 +73,11 @@ impl Container {
             let parsed = attr.parse_nested_meta(|meta| {
                 if meta.path.is_ident(NAME) {
                     let first = name.first(cx, &meta.path);
+                    // The name's rule is checked by the core, at compile
+                    // time, in the expansion (one rule for typed and
+                    // untyped events).
                     if let Some(lit) = string_value(cx, &meta, NAME)? {
-                        if check_event_name(cx, &lit) && first {
+                        if first {
                             container.name = Some(lit);
                         }
                     }
@@ -160,47 +162,6 @@ impl Field {
             }
         }
         field
-    }
-}
-
-/// The problem with an event name, if any: `eventtracking_core::validate_event_name`
-/// plus no `@`, which separates name and version in schema keys.
-pub(crate) fn event_name_problem(name: &str) -> Option<String> {
-    if name.is_empty() {
-        return Some("the event name is empty".to_owned());
-    }
-    if name.len() > MAX_EVENT_NAME_BYTES {
-        return Some(format!(
-            "the event name is {} bytes long, more than the {MAX_EVENT_NAME_BYTES} allowed",
-            name.len()
-        ));
-    }
-    if let Some((position, character)) = name
-        .char_indices()
-        .find(|(_, c)| c.is_whitespace() || c.is_control())
-    {
-        return Some(format!(
-            "the event name contains {character:?} at byte {position}: \
-             whitespace and control characters are not allowed"
-        ));
-    }
-    if let Some(position) = name.find('@') {
-        return Some(format!(
-            "the event name contains '@' at byte {position}: \
-             '@' separates name and version in schema references (`name@version`)"
-        ));
-    }
-    None
-}
-
-/// Reports an invalid event name at its literal; `true` if it is valid.
-fn check_event_name(cx: &Ctxt, lit: &LitStr) -> bool {
-    match event_name_problem(&lit.value()) {
-        None => true,
-        Some(problem) => {
-            cx.error_spanned_by(lit, format!("invalid event name: {problem}"));
-            false
-        }
     }
 }
 

@@ -33,12 +33,21 @@ fn generate(container: &Container<'_>) -> TokenStream {
     };
     let ident = container.ident;
     let where_clause = container.where_clause;
-    let name = container
+    let name_literal = container
         .attrs
         .name
         .as_ref()
-        .expect("checked: the name is present")
-        .value();
+        .expect("checked: the name is present");
+    let name = name_literal.value();
+    // The core's one name rule, evaluated at compile time; a bad name fails
+    // the build at the literal with the rule's reason.
+    let check = respan(
+        quote!(#krate::__private::check_event_name_const),
+        name_literal.span(),
+    );
+    let name_check = quote_spanned!(name_literal.span()=>
+        const _: () = #check(#name_literal);
+    );
     let version = container.attrs.version.unwrap_or(1);
     let schema = format!("{name}@{version}");
     let type_name = syn::ext::IdentExt::unraw(ident).to_string();
@@ -179,6 +188,8 @@ fn generate(container: &Container<'_>) -> TokenStream {
             #context_fields
         }
 
+        #name_check
+
         #[doc(hidden)]
         const _: () = {
             #(#schema_fns)*
@@ -194,4 +205,23 @@ fn generate(container: &Container<'_>) -> TokenStream {
             }
         };
     }
+}
+
+/// `tokens` with every token at `span`, so that an error in code made of
+/// them (here: the name check's const evaluation) points at `span`.
+fn respan(tokens: TokenStream, span: proc_macro2::Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut token| {
+            if let proc_macro2::TokenTree::Group(group) = &token {
+                let mut respanned =
+                    proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
+                respanned.set_span(span);
+                token = proc_macro2::TokenTree::Group(respanned);
+            } else {
+                token.set_span(span);
+            }
+            token
+        })
+        .collect()
 }

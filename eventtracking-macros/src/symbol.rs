@@ -26,6 +26,3 @@ pub(crate) const FIELD_KEYS: &[&str] = &[SKIP, RENAME, CONTEXT];
 
 /// The crate path used when the struct has no `crate = "..."`.
 pub(crate) const DEFAULT_CRATE: &str = "::eventtracking";
-
-/// The longest event name, in bytes (`eventtracking_core::MAX_EVENT_NAME_BYTES`).
-pub(crate) const MAX_EVENT_NAME_BYTES: usize = 255;

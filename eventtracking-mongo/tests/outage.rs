@@ -29,10 +29,10 @@ fn a_ten_second_server_pause_loses_nothing() {
             delivery(dir.path())
                 // Each attempt gives up after 2 s; 40 retries with backoff up
                 // to 1 s cover the pause many times over.
-                .with_send_timeout_ms(2_000)
+                .with_send_timeout(std::time::Duration::from_millis(2_000))
                 .with_max_retries(40)
-                .with_initial_backoff_ms(100)
-                .with_max_backoff_ms(1_000),
+                .with_initial_backoff(std::time::Duration::from_millis(100))
+                .with_max_backoff(std::time::Duration::from_millis(1_000)),
         )
         .with_backend(
             "warehouse",

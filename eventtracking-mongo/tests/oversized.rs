@@ -12,7 +12,7 @@ fn an_oversized_event_is_dead_lettered_and_its_neighbours_are_stored() {
     let db = TestDb::new("oversized");
     let dir = tempfile::tempdir().unwrap();
     let tracker = Tracker::builder()
-        .with_delivery(delivery(dir.path()).with_linger_ms(300))
+        .with_delivery(delivery(dir.path()).with_linger(std::time::Duration::from_millis(300)))
         .with_backend("warehouse", db.backend(json!({})))
         .build()
         .unwrap();

@@ -178,7 +178,7 @@ fn an_unreachable_server_fails_a_send_in_bounded_time_as_retryable() {
         .with_delivery(
             delivery(dir.path())
                 .with_max_retries(1)
-                .with_initial_backoff_ms(10),
+                .with_initial_backoff(std::time::Duration::from_millis(10)),
         )
         .with_backend(
             "warehouse",

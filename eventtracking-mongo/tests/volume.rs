@@ -20,7 +20,7 @@ fn a_hundred_thousand_events_arrive_exactly_once() {
             delivery(dir.path())
                 .with_queue_capacity(N)
                 .with_overflow(Overflow::Block)
-                .with_block_timeout_ms(60_000)
+                .with_block_timeout(std::time::Duration::from_millis(60_000))
                 .with_batch_size(2_000),
         )
         .with_backend("warehouse", db.backend(json!({})))

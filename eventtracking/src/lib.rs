@@ -88,7 +88,7 @@ path = "-"
 /// ```
 /// let config = eventtracking::load_config(None).unwrap();
 /// # if std::env::var_os("EVENTTRACKING_CONFIG").is_none() {
-/// assert_eq!(config.backends["stdout"]["engine"].as_str(), Some("file"));
+/// assert_eq!(config.backend_engine("stdout"), Some("file"));
 /// # }
 /// ```
 pub fn load_config(path: Option<&Path>) -> Result<Config, ConfigError> {

@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
-use eventtracking_core::registry::{build_processor, ComponentConfig};
-use eventtracking_core::{Config, Event, JsonMap};
+use eventtracking::registry::build_processor;
+use eventtracking::{Config, Event};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -35,21 +35,10 @@ fuzz_target!(|data: &[u8]| {
         )
         .unwrap(),
     );
-    for (index, table) in config.processors.iter().enumerate() {
-        let Some(toml::Value::String(engine)) = table.get("engine") else {
-            continue;
-        };
-        let mut options = JsonMap::new();
-        for (key, value) in table.iter().filter(|(key, _)| *key != "engine") {
-            match serde_json::to_value(value) {
-                Ok(json) => {
-                    options.insert(key.clone(), json);
-                }
-                Err(_) => return,
-            }
-        }
-        let component =
-            ComponentConfig::new(format!("processors[{index}]"), engine.clone(), options);
+    let Ok(components) = config.processor_configs() else {
+        return;
+    };
+    for component in components {
         match build_processor(&component) {
             Ok(processor) => {
                 let _ = processor.process(event.clone());

@@ -60,7 +60,7 @@ fn tracker(path: &std::path::Path) -> Tracker {
             DeliveryConfig::default()
                 .with_queue_capacity(1 << 20)
                 .with_overflow(Overflow::Block)
-                .with_block_timeout_ms(60_000)
+                .with_block_timeout(std::time::Duration::from_millis(60_000))
                 .with_batch_size(4096),
         )
         .with_backend("file", backend)

@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use eventtracking::file::FileBackend;
-use eventtracking::{Backend, DeliveryConfig, DiscardBackend, Overflow, TrackedEvent, TrackedEventExt, Tracker};
+use eventtracking::{
+    Backend, DeliveryConfig, DiscardBackend, Overflow, TrackedEvent, TrackedEventExt, Tracker,
+};
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::json;
@@ -146,7 +148,7 @@ fn tracker(backend: impl Backend) -> Tracker {
         .with_delivery(
             DeliveryConfig::default()
                 .with_overflow(Overflow::Block)
-                .with_block_timeout_ms(60_000),
+                .with_block_timeout(std::time::Duration::from_millis(60_000)),
         )
         .with_backend("sink", backend)
         .build()

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use eventtracking_core::Backend;
 use eventtracking_core::catalog::{catalog, CatalogEntry};
+use eventtracking_core::Backend;
 use eventtracking_core::Event;
 
 use super::{guarded_call, lock, Route};

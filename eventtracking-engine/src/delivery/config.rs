@@ -10,6 +10,7 @@ use crate::error::ConfigError;
 /// What `emit` does when a backend's queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Overflow {
     /// Refuse the new event (counted as dropped, reason `queue_full`). The default:
     /// `emit` never waits.
@@ -61,20 +62,22 @@ impl std::str::FromStr for Overflow {
 /// | `validate_schemas` | `false` | `EVENTTRACKING_VALIDATE_SCHEMAS` |
 ///
 /// ```
-/// use eventtracking_core::{DeliveryConfig, Overflow};
+/// use eventtracking::{DeliveryConfig, Overflow};
 /// let config = DeliveryConfig::default().with_batch_size(100).with_overflow(Overflow::Block);
 /// assert_eq!(config.batch_size, 100);
 /// assert_eq!(config.queue_capacity, 65536);
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct DeliveryConfig {
     /// Events a backend's queue holds before the overflow policy applies.
     pub queue_capacity: usize,
     /// What to do when the queue is full.
     pub overflow: Overflow,
     /// With `overflow = "block"`: the longest `emit` waits for room.
-    pub block_timeout_ms: u64,
+    #[serde(rename = "block_timeout_ms", with = "millis")]
+    pub block_timeout: Duration,
     /// The most events in one batch.
     pub batch_size: usize,
     /// The most bytes (of event JSON) in one batch; one larger event still goes alone.
@@ -82,22 +85,27 @@ pub struct DeliveryConfig {
     /// that write JSON compute anyway but others (e.g. BSON) would not.
     pub batch_bytes: Option<usize>,
     /// How long a batch waits to fill up before it is sent anyway.
-    pub linger_ms: u64,
+    #[serde(rename = "linger_ms", with = "millis")]
+    pub linger: Duration,
     /// Retries of a retryable failure before the events are dead-lettered.
     pub max_retries: u32,
     /// The first backoff; it doubles each retry, with jitter.
-    pub initial_backoff_ms: u64,
+    #[serde(rename = "initial_backoff_ms", with = "millis")]
+    pub initial_backoff: Duration,
     /// The longest backoff.
-    pub max_backoff_ms: u64,
+    #[serde(rename = "max_backoff_ms", with = "millis")]
+    pub max_backoff: Duration,
     /// The longest a batch is retried, from its first attempt: no retry
     /// starts (and no attempt runs) past it; then the events are
     /// dead-lettered (`retries exhausted`). The default, 30 s, is also the
     /// CLI's default `--timeout`, so a batch failing at the end of a bulk
     /// command is given up by its retry budget rather than by the deadline.
     /// Either way it ends in the dead-letter file.
-    pub retry_budget_ms: u64,
+    #[serde(rename = "retry_budget_ms", with = "millis")]
+    pub retry_budget: Duration,
     /// The longest one `send_batch` may take; past it the attempt counts as a retryable timeout.
-    pub send_timeout_ms: u64,
+    #[serde(rename = "send_timeout_ms", with = "millis")]
+    pub send_timeout: Duration,
     /// Events whose JSON is larger go straight to the dead-letter file (reason
     /// `oversized`). Unset by default: backends report what their store refuses.
     pub max_event_bytes: Option<usize>,
@@ -115,15 +123,15 @@ impl Default for DeliveryConfig {
         DeliveryConfig {
             queue_capacity: 65_536,
             overflow: Overflow::DropNewest,
-            block_timeout_ms: 1_000,
+            block_timeout: Duration::from_millis(1_000),
             batch_size: 512,
             batch_bytes: None,
-            linger_ms: 50,
+            linger: Duration::from_millis(50),
             max_retries: 8,
-            initial_backoff_ms: 100,
-            max_backoff_ms: 10_000,
-            retry_budget_ms: 30_000,
-            send_timeout_ms: 30_000,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(10_000),
+            retry_budget: Duration::from_millis(30_000),
+            send_timeout: Duration::from_millis(30_000),
             max_event_bytes: None,
             dead_letter_path: PathBuf::from("eventtracking-dead-letter.jsonl"),
             validate_schemas: false,
@@ -150,24 +158,24 @@ setters! {
     with_queue_capacity: queue_capacity: usize;
     /// Sets `overflow`.
     with_overflow: overflow: Overflow;
-    /// Sets `block_timeout_ms`.
-    with_block_timeout_ms: block_timeout_ms: u64;
+    /// Sets `block_timeout` (`block_timeout_ms` in config files).
+    with_block_timeout: block_timeout: Duration;
     /// Sets `batch_size`.
     with_batch_size: batch_size: usize;
     /// Sets `batch_bytes`.
     with_batch_bytes: batch_bytes: usize;
-    /// Sets `linger_ms`.
-    with_linger_ms: linger_ms: u64;
+    /// Sets `linger` (`linger_ms` in config files).
+    with_linger: linger: Duration;
     /// Sets `max_retries`.
     with_max_retries: max_retries: u32;
-    /// Sets `initial_backoff_ms`.
-    with_initial_backoff_ms: initial_backoff_ms: u64;
-    /// Sets `max_backoff_ms`.
-    with_max_backoff_ms: max_backoff_ms: u64;
-    /// Sets `retry_budget_ms`.
-    with_retry_budget_ms: retry_budget_ms: u64;
-    /// Sets `send_timeout_ms`.
-    with_send_timeout_ms: send_timeout_ms: u64;
+    /// Sets `initial_backoff` (`initial_backoff_ms` in config files).
+    with_initial_backoff: initial_backoff: Duration;
+    /// Sets `max_backoff` (`max_backoff_ms` in config files).
+    with_max_backoff: max_backoff: Duration;
+    /// Sets `retry_budget` (`retry_budget_ms` in config files).
+    with_retry_budget: retry_budget: Duration;
+    /// Sets `send_timeout` (`send_timeout_ms` in config files).
+    with_send_timeout: send_timeout: Duration;
     /// Sets `max_event_bytes`.
     with_max_event_bytes: max_event_bytes: usize;
     /// Sets `validate_schemas`.
@@ -189,7 +197,7 @@ impl DeliveryConfig {
             ("queue_capacity", self.queue_capacity as u64),
             ("batch_size", self.batch_size as u64),
             ("batch_bytes", self.batch_bytes.unwrap_or(1) as u64),
-            ("send_timeout_ms", self.send_timeout_ms),
+            ("send_timeout_ms", self.send_timeout.as_millis() as u64),
             ("max_event_bytes", self.max_event_bytes.unwrap_or(1) as u64),
         ];
         for (key, value) in positive {
@@ -208,11 +216,14 @@ impl DeliveryConfig {
                 reason: "needs the `validate` feature of eventtracking-core (feature `validate` of the facade)".into(),
             });
         }
-        if self.initial_backoff_ms > self.max_backoff_ms {
+        if self.initial_backoff > self.max_backoff {
             return Err(ConfigError::Invalid {
                 key: "delivery.initial_backoff_ms".into(),
-                value: self.initial_backoff_ms.to_string(),
-                reason: format!("is larger than max_backoff_ms ({})", self.max_backoff_ms),
+                value: self.initial_backoff.as_millis().to_string(),
+                reason: format!(
+                    "is larger than max_backoff_ms ({})",
+                    self.max_backoff.as_millis()
+                ),
             });
         }
         Ok(())
@@ -245,21 +256,28 @@ impl DeliveryConfig {
                 })*
             };
         }
+        macro_rules! env_override_millis {
+            ($($var:literal => $field:ident),* $(,)?) => {
+                $(if let Some(value) = lookup($var) {
+                    self.$field = Duration::from_millis(parse($var, &value)?);
+                })*
+            };
+        }
         env_override! {
             "EVENTTRACKING_QUEUE_CAPACITY" => queue_capacity,
             "EVENTTRACKING_OVERFLOW" => overflow,
-            "EVENTTRACKING_BLOCK_TIMEOUT_MS" => block_timeout_ms,
             "EVENTTRACKING_BATCH_SIZE" => batch_size,
-
-            "EVENTTRACKING_LINGER_MS" => linger_ms,
             "EVENTTRACKING_MAX_RETRIES" => max_retries,
-            "EVENTTRACKING_INITIAL_BACKOFF_MS" => initial_backoff_ms,
-            "EVENTTRACKING_MAX_BACKOFF_MS" => max_backoff_ms,
-            "EVENTTRACKING_RETRY_BUDGET_MS" => retry_budget_ms,
-            "EVENTTRACKING_SEND_TIMEOUT_MS" => send_timeout_ms,
-
             "EVENTTRACKING_DEAD_LETTER_PATH" => dead_letter_path,
             "EVENTTRACKING_VALIDATE_SCHEMAS" => validate_schemas,
+        }
+        env_override_millis! {
+            "EVENTTRACKING_BLOCK_TIMEOUT_MS" => block_timeout,
+            "EVENTTRACKING_LINGER_MS" => linger,
+            "EVENTTRACKING_INITIAL_BACKOFF_MS" => initial_backoff,
+            "EVENTTRACKING_MAX_BACKOFF_MS" => max_backoff,
+            "EVENTTRACKING_RETRY_BUDGET_MS" => retry_budget,
+            "EVENTTRACKING_SEND_TIMEOUT_MS" => send_timeout,
         }
         // Byte limits are optional: the variable sets them.
         for (var, field) in [
@@ -273,23 +291,35 @@ impl DeliveryConfig {
         Ok(())
     }
 
-    pub(crate) fn linger(&self) -> Duration {
-        Duration::from_millis(self.linger_ms)
-    }
-
-    pub(crate) fn retry_budget(&self) -> Duration {
-        Duration::from_millis(self.retry_budget_ms)
-    }
-
     /// The backoff before retry number `attempt` (1-based): exponential, capped, with full jitter
     /// over its upper half so that many workers do not retry in step.
     pub(crate) fn backoff(&self, attempt: u32) -> Duration {
-        let base = self
-            .initial_backoff_ms
+        let initial = self.initial_backoff.as_millis().min(u64::MAX as u128) as u64;
+        let base = initial
             .saturating_mul(1u64 << attempt.saturating_sub(1).min(20))
-            .min(self.max_backoff_ms);
+            .min(self.max_backoff.as_millis().min(u64::MAX as u128) as u64);
         let jittered = base / 2 + fastrand::u64(0..=base / 2);
         Duration::from_millis(jittered)
+    }
+}
+
+/// `Duration` fields kept as whole milliseconds in config files (`*_ms` keys).
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        value: &Duration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(value.as_millis().min(u64::MAX as u128) as u64)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_millis)
     }
 }
 
@@ -322,8 +352,8 @@ mod tests {
     #[test]
     fn backoff_grows_and_is_capped() {
         let config = DeliveryConfig::default()
-            .with_initial_backoff_ms(100)
-            .with_max_backoff_ms(1_000);
+            .with_initial_backoff(Duration::from_millis(100))
+            .with_max_backoff(Duration::from_millis(1_000));
         for _ in 0..50 {
             let first = config.backoff(1).as_millis();
             assert!((50..=100).contains(&first), "{first}");

@@ -84,7 +84,7 @@ impl DeadLetterError {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use eventtracking_core::Event;
+/// use eventtracking::Event;
 /// use eventtracking_engine::delivery::DeadLetterWriter;
 ///
 /// let dir = tempfile::tempdir().unwrap();

@@ -35,10 +35,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqC
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use eventtracking_core::Backend;
-use eventtracking_core::{BackendError, BackendResult, Processor};
-use eventtracking_core::Event;
 use crate::processors::{panic_message, run_chain};
+use eventtracking_core::Backend;
+use eventtracking_core::Event;
+use eventtracking_core::{BackendError, BackendResult, Processor};
 use stats::RouteCounters;
 
 /// After the shutdown deadline, how long a worker still has to write what
@@ -266,7 +266,10 @@ impl Route {
 
     /// Queues catalog entries for the worker to publish (see
     /// [`Tracker::publish_event_types`](crate::Tracker::publish_event_types)).
-    pub(crate) fn offer_event_types(&self, entries: &[Arc<eventtracking_core::catalog::CatalogEntry>]) {
+    pub(crate) fn offer_event_types(
+        &self,
+        entries: &[Arc<eventtracking_core::catalog::CatalogEntry>],
+    ) {
         lock(&self.pending_types).extend(entries.iter().cloned());
         self.wake.notify_one();
     }
@@ -303,8 +306,7 @@ impl Route {
                     self.note_drop(n, "evicted by a newer event");
                 }
                 Overflow::Block => {
-                    let deadline =
-                        deadline_after(Duration::from_millis(self.config.block_timeout_ms));
+                    let deadline = deadline_after(self.config.block_timeout);
                     while queue.len() >= capacity {
                         let now = Instant::now();
                         if self.closing.load(Relaxed) {
@@ -628,7 +630,7 @@ impl Worker {
     /// still makes full batches; a flush or shutdown cuts it short.
     async fn linger(&self) {
         let route = &*self.route;
-        let deadline = tokio::time::Instant::now() + route.config.linger();
+        let deadline = tokio::time::Instant::now() + route.config.linger;
         while route.queue_len() < route.full_batch()
             && !route.flush_pending()
             && !route.closing.load(SeqCst)
@@ -731,7 +733,7 @@ impl Worker {
         if entries.is_empty() {
             return true;
         }
-        let timeout = Duration::from_millis(route.config.send_timeout_ms);
+        let timeout = route.config.send_timeout;
         let published = self
             .before_deadline(
                 self.catalog
@@ -754,9 +756,9 @@ impl Worker {
     async fn send_with_retry(&self, mut pending: Vec<Slotted>) {
         let route = &*self.route;
         let config = &route.config;
-        let send_timeout = Duration::from_millis(config.send_timeout_ms);
+        let send_timeout = config.send_timeout;
         let started = Instant::now();
-        let budget_end = deadline_after(config.retry_budget());
+        let budget_end = deadline_after(config.retry_budget);
         self.publish_pending_types().await;
         // The first attempt's batch; a retry builds its own from what is left.
         let mut first: Option<Vec<Arc<Event>>> =
@@ -866,7 +868,7 @@ impl Worker {
                     "retries exhausted after {attempt} attempts in {:.1?} (max_retries {}, retry_budget_ms {}): {last_error}",
                     started.elapsed(),
                     config.max_retries,
-                    config.retry_budget_ms
+                    config.retry_budget.as_millis()
                 );
                 self.fail(&pending, &reason, attempt, false);
                 return;

@@ -65,6 +65,7 @@ impl RouteCounters {
 
 /// Why events were dropped, per reason.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct DroppedStats {
     /// Refused by a full queue (`overflow = "drop_newest"`).
     pub queue_full: u64,
@@ -108,6 +109,7 @@ impl DroppedStats {
 /// (`queue_full`, `block_timeout`, emitted after shutdown began) are in
 /// `dropped` only.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct BackendStats {
     /// Events that entered this backend's queue.
     pub accepted: u64,
@@ -175,6 +177,7 @@ impl TrackerCounters {
 
 /// A snapshot of the emit path's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct TrackerStats {
     /// Calls to `emit` that produced an event.
     pub emitted: u64,
@@ -194,6 +197,7 @@ pub struct TrackerStats {
 ///
 /// Its `Display` is the human report the CLI prints; it serializes to JSON too.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct DeliveryReport {
     /// The emit path.
     pub tracker: TrackerStats,

@@ -237,4 +237,3 @@ mod tests {
             .all(|e| none.process(e.clone()).unwrap().is_none()));
     }
 }
-

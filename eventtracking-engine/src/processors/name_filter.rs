@@ -39,7 +39,7 @@ impl NameMatcher {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use eventtracking_core::{Event, NameFilter, Processor};
+/// use eventtracking::{Event, NameFilter, Processor};
 /// let allow = NameFilter::allow(&["navigation.*".to_owned()], None).unwrap();
 /// let nav = Arc::new(Event::new("navigation.request", serde_json::Value::Null).unwrap());
 /// let other = Arc::new(Event::new("address.create", serde_json::Value::Null).unwrap());

@@ -9,7 +9,7 @@ use eventtracking_core::{Event, ProcessResult, Processor};
 ///
 /// ```
 /// use std::sync::Arc;
-/// use eventtracking_core::{Event, Processor, Redact};
+/// use eventtracking::{Event, Processor, Redact};
 /// let redact = Redact::new(&["data.user.password".to_owned()], "[REDACTED]".into(), false).unwrap();
 /// let event = Arc::new(Event::new("login", serde_json::json!({"user": {"password": "hunter2"}})).unwrap());
 /// let out = redact.process(event).unwrap().unwrap();

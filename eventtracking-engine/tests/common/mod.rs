@@ -28,9 +28,9 @@ pub(crate) fn map(value: Value) -> JsonMap {
 /// file inside `dir` (never the default path in the working directory).
 pub(crate) fn delivery(dir: &Path) -> DeliveryConfig {
     DeliveryConfig::default()
-        .with_linger_ms(2)
-        .with_initial_backoff_ms(1)
-        .with_max_backoff_ms(4)
+        .with_linger(std::time::Duration::from_millis(2))
+        .with_initial_backoff(std::time::Duration::from_millis(1))
+        .with_max_backoff(std::time::Duration::from_millis(4))
         .with_dead_letter_path(dead_letter_path(dir))
 }
 

@@ -28,8 +28,8 @@ pub const WAIT: Duration = Duration::from_secs(120);
 /// Fast batching and a dead-letter file in `dir`.
 pub fn delivery(dir: &Path) -> DeliveryConfig {
     DeliveryConfig::default()
-        .with_linger_ms(5)
-        .with_initial_backoff_ms(50)
+        .with_linger(std::time::Duration::from_millis(5))
+        .with_initial_backoff(std::time::Duration::from_millis(50))
         .with_dead_letter_path(dir.join("dead-letter.jsonl"))
 }
 

@@ -59,7 +59,7 @@ pub(crate) fn json_tracker() -> (Tracker, JsonBackend) {
         .with_delivery(
             DeliveryConfig::default()
                 .with_batch_size(16)
-                .with_linger_ms(1),
+                .with_linger(std::time::Duration::from_millis(1)),
         )
         .with_backend("json", backend.clone())
         .build()

@@ -1,3 +1,4 @@
+// The core's one name rule, checked at compile time in the expansion.
 use eventtracking::TrackedEvent;
 
 #[derive(TrackedEvent)]
@@ -15,13 +16,5 @@ struct Space;
 #[derive(TrackedEvent)]
 #[tracked_event(name = "address\tcreate")]
 struct Control;
-
-#[derive(TrackedEvent)]
-#[tracked_event(name = "address.create@2")]
-struct At;
-
-#[derive(TrackedEvent)]
-#[tracked_event(name = address.create)]
-struct NotAString;
 
 fn main() {}
