@@ -400,10 +400,10 @@ impl RelayBuilder {
     /// default and environment override, the file the backends use too).
     pub fn from_config(config: &Config) -> Result<Self, RelayError> {
         let source = config.source()?.ok_or_else(|| RelayError::NoSource {
-            origin: config.origin.clone(),
+            origin: config.origin().map(str::to_owned),
         })?;
         let options = RelayOptions::from_component(&source)?;
-        if config.backends.is_empty() {
+        if config.backend_names().next().is_none() {
             return Err(RelayError::NoBackends);
         }
         let dead_letter_path = config.delivery_config()?.dead_letter_path;
