@@ -437,7 +437,7 @@ fn config_files_are_read_and_bad_ones_name_the_problem() {
     .unwrap();
     let config = Config::from_path(&path).unwrap();
     assert_eq!(
-        config.origin.as_deref(),
+        config.origin(),
         Some(path.display().to_string().as_str())
     );
     let tracker = config.build().unwrap();
