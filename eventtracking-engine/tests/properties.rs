@@ -566,12 +566,21 @@ fn config() -> impl Strategy<Value = Config> {
         prop::collection::btree_map(toml_key(), component_table(), 0..3),
         prop::option::of(component_table()),
     )
-        .prop_map(|(delivery, processors, backends, source)| Config {
-            delivery,
-            processors,
-            backends,
-            source,
-            ..Config::default()
+        .prop_map(|(delivery, processors, backends, source)| {
+            // Built through its serde form: the fields are private.
+            let mut table = toml::Table::new();
+            table.insert("delivery".into(), toml::Value::Table(delivery));
+            let processors = processors.into_iter().map(toml::Value::Table).collect();
+            table.insert("processors".into(), toml::Value::Array(processors));
+            let backends = backends
+                .into_iter()
+                .map(|(name, backend)| (name, toml::Value::Table(backend)))
+                .collect();
+            table.insert("backends".into(), toml::Value::Table(backends));
+            if let Some(source) = source {
+                table.insert("source".into(), toml::Value::Table(source));
+            }
+            <Config as serde::Deserialize>::deserialize(toml::Value::Table(table)).unwrap()
         })
 }
 
