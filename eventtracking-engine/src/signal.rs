@@ -31,6 +31,7 @@
 //! Async applications can do the same with `tokio::signal` and
 //! [`Tracker::shutdown`] on a blocking thread.
 
+use eventtracking_core::sync::lock;
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Duration;
 
@@ -119,12 +120,12 @@ impl ShutdownSignals {
 
     /// The first signal, if one arrived.
     pub fn received(&self) -> Option<Signal> {
-        *self.state.first.lock().unwrap_or_else(|p| p.into_inner())
+        *lock(&self.state.first)
     }
 
     /// Blocks until the first signal arrives.
     pub fn wait(&self) -> Signal {
-        let mut first = self.state.first.lock().unwrap_or_else(|p| p.into_inner());
+        let mut first = lock(&self.state.first);
         loop {
             if let Some(signal) = *first {
                 return signal;
@@ -139,7 +140,7 @@ impl ShutdownSignals {
 
     /// Blocks until the first signal arrives, at most `timeout`.
     pub fn wait_timeout(&self, timeout: Duration) -> Option<Signal> {
-        let first = self.state.first.lock().unwrap_or_else(|p| p.into_inner());
+        let first = lock(&self.state.first);
         let (first, _) = self
             .state
             .arrived
@@ -159,7 +160,7 @@ fn on_signal(
     match received {
         1 => {
             tracing::info!(%signal, "eventtracking: shutdown signal");
-            *state.first.lock().unwrap_or_else(|p| p.into_inner()) = Some(signal);
+            *lock(&state.first) = Some(signal);
             state.arrived.notify_all();
             if let Some(callback) = on_first.take() {
                 callback(signal);

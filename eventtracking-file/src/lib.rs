@@ -112,11 +112,12 @@
 //! File I/O runs on tokio's blocking pool (`spawn_blocking`) of the runtime
 //! that drives the backend, never on its async worker threads.
 
+use eventtracking_core::sync::lock;
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use eventtracking_core::registry::{BackendRegistration, ComponentConfig};
@@ -510,12 +511,6 @@ impl FileBackend {
     }
 }
 
-fn lock(sink: &Mutex<Sink>) -> MutexGuard<'_, Sink> {
-    // Every method leaves the state consistent before it can fail, so a
-    // panic in another thread does not make it unusable.
-    sink.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 impl FileState {
     fn should_rotate(&self, incoming: u64) -> bool {
         let too_big = self.max_bytes.is_some_and(|max| self.size + incoming > max);
@@ -772,8 +767,7 @@ impl Backend for FileBackend {
         // event's cached JSON when another backend already made it).
         // One buffer, reused batch after batch: a fresh megabyte per batch
         // costs more in the allocator than the serialization itself.
-        let mut buffer =
-            std::mem::take(&mut *self.spare_buffer.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut buffer = std::mem::take(&mut *lock(&self.spare_buffer));
         buffer.clear();
         for event in batch {
             event.write_json(&mut buffer);
@@ -802,7 +796,7 @@ impl Backend for FileBackend {
             })
             .await
             .unwrap_or_else(|error| (Err(error), Vec::new()));
-        *self.spare_buffer.lock().unwrap_or_else(|p| p.into_inner()) = buffer;
+        *lock(&self.spare_buffer) = buffer;
         match written {
             Ok(FsyncPolicy::Interval(every)) => {
                 self.start_interval_sync(every);

@@ -4,6 +4,7 @@
 //! that records are appended whole and a failed append can be cut back to
 //! the last whole record without tearing another route's record.
 
+use eventtracking_core::sync::lock;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -107,7 +108,7 @@ impl DeadLetterWriter {
     /// records of several writers never interleave).
     pub fn shared(path: &Path) -> Arc<Self> {
         let key = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-        let mut writers = WRITERS.lock().unwrap_or_else(|p| p.into_inner());
+        let mut writers = lock(&WRITERS);
         writers.retain(|_, writer| writer.strong_count() > 0);
         if let Some(writer) = writers.get(&key).and_then(Weak::upgrade) {
             return writer;
@@ -197,7 +198,7 @@ impl DeadLetterWriter {
             buffer.push(b'\n');
             ends.push(buffer.len());
         }
-        let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = lock(&self.file);
         let file = match &mut *guard {
             Some(file) => file,
             None => match self.open() {

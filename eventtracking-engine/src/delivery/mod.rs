@@ -30,9 +30,10 @@ pub use stats::{BackendStats, DeliveryReport, DroppedStats, TrackerStats};
 
 pub(crate) use stats::TrackerCounters;
 
+use eventtracking_core::sync::lock;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::processors::{panic_message, run_chain};
@@ -110,14 +111,6 @@ impl std::fmt::Debug for Route {
             .field("processors", &self.processors)
             .finish_non_exhaustive()
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding one of these locks cannot leave the data invalid
-    // (a queue or a unit), so poisoning is ignored rather than spread.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Route {
