@@ -76,6 +76,17 @@
 //! let report = relay.run(); // blocks until stopped; flushes, commits, shuts the tracker down
 //! eprintln!("{report}");
 //! ```
+//!
+//! # Layout
+//!
+//! `options.rs` ([`RelayOptions`], the constants), `builder.rs`
+//! ([`RelayBuilder`], [`RelayError`]), `report.rs` ([`RelayStats`],
+//! [`RelayReport`], [`StopReason`]), `commit.rs` (offset bookkeeping: the
+//! flush-then-commit cycle and the rebalance context) and `run.rs`
+//! ([`Relay::run`], handling each message, and `dead_letter_malformed`, the
+//! relay's own dead-letter writer). This module was `eventtracking_kafka::relay`:
+//! it drives a [`Tracker`](eventtracking::Tracker), and backend crates do not
+//! depend on the delivery engine.
 
 mod builder;
 mod commit;
