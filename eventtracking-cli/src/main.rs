@@ -30,7 +30,7 @@ use eventtracking_cli::input::{self, LineReader, DEFAULT_MAX_LINE_BYTES};
 mod allocator;
 mod bulk;
 mod output;
-mod relay;
+mod relay_command;
 mod seed;
 
 use bulk::{PipelineArgs, Progress};
@@ -98,7 +98,7 @@ enum Command {
     },
     /// Deliver the events of Kafka topics (the config's [source]) to the config's
     /// backends, committing offsets only after delivery; SIGINT/SIGTERM stop it cleanly.
-    Relay(relay::RelayArgs),
+    Relay(relay_command::RelayArgs),
 }
 
 fn main() -> ExitCode {
@@ -124,7 +124,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
     match command {
         Command::Engines => engines(),
         Command::Catalog { format } => catalog(format),
-        Command::Relay(args) => relay::run(args),
+        Command::Relay(args) => relay_command::run(args),
         Command::Demo { pipeline, count } => bulk::run(&pipeline, move |tracker, progress| {
             for i in 0..count {
                 if progress.stopped()

@@ -6,6 +6,8 @@
 //! The broker is `EVENTTRACKING_TEST_KAFKA_BROKERS` (`scripts/services start
 //! kafka`); with none reachable the tests fail, they never skip.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -13,41 +15,10 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{brokers, require_broker, unique};
 use eventtracking::Event;
 
 const WAIT: Duration = Duration::from_secs(90);
-
-fn brokers() -> String {
-    std::env::var("EVENTTRACKING_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into())
-}
-
-/// Fails at once, naming the address, when nothing listens there.
-fn require_broker() {
-    let brokers = brokers();
-    let first = brokers.split(',').next().unwrap_or_default().trim();
-    let reachable = std::net::ToSocketAddrs::to_socket_addrs(first)
-        .ok()
-        .and_then(|mut addresses| addresses.next())
-        .is_some_and(|address| {
-            std::net::TcpStream::connect_timeout(&address, Duration::from_secs(5)).is_ok()
-        });
-    assert!(
-        reachable,
-        "no Kafka broker answers at {brokers}: run `scripts/services start kafka` \
-         or set EVENTTRACKING_TEST_KAFKA_BROKERS"
-    );
-}
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "et-test-{prefix}-{:x}-{:x}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
-}
 
 /// A test's files: the producer's config (Kafka plus a file of what was
 /// sent) and the relay's (`[source]` plus a file backend).

@@ -89,7 +89,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use eventtracking_core::Tracker;
+//! use eventtracking::Tracker;
 //! use eventtracking_file::{FileBackend, FsyncPolicy};
 //!
 //! let dir = tempfile::tempdir().unwrap();

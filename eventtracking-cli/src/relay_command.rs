@@ -1,6 +1,6 @@
 //! `eventtracking relay --config FILE`: Kafka → the config's backends, with
 //! progress on stderr and a clean stop on SIGINT/SIGTERM. The work is done by
-//! `eventtracking_kafka::relay`; this is the command-line wrapper.
+//! [`eventtracking_cli::relay`]; this is the command-line wrapper.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eventtracking::kafka::relay::{RelayBuilder, RelayMonitor, RelayStats, StopHandle};
+use eventtracking_cli::relay::{RelayBuilder, RelayMonitor, RelayStats, StopHandle};
 
 use crate::chain;
 

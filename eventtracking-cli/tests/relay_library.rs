@@ -1,4 +1,4 @@
-//! The relay as a library, against the real broker: two relays in one group
+//! The relay as a library (`eventtracking_cli::relay`), against the real broker: two relays in one group
 //! split the partitions (with a rebalance mid-way) and together deliver every
 //! event; malformed messages are dead-lettered with topic, partition and
 //! offset while their neighbours are delivered; a restart resumes after the
@@ -12,11 +12,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::*;
+use common::{brokers, require_broker, unique};
+use eventtracking::registry::{build_backend, ComponentConfig};
 use eventtracking::{
-    DeadLetterRecord, Event, InMemoryBackend, ProcessResult, Processor, ProcessorError, Tracker,
+    Backend, DeadLetterRecord, DeliveryConfig, Event, InMemoryBackend, ProcessResult, Processor,
+    ProcessorError, Tracker,
 };
-use eventtracking_kafka::relay::{
+use eventtracking_cli::relay::{
     Relay, RelayBuilder, RelayMonitor, RelayOptions, RelayReport, StopHandle, StopReason,
     MALFORMED_EVENT_NAME,
 };
@@ -25,6 +27,24 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Fast batching and a dead-letter file in `dir`.
+fn delivery(dir: &std::path::Path) -> DeliveryConfig {
+    DeliveryConfig::default()
+        .with_linger(Duration::from_millis(5))
+        .with_initial_backoff(Duration::from_millis(50))
+        .with_dead_letter_path(dir.join("dead-letter.jsonl"))
+}
+
+/// The Kafka backend built through the registry, as a config file would.
+fn kafka_backend(options: serde_json::Value) -> Box<dyn Backend> {
+    require_broker();
+    let mut options = options.as_object().unwrap().clone();
+    options.entry("brokers").or_insert(json!(brokers()));
+    build_backend(&ComponentConfig::new("backends.stream", "kafka", options)).unwrap()
+}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()

@@ -1,0 +1,256 @@
+//! [`RelayBuilder`]: the relay's settings, the consumer and its
+//! subscription; [`RelayError`]: why a relay could not be set up.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use eventtracking::kafka::{client_error_text, RedactingContext};
+use eventtracking::{BuildError, Config, ConfigError, Tracker};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+
+use super::commit::{losses, RelayContext, Shared, State};
+use super::report::Counters;
+use super::{
+    Relay, RelayOptions, StopHandle, DEFAULT_COMMIT_INTERVAL, DEFAULT_MAX_UNCOMMITTED,
+    DEFAULT_RELAY_FLUSH_TIMEOUT,
+};
+
+/// Why a relay could not be set up. Messages never hold secret values.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RelayError {
+    /// The config has no `[source]` table.
+    #[error("the config{} has no [source] table; the relay needs one, e.g. [source] engine = \"kafka\", brokers = \"127.0.0.1:19092\", topics = [\"events\"], group = \"relay\"", .origin.as_deref().map(|o| format!(" `{o}`")).unwrap_or_default())]
+    NoSource {
+        /// Where the config came from.
+        origin: Option<String>,
+    },
+    /// The config has no backend to deliver to.
+    #[error(
+        "the config has no [backends.NAME] table: the relay would have nowhere to deliver events"
+    )]
+    NoBackends,
+    /// A `[source]` setting is unusable.
+    #[error("[source] `{key}` {reason}")]
+    Invalid {
+        /// The key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The config could not be read or built.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The `[source]` options are invalid.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// librdkafka refused the consumer configuration or the subscription
+    /// (its message, secrets redacted).
+    #[error("librdkafka refused the relay's consumer: {message}")]
+    Client {
+        /// librdkafka's message, secrets redacted.
+        message: String,
+    },
+}
+
+/// Builds a [`Relay`]: [`RelayBuilder::from_config`] (what the CLI uses) or
+/// [`RelayBuilder::new`] with a tracker of your own.
+///
+/// ```
+/// use std::time::Duration;
+/// use eventtracking::{DiscardBackend, Tracker};
+/// use eventtracking_cli::relay::{RelayBuilder, RelayOptions};
+///
+/// let tracker = Tracker::builder().with_backend("archive", DiscardBackend).build().unwrap();
+/// let options = RelayOptions::new("127.0.0.1:19092", ["events"], "relay")
+///     .with_property("session.timeout.ms", "6000");
+/// let builder = RelayBuilder::new(options, tracker)
+///     .with_commit_interval(Duration::from_millis(500))
+///     .with_exit_when_idle(Duration::from_secs(10));
+/// assert_eq!(builder.max_uncommitted(), 10_000);
+/// let relay = builder.build().unwrap(); // does not connect yet
+/// # drop(relay);
+/// ```
+#[derive(Debug)]
+pub struct RelayBuilder {
+    options: RelayOptions,
+    tracker: Tracker,
+    commit_interval: Duration,
+    max_uncommitted: Option<usize>,
+    flush_timeout: Duration,
+    exit_when_idle: Option<Duration>,
+    max_rate: Option<u64>,
+    dead_letter_path: Option<PathBuf>,
+}
+
+impl RelayBuilder {
+    /// A relay reading as `options` says into `tracker` (which [`Relay::run`]
+    /// shuts down at the end). Malformed messages are only logged and counted
+    /// unless [`with_dead_letter_path`](Self::with_dead_letter_path) is set.
+    pub fn new(options: RelayOptions, tracker: Tracker) -> Self {
+        RelayBuilder {
+            options,
+            tracker,
+            commit_interval: DEFAULT_COMMIT_INTERVAL,
+            max_uncommitted: None,
+            flush_timeout: DEFAULT_RELAY_FLUSH_TIMEOUT,
+            exit_when_idle: None,
+            max_rate: None,
+            dead_letter_path: None,
+        }
+    }
+
+    /// The relay of a config file: `[source]` parsed into [`RelayOptions`],
+    /// the tracker built from the rest ([`Config::build`]), malformed
+    /// messages dead-lettered to the `[delivery]` `dead_letter_path` (with its
+    /// default and environment override, the file the backends use too).
+    pub fn from_config(config: &Config) -> Result<Self, RelayError> {
+        let source = config.source()?.ok_or_else(|| RelayError::NoSource {
+            origin: config.origin().map(str::to_owned),
+        })?;
+        let options = RelayOptions::from_component(&source)?;
+        if config.backend_names().next().is_none() {
+            return Err(RelayError::NoBackends);
+        }
+        let dead_letter_path = config.delivery_config()?.dead_letter_path;
+        let tracker = config.build()?;
+        Ok(RelayBuilder::new(options, tracker).with_dead_letter_path(dead_letter_path))
+    }
+
+    /// How often handled messages are flushed and committed (default 1 s).
+    pub fn with_commit_interval(mut self, interval: Duration) -> Self {
+        self.commit_interval = interval;
+        self
+    }
+
+    /// The most messages handled between two complete flushes (default
+    /// [`DEFAULT_MAX_UNCOMMITTED`]); values above the smallest
+    /// `queue_capacity` of the tracker's backends are lowered to it, so that
+    /// no queue can overflow.
+    pub fn with_max_uncommitted(mut self, max: usize) -> Self {
+        self.max_uncommitted = Some(max.max(1));
+        self
+    }
+
+    /// The longest the flush before a commit waits in a rebalance and at
+    /// the end of [`Relay::run`] (default 30 s); also the tracker's shutdown timeout.
+    pub fn with_flush_timeout(mut self, timeout: Duration) -> Self {
+        self.flush_timeout = timeout;
+        self
+    }
+
+    /// Stop (as on [`StopHandle::stop`]) once no message arrived for this
+    /// long, counted from the last message or the last rebalance. The clock
+    /// starts with the first partition assignment: a relay that is never
+    /// assigned a partition does not stop on its own.
+    pub fn with_exit_when_idle(mut self, idle: Duration) -> Self {
+        self.exit_when_idle = Some(idle);
+        self
+    }
+
+    /// Handle at most this many messages per second (to spare the backends).
+    pub fn with_max_rate(mut self, per_second: u64) -> Self {
+        self.max_rate = Some(per_second.max(1));
+        self
+    }
+
+    /// Where malformed messages are dead-lettered.
+    pub fn with_dead_letter_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.dead_letter_path = Some(path.into());
+        self
+    }
+
+    /// The effective `max_uncommitted` (see [`with_max_uncommitted`](Self::with_max_uncommitted)).
+    pub fn max_uncommitted(&self) -> usize {
+        let capacity = self
+            .tracker
+            .backend_names()
+            .iter()
+            .filter_map(|name| self.tracker.delivery_config(name))
+            .map(|delivery| delivery.queue_capacity)
+            .min()
+            .unwrap_or(usize::MAX);
+        self.max_uncommitted
+            .unwrap_or(DEFAULT_MAX_UNCOMMITTED)
+            .min(capacity)
+            .max(1)
+    }
+
+    /// Creates the consumer and subscribes to the topics (connecting happens
+    /// in the background: an unreachable broker is retried, not an error).
+    pub fn build(self) -> Result<Relay, RelayError> {
+        if self.tracker.backend_names().is_empty() {
+            return Err(RelayError::NoBackends);
+        }
+        let max_uncommitted = self.max_uncommitted();
+        let properties = self.options.consumer_properties()?;
+        let redacting = RedactingContext::new(properties.redactor());
+        let client_error = |error: KafkaError| RelayError::Client {
+            message: client_error_text(&error, redacting.redactor()),
+        };
+        let baseline = losses(&self.tracker.report());
+        let counters = Arc::new(Counters::default());
+        let shared = Arc::new(Shared {
+            tracker: self.tracker,
+            counters: counters.clone(),
+            state: Mutex::new(State {
+                unflushed: 0,
+                pending: BTreeMap::new(),
+                baseline_losses: baseline,
+                lost: 0,
+                fatal: None,
+                closing: false,
+                last_rebalance: None,
+            }),
+            flush_timeout: self.flush_timeout,
+            redactor: redacting.redactor().clone(),
+        });
+        let context = RelayContext {
+            redacting: redacting.clone(),
+            shared: shared.clone(),
+        };
+        let consumer: BaseConsumer<RelayContext> = properties
+            .client_config()
+            .create_with_context(context)
+            .map_err(client_error)?;
+        let mut topics: Vec<&str> = self.options.topics.iter().map(String::as_str).collect();
+        let catalog_topic = Some(self.options.catalog_topic.trim()).filter(|t| !t.is_empty());
+        if let Some(catalog) = catalog_topic {
+            if !topics.contains(&catalog) {
+                topics.push(catalog);
+            }
+        }
+        let catalog_topic = catalog_topic.map(str::to_owned);
+        consumer.subscribe(&topics).map_err(client_error)?;
+        Ok(Relay {
+            consumer,
+            shared,
+            options: self.options,
+            settings: Settings {
+                catalog_topic,
+                commit_interval: self.commit_interval,
+                max_uncommitted,
+                flush_timeout: self.flush_timeout,
+                exit_when_idle: self.exit_when_idle,
+                max_rate: self.max_rate,
+                dead_letter_path: self.dead_letter_path,
+            },
+            stop: StopHandle::default(),
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Settings {
+    /// Messages of this topic are catalog entries, not events.
+    pub(super) catalog_topic: Option<String>,
+    pub(super) commit_interval: Duration,
+    pub(super) max_uncommitted: usize,
+    pub(super) flush_timeout: Duration,
+    pub(super) exit_when_idle: Option<Duration>,
+    pub(super) max_rate: Option<u64>,
+    pub(super) dead_letter_path: Option<PathBuf>,
+}
