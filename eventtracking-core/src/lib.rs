@@ -38,7 +38,7 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `testing` | off | [`InMemoryBackend`], a backend that keeps what it is sent, and [`testing`](mod@testing) (the seed example) |
+//! | `testing` | off | [`InMemoryBackend`], a backend that keeps what it is sent |
 //! | `derive` | on | `#[derive(TrackedEvent)]` (crate `eventtracking-macros`) |
 //! | `validate` | off | `validate_schemas`: untyped events checked against the catalog's JSON Schemas (crate `jsonschema`) |
 //!
@@ -68,8 +68,6 @@ pub mod redact;
 pub mod registry;
 #[cfg(unix)]
 pub mod signal;
-#[cfg(any(test, feature = "testing"))]
-pub mod testing;
 mod tracker;
 
 pub use async_trait::async_trait;

@@ -27,7 +27,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use eventtracking::mongo::mongodb;
-use eventtracking::testing::PausedProcess;
+use eventtracking_testkit::PausedProcess;
 use eventtracking::{Config, Tracker};
 use mongodb::bson::{doc, RawBsonRef};
 use serde::Serialize;
