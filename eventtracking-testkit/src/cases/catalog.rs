@@ -60,7 +60,7 @@ pub fn catalog<T: ConformanceTarget>() {
     );
     assert_eq!(
         run.target.stored_catalog(&run.namespace),
-        [expected.clone()]
+        std::slice::from_ref(&expected)
     );
     let stored = run.stored_events();
     assert_eq!(stored.len(), 6);

@@ -57,10 +57,9 @@ pub fn secrets<T: ConformanceTarget>() {
         match config {
             Ok(config) => {
                 assert_clean("a config's Debug output", &format!("{config:?}"));
-                let error = config
-                    .build()
-                    .err()
-                    .expect("a config with refused options builds");
+                let Err(error) = config.build() else {
+                    panic!("a config with refused options builds");
+                };
                 let text = format!("{error} {error:?}");
                 assert_clean("a config's build error", &text);
                 assert!(
