@@ -45,20 +45,56 @@
 //!    [`ConformanceTarget`] (how to build the backend's options for a
 //!    fresh namespace, read back stored events and catalog entries, cause
 //!    an outage, its size limit, …), the line that keeps the backend's
-//!    registration linked, and the macro:
+//!    registration linked, and the macro (which makes the tests):
 //!
-//! ```ignore
-//! use eventtracking_mybackend as _; // keeps the `mybackend` engine registered
+//! ```no_run
+//! use eventtracking::{CatalogEntry, Event, JsonMap};
+//! use eventtracking_testkit::{
+//!     Case, ConformanceTarget, Idempotence, Outage, RefusedEvent, SecretOptions, SizeLimit,
+//!     Unsupported,
+//! };
+//! // A real backend's test keeps the backend's registration linked:
+//! // use eventtracking_mybackend as _;
 //!
-//! struct MyTarget { /* a client to read the store back */ }
+//! /// The shape only: core's `discard` engine stores nothing, so it would
+//! /// fail the round trip. A real target reads its store back.
+//! struct DiscardTarget;
 //!
-//! impl eventtracking_testkit::ConformanceTarget for MyTarget {
-//!     const ENGINE: &'static str = "mybackend";
-//!     type Namespace = String;
-//!     // ...
+//! impl ConformanceTarget for DiscardTarget {
+//!     const ENGINE: &'static str = "discard";
+//!     type Namespace = ();
+//!
+//!     fn connect() -> Self {
+//!         DiscardTarget
+//!     }
+//!     fn namespace(&self, _case: Case) {}
+//!     fn options(&self, _namespace: &(), _case: Case) -> JsonMap {
+//!         JsonMap::new()
+//!     }
+//!     fn stored_events(&self, _namespace: &()) -> Vec<Event> {
+//!         Vec::new()
+//!     }
+//!     fn stored_catalog(&self, _namespace: &()) -> Vec<CatalogEntry> {
+//!         Vec::new()
+//!     }
+//!     fn idempotence(&self) -> Idempotence {
+//!         Idempotence::Store
+//!     }
+//!     fn refused_event(&self) -> Result<RefusedEvent, Unsupported> {
+//!         Err(Unsupported("it refuses nothing"))
+//!     }
+//!     fn size_limit(&self) -> SizeLimit {
+//!         SizeLimit::Engine { bytes: 1 << 20 }
+//!     }
+//!     fn outage(&self, _namespace: &()) -> Result<Outage, Unsupported> {
+//!         Err(Unsupported("there is no store to take down"))
+//!     }
+//!     fn secret_options(&self, _namespace: &(), _secret: &str) -> SecretOptions {
+//!         SecretOptions::default()
+//!     }
 //! }
 //!
-//! eventtracking_testkit::conformance_tests!(MyTarget);
+//! eventtracking_testkit::conformance_tests!(DiscardTarget);
 //! ```
 //!
 //! 3. Run it from the backend's crate, against the test servers:
@@ -87,7 +123,7 @@ pub use target::{
 /// One `#[test]` per conformance case for a [`ConformanceTarget`], named
 /// after the case (`seed_round_trip`, `outage`, …; see the crate docs), so
 /// that a failure names its case. Use it once per test file, at its top
-/// level.
+/// level (the crate docs show a whole target).
 ///
 /// ```ignore
 /// eventtracking_testkit::conformance_tests!(FileTarget);
