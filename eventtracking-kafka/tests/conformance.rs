@@ -114,7 +114,7 @@ impl ConformanceTarget for KafkaTarget {
 
     fn namespace(&self, case: Case) -> Topics {
         Topics {
-            prefix: format!("et-conformance-{}", unique(case.name())).replace('_', "-"),
+            prefix: unique(&format!("conformance-{}", case.name())).replace('_', "-"),
         }
     }
 
