@@ -390,7 +390,7 @@ fn sigterm_with_mongo_paused_dead_letters_what_was_accepted_and_replay_recovers_
         ),
     )
     .unwrap();
-    let paused = eventtracking::testing::PausedProcess::pause(&pid);
+    let paused = eventtracking_testkit::PausedProcess::pause(&pid);
     let mut send = Running::start(
         dir.path(),
         &["send", "-c", config.to_str().unwrap(), "--timeout", "3"],

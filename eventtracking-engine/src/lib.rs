@@ -62,8 +62,6 @@ mod error;
 pub mod processors;
 #[cfg(unix)]
 pub mod signal;
-#[cfg(any(test, feature = "testing"))]
-pub mod testing;
 mod tracker;
 mod typed;
 

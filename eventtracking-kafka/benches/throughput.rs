@@ -39,7 +39,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 }
 
 fn seed_events(n: usize) -> Vec<Arc<Event>> {
-    let events = eventtracking::testing::seed_example_stream(n);
+    let events = eventtracking_testkit::seed_example_stream(n);
     // Both sides copy the cached JSON: make it before timing.
     for event in &events {
         event.to_json_bytes();

@@ -8,7 +8,7 @@ use eventtracking::{Config, InMemoryBackend, Tracker};
 use serde_json::json;
 
 fn emit_seed(tracker: &Tracker) {
-    eventtracking::testing::emit_seed_example(tracker).unwrap();
+    eventtracking_testkit::emit_seed_example(tracker).unwrap();
 }
 
 #[test]

@@ -40,7 +40,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 }
 
 fn seed_events(n: usize) -> Vec<Arc<Event>> {
-    eventtracking::testing::seed_example_stream(n)
+    eventtracking_testkit::seed_example_stream(n)
 }
 
 fn raw_collection(client: &Client, database: &str, name: &str) -> Collection<RawDocumentBuf> {

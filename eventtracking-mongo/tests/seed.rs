@@ -13,7 +13,7 @@ use mongodb::bson::{doc, Bson, RawDocumentBuf};
 use serde_json::json;
 
 fn emit_seed(tracker: &Tracker) {
-    eventtracking::testing::emit_seed_example(tracker).unwrap();
+    eventtracking_testkit::emit_seed_example(tracker).unwrap();
 }
 
 #[test]

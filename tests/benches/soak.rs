@@ -27,8 +27,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use eventtracking::mongo::mongodb;
-use eventtracking::testing::PausedProcess;
 use eventtracking::{Config, Tracker};
+use eventtracking_testkit::PausedProcess;
 use mongodb::bson::{doc, RawBsonRef};
 use serde::Serialize;
 

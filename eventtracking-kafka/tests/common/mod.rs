@@ -1,13 +1,13 @@
 //! Helpers shared by the integration tests: the broker address, unique topic
 //! names, and a consumer reading topics from the beginning.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use eventtracking::registry::{build_backend, ComponentConfig};
-use eventtracking::{Backend, DeliveryConfig};
+use eventtracking::Backend;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -16,24 +16,15 @@ use serde_json::json;
 // Keep the crate (and so its `kafka` registration) linked.
 use eventtracking_kafka as _;
 
-/// The broker: `EVENTTRACKING_TEST_KAFKA_BROKERS`, else the one `scripts/services` starts.
-pub fn brokers() -> String {
-    std::env::var("EVENTTRACKING_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".into())
-}
+/// The broker (`EVENTTRACKING_TEST_KAFKA_BROKERS`), how long a test waits
+/// for anything, and fast batching with a dead-letter file in a directory.
+pub use eventtracking_testkit::{
+    fast_delivery as delivery, servers::kafka_brokers as brokers, WAIT,
+};
 
 /// A topic name no other test (or run) uses.
 pub fn unique(prefix: &str) -> String {
     format!("et-test-{prefix}-{:016x}", fastrand::u64(..))
-}
-
-pub const WAIT: Duration = Duration::from_secs(60);
-
-/// Fast batching and a dead-letter file in `dir`.
-pub fn delivery(dir: &std::path::Path) -> DeliveryConfig {
-    DeliveryConfig::default()
-        .with_linger(std::time::Duration::from_millis(5))
-        .with_initial_backoff(std::time::Duration::from_millis(50))
-        .with_dead_letter_path(dir.join("dead-letter.jsonl"))
 }
 
 /// Fails the test at once, naming the address, when no broker answers there

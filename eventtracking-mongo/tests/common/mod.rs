@@ -1,13 +1,12 @@
 //! Helpers shared by the integration tests: the server's URI, a fresh
 //! database per test (dropped at the end), and a driver client to read back.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
 use std::future::IntoFuture;
-use std::path::Path;
 use std::time::Duration;
 
 use eventtracking::registry::{build_backend, ComponentConfig};
-use eventtracking::{Backend, DeliveryConfig};
+use eventtracking::Backend;
 use mongodb::bson::{doc, Document};
 use mongodb::options::ClientOptions;
 use mongodb::{Client, Collection};
@@ -16,22 +15,9 @@ use serde_json::json;
 // Keep the crate (and so its `mongo` registration) linked.
 use eventtracking_mongo as _;
 
-/// The server: `EVENTTRACKING_TEST_MONGO_URI`, else the one `scripts/services` starts.
-pub fn uri() -> String {
-    std::env::var("EVENTTRACKING_TEST_MONGO_URI")
-        .unwrap_or_else(|_| "mongodb://127.0.0.1:27117".into())
-}
-
-/// How long a test waits for anything.
-pub const WAIT: Duration = Duration::from_secs(120);
-
-/// Fast batching and a dead-letter file in `dir`.
-pub fn delivery(dir: &Path) -> DeliveryConfig {
-    DeliveryConfig::default()
-        .with_linger(std::time::Duration::from_millis(5))
-        .with_initial_backoff(std::time::Duration::from_millis(50))
-        .with_dead_letter_path(dir.join("dead-letter.jsonl"))
-}
+/// The server (`EVENTTRACKING_TEST_MONGO_URI`), how long a test waits for
+/// anything, and fast batching with a dead-letter file in a directory.
+pub use eventtracking_testkit::{fast_delivery as delivery, servers::mongo_uri as uri, WAIT};
 
 /// A database of its own for one test, dropped when this is dropped, and a
 /// driver client (on a runtime of its own) to look at it.
@@ -67,7 +53,7 @@ impl TestDb {
             client
         });
         TestDb {
-            name: format!("et_test_{prefix}_{:012x}", fastrand::u64(..) >> 16),
+            name: eventtracking_testkit::unique_name(&format!("et_test_{prefix}")),
             client,
             runtime,
         }

@@ -1,8 +1,10 @@
-//! Helpers for tests of code that emits events (feature `testing`).
+//! The example of the original library's README: what it emits and what
+//! must come out.
 
+use std::sync::Arc;
+
+use eventtracking::{Event, Tracker};
 use serde_json::{json, Value};
-
-use crate::Tracker;
 
 /// The example of the original library's README, emit for emit: two
 /// `navigation.request` (the second in an inner context that overrides
@@ -11,9 +13,8 @@ use crate::Tracker;
 ///
 /// ```
 /// use std::time::Duration;
-/// use eventtracking_engine::testing::{emit_seed_example, seed_example_events};
-/// use eventtracking::InMemoryBackend;
-/// use eventtracking_engine::Tracker;
+/// use eventtracking::{InMemoryBackend, Tracker};
+/// use eventtracking_testkit::{emit_seed_example, seed_example_events};
 ///
 /// let memory = InMemoryBackend::new();
 /// let tracker = Tracker::builder().with_backend("memory", memory.clone()).build().unwrap();
@@ -67,45 +68,18 @@ pub fn seed_example_events() -> [(&'static str, Value, Value); 3] {
 /// benchmarks of backends.
 ///
 /// ```
-/// let events = eventtracking_engine::testing::seed_example_stream(4);
+/// let events = eventtracking_testkit::seed_example_stream(4);
 /// assert_eq!(events[3].name(), "navigation.request");
 /// assert_eq!(events[2].context()["user_id"], 10938);
 /// ```
-pub fn seed_example_stream(n: usize) -> Vec<std::sync::Arc<eventtracking_core::Event>> {
+pub fn seed_example_stream(n: usize) -> Vec<Arc<Event>> {
     let shapes = seed_example_events();
     (0..n)
         .map(|i| {
             let (name, _, data) = &shapes[i % shapes.len()];
-            let mut event =
-                eventtracking_core::Event::new(name, data.clone()).expect("seed names are valid");
+            let mut event = Event::new(name, data.clone()).expect("seed names are valid");
             *event.context_mut() = shapes[0].1.as_object().cloned().unwrap_or_default();
-            std::sync::Arc::new(event)
+            Arc::new(event)
         })
         .collect()
-}
-
-/// A process paused with `kill -STOP` (a test server, to simulate an
-/// outage), resumed with `kill -CONT` when this is dropped, however the test
-/// ends (panics included).
-#[derive(Debug)]
-pub struct PausedProcess(String);
-
-impl PausedProcess {
-    /// Pauses the process `pid`; panics if `kill -STOP` fails.
-    pub fn pause(pid: &str) -> Self {
-        let status = std::process::Command::new("kill")
-            .args(["-STOP", pid])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -STOP {pid} failed");
-        PausedProcess(pid.to_owned())
-    }
-}
-
-impl Drop for PausedProcess {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-CONT", &self.0])
-            .status();
-    }
 }
