@@ -69,23 +69,7 @@ fn demo_prints_the_seed_events_as_json_lines() {
         );
     }
 
-    let expected = [
-        (
-            "navigation.request",
-            json!({"user_id": 10938}),
-            json!({"url": "http://www.edx.org/some/path/1"}),
-        ),
-        (
-            "navigation.request",
-            json!({"user_id": 11111, "session_id": "2987lkjdyoioey"}),
-            json!({"url": "http://www.edx.org/some/path/2"}),
-        ),
-        (
-            "address.create",
-            json!({"user_id": 10938}),
-            json!({"name": "foo", "address": {"postal_code": "90210", "country": "United States"}}),
-        ),
-    ];
+    let expected = eventtracking_testkit::seed_example_events();
     let mut ids = HashSet::new();
     for (event, (name, context, data)) in events.iter().zip(expected) {
         // The five fields of the seed, plus the schema reference of a typed event.

@@ -111,11 +111,43 @@ pub enum FieldLocation {
     Context,
 }
 
-/// Makes the JSON Schema of a field's type.
-pub type FieldSchemaFn = fn(&mut schemars::SchemaGenerator) -> schemars::Schema;
+/// Makes the JSON Schema of a field's type (written by the derive).
+pub type FieldSchemaFn = fn(&mut SchemaGenerator) -> Value;
+
+/// Generates the JSON Schemas of a typed event's fields, sharing the
+/// definitions of the types they name (draft 2020-12). Made by the catalog;
+/// the derive's generated code asks it for each field's schema.
+pub struct SchemaGenerator(schemars::SchemaGenerator);
+
+impl std::fmt::Debug for SchemaGenerator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SchemaGenerator").finish_non_exhaustive()
+    }
+}
+
+impl Default for SchemaGenerator {
+    /// A generator of draft 2020-12 schemas, as the catalog's.
+    fn default() -> Self {
+        SchemaGenerator(schemars::generate::SchemaSettings::draft2020_12().into_generator())
+    }
+}
+
+impl SchemaGenerator {
+    /// The schema of `T`, referring to shared definitions. For generated code.
+    #[doc(hidden)]
+    pub fn subschema_for<T: ?Sized + schemars::JsonSchema>(&mut self) -> Value {
+        self.0.subschema_for::<T>().to_value()
+    }
+
+    /// The definitions (`$defs`) the schemas made so far refer to, taken out.
+    pub fn take_definitions(&mut self) -> JsonMap {
+        self.0.take_definitions(true)
+    }
+}
 
 /// One documented field of an event type (made by the derive).
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct FieldInfo {
     /// The key in the event's data or context.
     pub name: &'static str,
@@ -133,6 +165,7 @@ pub struct FieldInfo {
 ///
 /// Registered with [`inventory`]; [`catalog`] collects them.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct EventTypeInfo {
     /// The event name.
     pub name: &'static str,
@@ -144,6 +177,44 @@ pub struct EventTypeInfo {
     pub rust_type: &'static str,
     /// The documented fields, in declaration order.
     pub fields: &'static [FieldInfo],
+}
+
+impl FieldInfo {
+    /// A documented field (the derive writes these).
+    pub const fn new(
+        name: &'static str,
+        description: &'static str,
+        location: FieldLocation,
+        required: bool,
+        schema: FieldSchemaFn,
+    ) -> Self {
+        FieldInfo {
+            name,
+            description,
+            location,
+            required,
+            schema,
+        }
+    }
+}
+
+impl EventTypeInfo {
+    /// An event type's registration (the derive writes these).
+    pub const fn new(
+        name: &'static str,
+        version: u32,
+        description: &'static str,
+        rust_type: &'static str,
+        fields: &'static [FieldInfo],
+    ) -> Self {
+        EventTypeInfo {
+            name,
+            version,
+            description,
+            rust_type,
+            fields,
+        }
+    }
 }
 
 inventory::collect!(EventTypeInfo);
@@ -192,12 +263,12 @@ pub struct CatalogEntry {
 impl CatalogEntry {
     /// The entry for one registered type: its schemas are generated here.
     pub fn from_info(info: &EventTypeInfo) -> Self {
-        let mut generator = schemars::generate::SchemaSettings::draft2020_12().into_generator();
+        let mut generator = SchemaGenerator::default();
         let mut object = |location: FieldLocation| {
             let mut properties = JsonMap::new();
             let mut required = Vec::new();
             for field in info.fields.iter().filter(|f| f.location == location) {
-                let mut schema = (field.schema)(&mut generator).to_value();
+                let mut schema = (field.schema)(&mut generator);
                 if !field.description.is_empty() {
                     if let Value::Object(map) = &mut schema {
                         map.insert("description".into(), field.description.into());
@@ -215,7 +286,7 @@ impl CatalogEntry {
         };
         let (properties, required) = object(FieldLocation::Data);
         let (context_properties, context_required) = object(FieldLocation::Context);
-        let definitions = generator.take_definitions(true);
+        let definitions = generator.take_definitions();
         let mut schema = json!({
             "$schema": SCHEMA_DIALECT,
             "$id": schema_key(info.name, info.version),
@@ -529,13 +600,13 @@ pub fn catalog() -> Result<&'static Catalog, DuplicateEventType> {
 mod tests {
     use super::*;
 
-    fn string_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    fn string_schema(generator: &mut SchemaGenerator) -> Value {
         generator.subschema_for::<String>()
     }
-    fn number_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    fn number_schema(generator: &mut SchemaGenerator) -> Value {
         generator.subschema_for::<u64>()
     }
-    fn optional_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    fn optional_schema(generator: &mut SchemaGenerator) -> Value {
         generator.subschema_for::<Option<Vec<String>>>()
     }
 

@@ -199,13 +199,33 @@ fn with_stack<R>(f: impl FnOnce(&mut ContextStack) -> R) -> Option<R> {
 
 pin_project_lite::pin_project! {
     /// A future running with its own context stack: see [`in_context`] and
-    /// [`ContextSnapshot::scope`].
+    /// [`ContextSnapshot::scope`]. Its stack is current while it is polled
+    /// and while it is dropped (a cancelled request's clean-up emits in its
+    /// contexts too).
     #[must_use = "futures do nothing unless polled"]
     #[derive(Debug)]
     pub struct Scoped<F> {
         stack: Option<ContextStack>,
         #[pin]
-        future: F,
+        future: Option<F>,
+    }
+
+    impl<F> PinnedDrop for Scoped<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let mut this = this.project();
+            if this.future.is_some() {
+                in_scope(this.stack, || this.future.set(None));
+            }
+        }
+    }
+}
+
+impl<F> Scoped<F> {
+    fn new(stack: ContextStack, future: F) -> Self {
+        Scoped {
+            stack: Some(stack),
+            future: Some(future),
+        }
     }
 }
 
@@ -214,30 +234,35 @@ impl<F: Future> Future for Scoped<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        /// Puts the scope's stack back into the future and the outer one
-        /// back into the thread, even if the inner poll panics.
-        struct Swap<'a> {
-            stack: &'a mut Option<ContextStack>,
-            outer: Option<ContextStack>,
-        }
-        impl Drop for Swap<'_> {
-            fn drop(&mut self) {
-                let outer = self.outer.take();
-                if let Ok(inner) = TASK_CONTEXTS.try_with(|cell| cell.replace(outer)) {
-                    *self.stack = inner;
-                }
+        let mut future = this.future;
+        in_scope(this.stack, || match future.as_mut().as_pin_mut() {
+            Some(future) => future.poll(cx),
+            None => panic!("`Scoped` polled after it completed"),
+        })
+    }
+}
+
+/// Runs `f` with `stack` as the thread's task stack, then puts the stack
+/// back in place and restores the outer one, even if `f` panics.
+fn in_scope<R>(stack: &mut Option<ContextStack>, f: impl FnOnce() -> R) -> R {
+    struct Swap<'a> {
+        stack: &'a mut Option<ContextStack>,
+        outer: Option<ContextStack>,
+    }
+    impl Drop for Swap<'_> {
+        fn drop(&mut self) {
+            let outer = self.outer.take();
+            if let Ok(inner) = TASK_CONTEXTS.try_with(|cell| cell.replace(outer)) {
+                *self.stack = inner;
             }
         }
-        let scoped = this.stack.take();
-        let outer = TASK_CONTEXTS
-            .try_with(|cell| cell.replace(scoped))
-            .unwrap_or_default();
-        let _swap = Swap {
-            stack: this.stack,
-            outer,
-        };
-        this.future.poll(cx)
     }
+    let scoped = stack.take();
+    let outer = TASK_CONTEXTS
+        .try_with(|cell| cell.replace(scoped))
+        .unwrap_or_default();
+    let _swap = Swap { stack, outer };
+    f()
 }
 
 /// The merge of every context currently entered (cheap: a shared map).
@@ -449,10 +474,7 @@ pub async fn in_context<F: Future>(
 pub fn in_context_map<F: Future>(name: &str, values: JsonMap, future: F) -> Scoped<F> {
     let mut stack = ContextSnapshot::current().stack;
     stack.push(name, values);
-    Scoped {
-        stack: Some(stack),
-        future,
-    }
+    Scoped::new(stack, future)
 }
 
 /// Exits its context when dropped. See [`context`].
@@ -508,10 +530,7 @@ impl ContextSnapshot {
     /// (e.g. `tokio::spawn(ContextSnapshot::current().scope(fut))`: a
     /// spawned task starts with no contexts otherwise).
     pub fn scope<F: Future>(self, future: F) -> Scoped<F> {
-        Scoped {
-            stack: Some(self.stack),
-            future,
-        }
+        Scoped::new(self.stack, future)
     }
 
     /// Makes this snapshot the current thread's stack until the guard drops,

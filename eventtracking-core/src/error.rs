@@ -127,6 +127,7 @@ impl BackendError {
 
 /// One event of a batch that a backend could not store.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct EventFailure {
     /// The event's index in the batch given to `send_batch`.
     pub index: usize,

@@ -70,6 +70,11 @@ pub use event::{parse_timestamp, validate_event_name, Event, JsonMap, MAX_EVENT_
 #[cfg(feature = "derive")]
 pub use eventtracking_macros::TrackedEvent;
 pub use processor::{processor_fn, FnProcessor, ProcessResult, Processor};
+/// Event data and contexts are `serde_json` values: the crate is re-exported
+/// on purpose, so that its version always matches.
+pub use serde_json;
+/// Event ids are `uuid` UUIDs (v7), re-exported on purpose.
+pub use uuid;
 
 /// Support for generated code and the crate's own macros; not public API.
 #[doc(hidden)]
@@ -77,7 +82,6 @@ pub mod __private {
     pub use crate::event::check_event_name_const;
     pub use crate::json_text::write_json_value;
     pub use inventory;
-    pub use schemars;
     pub use serde;
     pub use serde_json;
 }

@@ -454,3 +454,25 @@ fn events_carry_the_context_of_their_emit() {
         ]
     );
 }
+
+/// A scoped future dropped before it completes (a cancelled request) is
+/// dropped inside its contexts: clean-up code that emits still says whose
+/// request it was.
+#[test]
+fn a_scoped_future_is_dropped_inside_its_contexts() {
+    struct RecordsContextOnDrop(std::sync::Arc<std::sync::Mutex<Option<serde_json::Value>>>);
+    impl Drop for RecordsContextOnDrop {
+        fn drop(&mut self) {
+            *self.0.lock().unwrap() = context::current().get("request_id").cloned();
+        }
+    }
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let probe = RecordsContextOnDrop(seen.clone());
+    let future = context::in_context_map("request", map(json!({"request_id": 7})), async move {
+        let _probe = probe;
+        std::future::pending::<()>().await;
+    });
+    drop(future);
+    assert_eq!(*seen.lock().unwrap(), Some(json!(7)));
+    assert!(context::current().get("request_id").is_none());
+}

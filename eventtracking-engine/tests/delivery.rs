@@ -272,16 +272,10 @@ fn partial_failures_dead_letter_permanent_events_and_retry_the_others() {
                 .iter()
                 .enumerate()
                 .filter_map(|(index, event)| match event.data()["kind"].as_str() {
-                    Some("perm") => Some(EventFailure {
-                        index,
-                        retryable: false,
-                        reason: "duplicate key".into(),
-                    }),
-                    Some("retry") if seen.insert(event.id()) => Some(EventFailure {
-                        index,
-                        retryable: true,
-                        reason: "shard busy".into(),
-                    }),
+                    Some("perm") => Some(EventFailure::new(index, false, "duplicate key")),
+                    Some("retry") if seen.insert(event.id()) => {
+                        Some(EventFailure::new(index, true, "shard busy"))
+                    }
                     _ => None,
                 })
                 .collect();

@@ -238,11 +238,11 @@ impl KafkaBackend {
     }
 
     fn failure(&self, index: usize, event: &Event, error: &KafkaError) -> EventFailure {
-        EventFailure {
+        EventFailure::new(
             index,
-            retryable: is_retryable(error),
-            reason: self.redact(&format!("kafka: event `{}`: {error}", event.name())),
-        }
+            is_retryable(error),
+            self.redact(&format!("kafka: event `{}`: {error}", event.name())),
+        )
     }
 
     /// A fatal error leaves the producer unusable: start a new one.
@@ -403,11 +403,7 @@ impl Backend for KafkaBackend {
             let topic = match self.topic.topic_for(event.name()) {
                 Ok(topic) => topic,
                 Err(reason) => {
-                    failures.push(EventFailure {
-                        index,
-                        retryable: false,
-                        reason: format!("kafka: {reason}"),
-                    });
+                    failures.push(EventFailure::new(index, false, format!("kafka: {reason}")));
                     continue;
                 }
             };
@@ -456,11 +452,11 @@ impl Backend for KafkaBackend {
                     }
                     failures.push(self.failure(index, &batch[index], &error));
                 }
-                Err(_canceled) => failures.push(EventFailure {
+                Err(_canceled) => failures.push(EventFailure::new(
                     index,
-                    retryable: true,
-                    reason: "kafka: the producer was closed before the delivery report".into(),
-                }),
+                    true,
+                    "kafka: the producer was closed before the delivery report",
+                )),
             }
         }
         if let Some(error) = fatal {

@@ -131,8 +131,8 @@ fn generate(container: &Container<'_>) -> TokenStream {
         let body = quote_spanned!(ty.span()=> generator.subschema_for::<#ty>());
         quote! {
             fn #function(
-                generator: &mut #krate::__private::schemars::SchemaGenerator,
-            ) -> #krate::__private::schemars::Schema {
+                generator: &mut #krate::catalog::SchemaGenerator,
+            ) -> #krate::__private::serde_json::Value {
                 #body
             }
         }
@@ -148,13 +148,13 @@ fn generate(container: &Container<'_>) -> TokenStream {
         };
         let required = !field.optional();
         quote! {
-            #krate::FieldInfo {
-                name: #key,
-                description: #doc,
-                location: #krate::FieldLocation::#location,
-                required: #required,
-                schema: #function,
-            }
+            #krate::FieldInfo::new(
+                #key,
+                #doc,
+                #krate::FieldLocation::#location,
+                #required,
+                #function,
+            )
         }
     });
 
@@ -195,13 +195,13 @@ fn generate(container: &Container<'_>) -> TokenStream {
             #(#schema_fns)*
 
             #krate::__private::inventory::submit! {
-                #krate::EventTypeInfo {
-                    name: #name,
-                    version: #version,
-                    description: #description,
-                    rust_type: ::core::concat!(::core::module_path!(), "::", #type_name),
-                    fields: &[#(#field_infos),*],
-                }
+                #krate::EventTypeInfo::new(
+                    #name,
+                    #version,
+                    #description,
+                    ::core::concat!(::core::module_path!(), "::", #type_name),
+                    &[#(#field_infos),*],
+                )
             }
         };
     }

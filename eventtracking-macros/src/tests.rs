@@ -101,16 +101,16 @@ fn expansion_has_the_agreed_shape() {
         "map.serialize_entry(\"name\",&self.name)?;map.serialize_entry(\"addr\",&self.address)?;map.serialize_entry(\"note\",&self.note)?;map.end()",
         "fncontext_fields(&self,context:&mut::eventtracking::JsonMap,)",
         "::from(\"user_id\"),::eventtracking::__private::serde_json::to_value(&self.user_id)?,);",
-        "fn__field_schema_0(generator:&mut::eventtracking::__private::schemars::SchemaGenerator,)->::eventtracking::__private::schemars::Schema{generator.subschema_for::<String>()}",
+        "fn__field_schema_0(generator:&mut::eventtracking::catalog::SchemaGenerator,)->::eventtracking::__private::serde_json::Value{generator.subschema_for::<String>()}",
         "fn__field_schema_3(",
         "subschema_for::<Option<String>>()",
         "::eventtracking::__private::inventory::submit!",
-        "description:\"Alearnercreatedapostaladdress.\\n\\nEmittedwhentheaddressformissaved.\"",
-        "rust_type:::core::concat!(::core::module_path!(),\"::\",\"AddressCreate\")",
-        "::eventtracking::FieldInfo{name:\"name\",description:\"Theaddressee.\",location:::eventtracking::FieldLocation::Data,required:true,schema:__field_schema_0,}",
-        "::eventtracking::FieldInfo{name:\"addr\",description:\"Wheretheaddressis.\",location:::eventtracking::FieldLocation::Data,required:true,schema:__field_schema_1,}",
-        "::eventtracking::FieldInfo{name:\"user_id\",description:\"Thelearner.\",location:::eventtracking::FieldLocation::Context,required:true,schema:__field_schema_2,}",
-        "::eventtracking::FieldInfo{name:\"note\",description:\"\",location:::eventtracking::FieldLocation::Data,required:false,schema:__field_schema_3,}",
+        "EventTypeInfo::new(\"address.create\",1u32,\"Alearnercreatedapostaladdress.\\n\\nEmittedwhentheaddressformissaved.\",::core::concat!(::core::module_path!(),\"::\",\"AddressCreate\"),",
+        "const_:()=::eventtracking::__private::check_event_name_const(\"address.create\");",
+        "::eventtracking::FieldInfo::new(\"name\",\"Theaddressee.\",::eventtracking::FieldLocation::Data,true,__field_schema_0,)",
+        "::eventtracking::FieldInfo::new(\"addr\",\"Wheretheaddressis.\",::eventtracking::FieldLocation::Data,true,__field_schema_1,)",
+        "::eventtracking::FieldInfo::new(\"user_id\",\"Thelearner.\",::eventtracking::FieldLocation::Context,true,__field_schema_2,)",
+        "::eventtracking::FieldInfo::new(\"note\",\"\",::eventtracking::FieldLocation::Data,false,__field_schema_3,)",
     ] {
         assert!(expanded.contains(expected), "missing {expected} in\n{expanded}");
     }
@@ -133,9 +133,7 @@ fn unit_struct_without_context_and_with_a_crate_path() {
         "constSCHEMA:&'staticstr=\"ping@4294967295\";",
         "constHAS_CONTEXT_FIELDS:bool=false;",
         "letmap=serializer.serialize_map(::core::option::Option::Some(0usize))?;map.end()",
-        "fields:&[]",
-        "\"::\",\"Ping\")",
-        "description:\"\"",
+        "EventTypeInfo::new(\"ping\",4294967295u32,\"\",::core::concat!(::core::module_path!(),\"::\",\"Ping\"),&[],)",
     ] {
         assert!(
             expanded.contains(expected),

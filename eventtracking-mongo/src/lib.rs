@@ -128,7 +128,7 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use eventtracking_core::{DeliveryConfig, Tracker};
+//! use eventtracking::{DeliveryConfig, Tracker};
 //! use eventtracking_mongo::MongoBackend;
 //!
 //! let backend = MongoBackend::builder("mongodb://127.0.0.1:27117")

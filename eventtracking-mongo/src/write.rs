@@ -41,11 +41,11 @@ impl MongoBackend {
                     docs.push(doc);
                     indices.push(index);
                 }
-                Err(error) => failures.push(EventFailure {
+                Err(error) => failures.push(EventFailure::new(
                     index,
-                    retryable: false,
-                    reason: self.redact(&format!("mongo: event `{}`: {error}", event.name())),
-                }),
+                    false,
+                    self.redact(&format!("mongo: event `{}`: {error}", event.name())),
+                )),
             }
         }
         let chunk = self.inner.batch_size.unwrap_or(usize::MAX);
@@ -66,11 +66,11 @@ impl MongoBackend {
             }
             // This call and every later one share the first call error.
             if let Some((retryable, reason)) = &whole_error {
-                failures.extend(indices.iter().map(|&index| EventFailure {
-                    index,
-                    retryable: *retryable,
-                    reason: reason.clone(),
-                }));
+                failures.extend(
+                    indices
+                        .iter()
+                        .map(|&index| EventFailure::new(index, *retryable, reason.clone())),
+                );
             }
         }
         if some_call_succeeded {
@@ -160,11 +160,7 @@ impl MongoBackend {
             ));
             for (position, &index) in indices.iter().enumerate() {
                 if !failed[position] {
-                    failures.push(EventFailure {
-                        index,
-                        retryable,
-                        reason: reason.clone(),
-                    });
+                    failures.push(EventFailure::new(index, retryable, reason.clone()));
                 }
             }
         }
@@ -216,11 +212,11 @@ impl MongoBackend {
                     "mongo: duplicate key; cannot tell whether the event is stored already: {}",
                     error.kind
                 ));
-                failures.extend(unsure.into_iter().map(|f| EventFailure {
-                    retryable: true,
-                    reason: reason.clone(),
-                    ..f
-                }));
+                failures.extend(
+                    unsure
+                        .into_iter()
+                        .map(|f| EventFailure::new(f.index, true, reason.clone())),
+                );
             }
         }
     }
@@ -236,27 +232,27 @@ impl MongoBackend {
         if error.code == 11000 {
             return match duplicate_key_index(&error.message) {
                 None | Some("_id_") => WriteOutcome::Stored,
-                Some(other) => WriteOutcome::OtherDuplicate(EventFailure {
+                Some(other) => WriteOutcome::OtherDuplicate(EventFailure::new(
                     index,
-                    retryable: false,
-                    reason: self.redact(&format!(
+                    false,
+                    self.redact(&format!(
                         "mongo: event `{}`: duplicate key on unique index `{other}`: {}",
                         event.name(),
                         error.message
                     )),
-                }),
+                )),
             };
         }
-        WriteOutcome::Failed(EventFailure {
+        WriteOutcome::Failed(EventFailure::new(
             index,
-            retryable: is_retryable_code(error.code),
-            reason: self.redact(&format!(
+            is_retryable_code(error.code),
+            self.redact(&format!(
                 "mongo: event `{}`: write error {} ({code_name}): {}",
                 event.name(),
                 error.code,
                 error.message
             )),
-        })
+        ))
     }
 }
 

@@ -25,7 +25,7 @@
 //! ```
 //! use std::time::Duration;
 //! use axum::{routing::get, Router};
-//! use eventtracking_core::{InMemoryBackend, Tracker};
+//! use eventtracking::{InMemoryBackend, Tracker};
 //! use eventtracking_tower::TrackingContextLayer;
 //! use http::request::Parts;
 //! use serde_json::json;
