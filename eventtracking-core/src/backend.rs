@@ -63,7 +63,7 @@ pub trait Backend: Send + Sync + 'static {
     async fn send_batch(&self, batch: &[Arc<Event>]) -> BackendResult;
 
     /// Makes everything sent so far durable (e.g. fsync). Called by
-    /// [`Tracker::flush`](crate::Tracker::flush) after the queue is drained.
+    /// the engine's `Tracker::flush` after the queue is drained.
     async fn flush(&self) -> BackendResult {
         Ok(())
     }

@@ -8,9 +8,9 @@
 //!   into every event emitted inside them.
 //! - [`Backend`] and [`Processor`]: where events go and what changes them,
 //!   with their errors ([`BackendError`], [`ProcessorError`]).
-//! - [`registry`]: compile-time registration ([`register_backend!`],
-//!   [`register_processor!`]) so that a config file can name an engine.
-//! - [`catalog`]: typed events ([`TrackedEvent`], `#[derive(TrackedEvent)]`)
+//! - [`registry`]: compile-time registration ([`register_backend!`](crate::register_backend),
+//!   [`register_processor!`](crate::register_processor)) so that a config file can name an engine.
+//! - [`catalog`](mod@catalog): typed events ([`TrackedEvent`], `#[derive(TrackedEvent)]`)
 //!   and the catalog entries backends persist.
 //! - [`redact`]: the one secret policy.
 //!

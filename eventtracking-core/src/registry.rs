@@ -1,6 +1,6 @@
 //! Compile-time registration of backend and processor engines.
 //!
-//! A backend crate registers its engine once with [`register_backend!`]; a
+//! A backend crate registers its engine once with [`register_backend!`](crate::register_backend); a
 //! config file then names the engine (`engine = "file"`). Add the crate as
 //! a dependency and name it once (`use eventtracking_file as _;`, or enable
 //! the facade's feature) so the linker keeps its registration.
@@ -142,7 +142,7 @@ pub type BackendFactory = fn(&ComponentConfig) -> Result<Box<dyn Backend>, Build
 /// Builds a processor from its config entry.
 pub type ProcessorFactory = fn(&ComponentConfig) -> Result<Arc<dyn Processor>, BuildError>;
 
-/// A backend engine, registered at compile time with [`register_backend!`].
+/// A backend engine, registered at compile time with [`register_backend!`](crate::register_backend).
 #[derive(Debug)]
 pub struct BackendRegistration {
     name: &'static str,
@@ -152,7 +152,7 @@ pub struct BackendRegistration {
 }
 
 impl BackendRegistration {
-    /// A registration, for [`register_backend!`].
+    /// A registration, for [`register_backend!`](crate::register_backend).
     pub const fn new(
         name: &'static str,
         description: &'static str,
@@ -199,7 +199,7 @@ impl BackendRegistration {
     }
 }
 
-/// A processor engine, registered at compile time with [`register_processor!`].
+/// A processor engine, registered at compile time with [`register_processor!`](crate::register_processor).
 #[derive(Debug)]
 pub struct ProcessorRegistration {
     name: &'static str,
@@ -223,7 +223,7 @@ impl ProcessorRegistration {
         (self.factory)(config)
     }
 
-    /// A registration, for [`register_processor!`].
+    /// A registration, for [`register_processor!`](crate::register_processor).
     pub const fn new(
         name: &'static str,
         description: &'static str,

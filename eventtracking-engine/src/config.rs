@@ -66,7 +66,7 @@ pub const CONFIG_ENV: &str = "EVENTTRACKING_CONFIG";
 /// assert!(err.to_string().contains("registered backend engines: discard"));
 /// ```
 ///
-/// Its `Debug` output hides secrets (see [`redact`](crate::redact)). It
+/// Its `Debug` output hides secrets (see [`redact`](eventtracking_core::redact)). It
 /// serializes back to the same TOML tables (`toml::to_string`), secrets
 /// included, without [`origin`](Config::origin).
 #[derive(Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -330,7 +330,7 @@ impl Config {
 
 impl Config {
     /// Applies the engine's preferred batch size (see
-    /// [`BackendRegistration::batch_size`](eventtracking::registry::BackendRegistration::batch_size))
+    /// [`BackendRegistration::batch_size`](eventtracking_core::registry::BackendRegistration::batch_size))
     /// when the config sets none anywhere.
     fn preferred_batch_size(
         &self,

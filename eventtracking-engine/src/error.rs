@@ -9,7 +9,7 @@ use eventtracking_core::{BuildError, InvalidEventName, NewEventError};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EmitError {
-    /// The event name breaks the naming rules (see [`validate_event_name`](eventtracking::validate_event_name)).
+    /// The event name breaks the naming rules (see [`validate_event_name`](eventtracking_core::validate_event_name)).
     #[error(transparent)]
     InvalidName(#[from] InvalidEventName),
     /// The payload could not be turned into JSON.

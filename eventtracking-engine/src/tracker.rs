@@ -240,7 +240,7 @@ impl Tracker {
 
     /// Hands catalog entries documented elsewhere (e.g. read by a relay
     /// from a catalog topic) to every backend's
-    /// [`publish_event_types`](crate::Backend::publish_event_types). They
+    /// [`publish_event_types`](eventtracking_core::Backend::publish_event_types). They
     /// are published by each backend's worker before its next batch or
     /// flush; a flush after this call completes only once they are stored
     /// (a failure counts as a flush error and is tried again).

@@ -111,7 +111,7 @@ pub struct DeliveryConfig {
     pub max_event_bytes: Option<usize>,
     /// The JSON-lines file that receives events that could not be delivered.
     pub dead_letter_path: PathBuf,
-    /// Check untyped events whose name the [`catalog`](crate::catalog()) knows
+    /// Check untyped events whose name the [`catalog`](eventtracking_core::catalog()) knows
     /// against its JSON Schema (the highest version) before sending; a
     /// failing event is dead-lettered with the validation error and counted
     /// as `schema_invalid`. Needs the `validate` feature.

@@ -81,7 +81,7 @@ pub struct DroppedStats {
     /// file-size limit): the records that fit were written, these were not.
     pub dead_letter_full: u64,
     /// The backend's destination closed for good (stdout's reader went
-    /// away; see [`BackendError::Closed`](crate::BackendError::Closed)).
+    /// away; see [`BackendError::Closed`](eventtracking_core::BackendError::Closed)).
     pub closed: u64,
 }
 
@@ -142,7 +142,7 @@ pub struct BackendStats {
     /// (`validate_schemas`; dead-lettered with the validation error).
     pub schema_invalid: u64,
     /// Event types whose catalog entry this backend persisted
-    /// ([`Backend::publish_event_types`](crate::Backend::publish_event_types)).
+    /// ([`Backend::publish_event_types`](eventtracking_core::Backend::publish_event_types)).
     pub event_types_published: u64,
     /// Failed attempts to persist catalog entries (retried with the next
     /// batch holding an event of that type), or an unreadable catalog.
