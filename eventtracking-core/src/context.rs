@@ -276,6 +276,7 @@ fn in_scope<R>(stack: &mut Option<ContextStack>, f: impl FnOnce() -> R) -> R {
 /// assert_eq!(context::current()["user_id"], 2);
 /// assert_eq!(context::current()["org"], "a");
 /// ```
+#[inline]
 pub fn current() -> Arc<JsonMap> {
     with_stack(|stack| stack.merged.clone()).unwrap_or_default()
 }

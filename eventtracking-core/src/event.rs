@@ -147,6 +147,7 @@ impl Event {
     }
 
     /// `from_parts` for a timestamp already truncated to microseconds.
+    #[inline]
     pub(crate) fn from_parts_exact(
         id: Uuid,
         name: Arc<str>,
@@ -166,17 +167,19 @@ impl Event {
     }
 
     /// `from_parts_exact` with a payload that is already JSON text.
+    #[inline]
     pub(crate) fn from_parts_raw(
         id: Uuid,
         name: Arc<str>,
         timestamp: SystemTime,
         context: Arc<JsonMap>,
         data: Box<str>,
+        schema: Option<Cow<'static, str>>,
     ) -> Self {
         Event {
             id,
             name,
-            schema: None,
+            schema,
             timestamp,
             context,
             data: Data::from_raw(data),
@@ -184,9 +187,10 @@ impl Event {
         }
     }
 
-    /// A new event as the emit path makes it: the name validated (and shared
-    /// per thread), a fresh UUIDv7 id and the current time, `context`, and
-    /// `data` serialized to JSON text once (JSON backends write it verbatim).
+    /// A new event as the emit path makes it, ready to share: the name
+    /// validated (and shared per thread), a fresh UUIDv7 id and the current
+    /// time, `context`, and `data` serialized to JSON text once (JSON
+    /// backends write it verbatim).
     ///
     /// ```
     /// use std::sync::Arc;
@@ -200,11 +204,14 @@ impl Event {
         name: &str,
         context: Arc<JsonMap>,
         data: &T,
-    ) -> Result<Self, NewEventError> {
+    ) -> Result<Arc<Self>, NewEventError> {
         let interned = intern_name(name)?;
         let data = payload_json(data).map_err(|error| NewEventError::invalid_data(name, &error))?;
         let (id, timestamp) = new_id_and_timestamp();
-        Ok(Self::from_parts_raw(id, interned, timestamp, context, data))
+        // Built in place in its shared allocation (no copy of the event).
+        Ok(Arc::new(Self::from_parts_raw(
+            id, interned, timestamp, context, data, None,
+        )))
     }
 
     /// [`emitted`](Self::emitted) for data that is already a JSON value (no conversion).
@@ -212,12 +219,12 @@ impl Event {
         name: &str,
         context: Arc<JsonMap>,
         data: Value,
-    ) -> Result<Self, InvalidEventName> {
+    ) -> Result<Arc<Self>, InvalidEventName> {
         let interned = intern_name(name)?;
         let (id, timestamp) = new_id_and_timestamp();
-        Ok(Self::from_parts_exact(
+        Ok(Arc::new(Self::from_parts_exact(
             id, interned, timestamp, context, data,
-        ))
+        )))
     }
 
     /// A typed event (see [`TrackedEvent`]): its data fields as the payload,
@@ -226,7 +233,7 @@ impl Event {
     pub fn emitted_typed<E: TrackedEvent>(
         event: &E,
         mut context: Arc<JsonMap>,
-    ) -> Result<Self, NewEventError> {
+    ) -> Result<Arc<Self>, NewEventError> {
         let interned = intern_name(E::NAME)?;
         let invalid = |error: serde_json::Error| NewEventError::invalid_data(E::NAME, &error);
         let data = payload_json_with(|out| event.write_data_json(out)).map_err(invalid)?;
@@ -236,27 +243,37 @@ impl Event {
                 .map_err(invalid)?;
         }
         let (id, timestamp) = new_id_and_timestamp();
-        Ok(Self::from_parts_raw(id, interned, timestamp, context, data)
-            .with_schema(Some(Cow::Borrowed(E::SCHEMA))))
+        Ok(Arc::new(Self::from_parts_raw(
+            id,
+            interned,
+            timestamp,
+            context,
+            data,
+            Some(Cow::Borrowed(E::SCHEMA)),
+        )))
     }
 
     /// The event's unique id (a UUIDv7, so ids sort by creation time).
+    #[inline]
     pub fn id(&self) -> Uuid {
         self.id
     }
 
     /// The event name, such as `navigation.request`.
+    #[inline]
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// The event name as a shared string (cheap to clone).
+    #[inline]
     pub fn shared_name(&self) -> Arc<str> {
         self.name.clone()
     }
 
     /// The schema reference of a typed event, `NAME@VERSION` (the key of
     /// its [`CatalogEntry`](crate::CatalogEntry)); `None` for untyped events.
+    #[inline]
     pub fn schema(&self) -> Option<&str> {
         self.schema.as_deref()
     }
@@ -277,6 +294,7 @@ impl Event {
     }
 
     /// When the event was emitted.
+    #[inline]
     pub fn timestamp(&self) -> SystemTime {
         self.timestamp
     }
@@ -287,11 +305,13 @@ impl Event {
     }
 
     /// The merged context the event was emitted in.
+    #[inline]
     pub fn context(&self) -> &JsonMap {
         &self.context
     }
 
     /// The shared context map (cheap to clone).
+    #[inline]
     pub fn shared_context(&self) -> &Arc<JsonMap> {
         &self.context
     }
@@ -303,6 +323,7 @@ impl Event {
 
     /// The payload's JSON text when it was emitted as a typed payload (and
     /// not changed since): what JSON backends write verbatim.
+    #[inline]
     pub fn raw_data(&self) -> Option<&str> {
         self.data.raw.as_deref()
     }
@@ -487,7 +508,7 @@ impl Event {
                     // Skipping the payload (RawValue) does not check that its
                     // numbers fit a `Value`; reading it later must not fail.
                     serde_json::from_str::<Readable>(raw)?;
-                    Event::from_parts_raw(id, name, at, context, raw.into())
+                    Event::from_parts_raw(id, name, at, context, raw.into(), None)
                 }
                 Some(raw) => {
                     Event::from_parts_exact(id, name, at, context, serde_json::from_str(raw)?)

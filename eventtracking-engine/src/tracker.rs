@@ -71,8 +71,10 @@ impl Tracker {
     /// returned and counted. An event dropped later (full queue, processor
     /// error) is counted per backend; see [`Tracker::report`].
     pub fn emit<T: Serialize>(&self, name: &str, data: T) -> Result<(), EmitError> {
-        let event = Event::emitted(name, context::current(), &data);
-        self.emit_new(event.map_err(EmitError::from))
+        match Event::emitted(name, context::current(), &data) {
+            Ok(event) => self.emit_event(event),
+            Err(error) => Err(self.invalid(error.into())),
+        }
     }
 
     /// Emits a typed event (see [`TrackedEvent`]): its data fields as the
@@ -80,25 +82,25 @@ impl Tracker {
     /// schema reference (`NAME@VERSION`) in the event's `schema` field.
     /// Usually called as `my_event.emit_to(&tracker)` (see [`TrackedEventExt`](crate::TrackedEventExt)).
     pub fn emit_typed<E: TrackedEvent>(&self, event: &E) -> Result<(), EmitError> {
-        let event = Event::emitted_typed(event, context::current());
-        self.emit_new(event.map_err(EmitError::from))
+        match Event::emitted_typed(event, context::current()) {
+            Ok(event) => self.emit_event(event),
+            Err(error) => Err(self.invalid(error.into())),
+        }
     }
 
     /// Like [`emit`](Self::emit) for data that is already a JSON value (no conversion).
     pub fn emit_value(&self, name: &str, data: Value) -> Result<(), EmitError> {
-        let event = Event::emitted_value(name, context::current(), data);
-        self.emit_new(event.map_err(EmitError::from))
+        match Event::emitted_value(name, context::current(), data) {
+            Ok(event) => self.emit_event(event),
+            Err(error) => Err(self.invalid(error.into())),
+        }
     }
 
-    /// Emits a freshly made event; one that could not be made is counted as `invalid`.
-    fn emit_new(&self, event: Result<Event, EmitError>) -> Result<(), EmitError> {
-        match event {
-            Ok(event) => self.emit_event(Arc::new(event)),
-            Err(error) => {
-                self.inner.counters.invalid.fetch_add(1, Relaxed);
-                Err(error)
-            }
-        }
+    /// Counts an event that could not be made as `invalid`.
+    #[cold]
+    fn invalid(&self, error: EmitError) -> EmitError {
+        self.inner.counters.invalid.fetch_add(1, Relaxed);
+        error
     }
 
     /// Sends a ready-made event (e.g. one read back from a file) through the
