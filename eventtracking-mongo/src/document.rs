@@ -680,26 +680,23 @@ mod tests {
             tags: [&'a str; 2],
             nested: Option<Vec<f64>>,
         }
-        // `emit` of a typed payload keeps it as JSON text.
-        let memory = eventtracking_core::InMemoryBackend::new();
-        let tracker = eventtracking::Tracker::builder()
-            .with_backend("memory", memory.clone())
-            .build()
-            .unwrap();
+        // `emit` of a typed payload keeps it as JSON text (`Event::emitted`
+        // is how the tracker makes it).
         let page = Page {
             url: "/a",
             n: 3,
             tags: ["x", "y"],
             nested: Some(vec![0.5]),
         };
-        tracker.emit("p", &page).unwrap();
         #[derive(serde::Serialize)]
         struct Big {
             n: u64,
         }
-        tracker.emit("q", Big { n: u64::MAX }).unwrap();
-        tracker.shutdown(Duration::from_secs(5));
-        let events = memory.events();
+        let events = [
+            eventtracking_core::Event::emitted("p", Default::default(), &page).unwrap(),
+            eventtracking_core::Event::emitted("q", Default::default(), &Big { n: u64::MAX })
+                .unwrap(),
+        ];
         let event = &events[0];
         assert!(event.raw_data().is_some());
         let doc = event_to_document(event).unwrap();
