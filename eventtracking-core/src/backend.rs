@@ -16,8 +16,12 @@ use crate::event::Event;
 ///
 /// # Duties of an implementation
 ///
-/// - The engine never calls `send_batch` concurrently on one backend, and
-///   never calls it again before the previous call returned.
+/// - By default the engine never calls `send_batch` concurrently on one
+///   backend, and never calls it again before the previous call returned,
+///   so events arrive in the order they were emitted. A backend whose
+///   store takes overlapping writes says so with
+///   [`max_concurrent_sends`](Backend::max_concurrent_sends): then up to the
+///   route's `max_in_flight` calls overlap, and must be safe to.
 /// - A call must give up within a bounded time (the engine also cancels it
 ///   after the configured `send_timeout_ms` and treats that as retryable).
 /// - Say what failed and whether retrying can help: return
@@ -68,6 +72,15 @@ pub trait Backend: Send + Sync + 'static {
         Ok(())
     }
 
+    /// How many `send_batch` calls may run at once: the engine's default
+    /// for the delivery key `max_in_flight` of this backend. `1` (the
+    /// default) means calls never overlap, which keeps events in order; the
+    /// engine then refuses a `max_in_flight` above 1 for this backend. A
+    /// backend returning more must accept concurrent calls, in any order.
+    fn max_concurrent_sends(&self) -> usize {
+        1
+    }
+
     /// Releases resources. Called once, after the last batch.
     async fn shutdown(&self) -> BackendResult {
         Ok(())
@@ -94,6 +107,9 @@ impl<B: Backend + ?Sized> Backend for Box<B> {
     async fn send_batch(&self, batch: &[Arc<Event>]) -> BackendResult {
         (**self).send_batch(batch).await
     }
+    fn max_concurrent_sends(&self) -> usize {
+        (**self).max_concurrent_sends()
+    }
     async fn flush(&self) -> BackendResult {
         (**self).flush().await
     }
@@ -109,6 +125,9 @@ impl<B: Backend + ?Sized> Backend for Box<B> {
 impl<B: Backend + ?Sized> Backend for Arc<B> {
     async fn send_batch(&self, batch: &[Arc<Event>]) -> BackendResult {
         (**self).send_batch(batch).await
+    }
+    fn max_concurrent_sends(&self) -> usize {
+        (**self).max_concurrent_sends()
     }
     async fn flush(&self) -> BackendResult {
         (**self).flush().await
@@ -129,6 +148,9 @@ impl<B: Backend> Backend for Option<B> {
             Some(backend) => backend.send_batch(batch).await,
             None => Ok(()),
         }
+    }
+    fn max_concurrent_sends(&self) -> usize {
+        self.as_ref().map_or(1, B::max_concurrent_sends)
     }
     async fn flush(&self) -> BackendResult {
         match self {

@@ -55,20 +55,24 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(docsrs, deny(rustdoc::broken_intra_doc_links))]
 
+mod ack;
+mod answer;
 mod config;
 mod config_error;
 pub mod delivery;
 mod error;
 pub mod processors;
+mod schema_check;
 #[cfg(unix)]
 pub mod signal;
 mod tracker;
 mod typed;
 
+pub use ack::{Acknowledgement, Outcome, Receipt};
 pub use config::{Config, CONFIG_ENV};
 pub use delivery::{
     BackendStats, DeadLetterRecord, DeadLetterWriter, DeliveryConfig, DeliveryReport, DroppedStats,
-    Overflow, TrackerStats,
+    FlushOutcome, Overflow, TrackerStats,
 };
 pub use error::{ConfigError, EmitError};
 pub use processors::{Enrich, NameFilter, NameMatcher, Redact, Sample};

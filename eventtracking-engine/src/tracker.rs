@@ -9,9 +9,14 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::delivery::{self, DeliveryConfig, DeliveryReport, Engine, Route, TrackerCounters};
+use crate::ack::{Outcome, Receipt};
+use crate::answer;
+use crate::delivery::{
+    self, DeliveryConfig, DeliveryReport, Engine, Extra, FlushOutcome, Route, TrackerCounters,
+};
 use crate::error::EmitError;
 use crate::processors::run_chain;
+use crate::schema_check::SchemaCheck;
 use eventtracking_core::catalog::{CatalogEntry, TrackedEvent};
 use eventtracking_core::context;
 use eventtracking_core::Backend;
@@ -52,6 +57,8 @@ pub struct Tracker {
 #[derive(Debug)]
 pub(crate) struct Inner {
     processors: Vec<Arc<dyn Processor>>,
+    /// Set when some backend has `validate_schemas`.
+    schema_check: Option<SchemaCheck>,
     engine: Engine,
     counters: TrackerCounters,
 }
@@ -106,6 +113,49 @@ impl Tracker {
     /// Sends a ready-made event (e.g. one read back from a file) through the
     /// tracker's processors and backends, keeping its id, timestamp and context.
     pub fn emit_event(&self, event: Arc<Event>) -> Result<(), EmitError> {
+        self.dispatch::<false>(event).map(drop)
+    }
+
+    /// Like [`emit`](Self::emit), and returns a [`Receipt`]: a future (or a
+    /// blocking [`wait`](Receipt::wait)) of what happened to the event at
+    /// each backend: delivered, dead-lettered (with the reason), dropped
+    /// (with the reason) or filtered. Plain `emit` carries none of this
+    /// and costs nothing extra.
+    ///
+    /// ```
+    /// use eventtracking::{InMemoryBackend, Tracker};
+    /// use serde_json::json;
+    ///
+    /// let tracker = Tracker::builder().with_backend("memory", InMemoryBackend::new()).build().unwrap();
+    /// let ack = tracker.emit_acked("page.view", json!({"url": "/"})).unwrap().wait();
+    /// assert!(ack.is_delivered());
+    /// ```
+    pub fn emit_acked<T: Serialize>(&self, name: &str, data: T) -> Result<Receipt, EmitError> {
+        match Event::emitted(name, context::current(), &data) {
+            Ok(event) => self.emit_event_acked(event),
+            Err(error) => Err(self.invalid(error.into())),
+        }
+    }
+
+    /// [`emit_typed`](Self::emit_typed) with a [`Receipt`] (see [`emit_acked`](Self::emit_acked)).
+    pub fn emit_typed_acked<E: TrackedEvent>(&self, event: &E) -> Result<Receipt, EmitError> {
+        match Event::emitted_typed(event, context::current()) {
+            Ok(event) => self.emit_event_acked(event),
+            Err(error) => Err(self.invalid(error.into())),
+        }
+    }
+
+    /// [`emit_event`](Self::emit_event) with a [`Receipt`] (see [`emit_acked`](Self::emit_acked)).
+    /// Sources that commit what was delivered (the relay) use it.
+    pub fn emit_event_acked(&self, event: Arc<Event>) -> Result<Receipt, EmitError> {
+        self.dispatch::<true>(event)
+            .map(|receipt| receipt.expect("an acknowledged dispatch returns a receipt"))
+    }
+
+    /// The emit path after the event is made: tracker processors, the schema
+    /// stage, then every route's queue. With `ACKED`, the event carries one
+    /// answer handle per route and the receipt is returned.
+    fn dispatch<const ACKED: bool>(&self, event: Arc<Event>) -> Result<Option<Receipt>, EmitError> {
         let inner = &*self.inner;
         if inner.engine.is_shut_down() {
             inner.counters.after_shutdown.fetch_add(1, Relaxed);
@@ -114,30 +164,61 @@ impl Tracker {
             });
         }
         inner.counters.emitted.fetch_add(1, Relaxed);
+        let routes = &inner.engine.routes;
+        let id = event.id();
+        // Settled at once, for every route alike.
+        let answered_now = |outcome: Outcome| {
+            ACKED.then(|| {
+                let parts = routes.iter().map(|r| (r.name.clone(), outcome.clone()));
+                Receipt::new(id, answer::ready(parts.collect()))
+            })
+        };
         let event = match run_chain(&inner.processors, event) {
             Ok(Some(event)) => event,
             Ok(None) => {
                 inner.counters.filtered.fetch_add(1, Relaxed);
-                return Ok(());
+                return Ok(answered_now(Outcome::Filtered));
             }
             Err(error) => {
                 inner.counters.processor_errors.fetch_add(1, Relaxed);
                 tracing::warn!(%error, "eventtracking: tracker processor failed; event dropped");
-                return Ok(());
+                return Ok(answered_now(Outcome::dropped(format!(
+                    "tracker processor error: {error}"
+                ))));
             }
         };
-        let routes = &inner.engine.routes;
         if routes.is_empty() {
             let previous = inner.counters.no_backend.fetch_add(1, Relaxed);
             if previous == 0 {
                 tracing::warn!("eventtracking: event emitted on a tracker with no backend; it is counted and dropped");
             }
-            return Ok(());
+            return Ok(answered_now(Outcome::Filtered));
         }
-        for route in routes {
-            route.offer(event.clone());
+        let invalid = inner
+            .schema_check
+            .as_ref()
+            .and_then(|check| check.violation(&event));
+        if !ACKED {
+            for route in routes {
+                let extra = invalid.as_ref().map(|invalid| {
+                    Box::new(Extra {
+                        ack: None,
+                        invalid: Some(invalid.clone()),
+                    })
+                });
+                route.offer(event.clone(), extra);
+            }
+            return Ok(None);
         }
-        Ok(())
+        let (gathered, parts) = answer::gather(routes.iter().map(|r| r.name.clone()));
+        for (route, part) in routes.iter().zip(parts) {
+            let extra = Box::new(Extra {
+                ack: Some(part),
+                invalid: invalid.clone(),
+            });
+            route.offer(event.clone(), Some(extra));
+        }
+        Ok(Some(Receipt::new(id, gathered)))
     }
 
     /// Pushes a named context (any serializable map) for the current thread or task.
@@ -184,19 +265,31 @@ impl Tracker {
     /// Safe to call from any thread, including inside a tokio runtime
     /// (it blocks that thread; prefer [`flush_async`](Self::flush_async) there).
     ///
-    /// The report is `complete` when every backend finished in time and none
-    /// failed to flush (see [`BackendStats::flush_errors`](crate::BackendStats::flush_errors)).
+    /// Each backend answers this flush on its own (see
+    /// [`DeliveryReport::flushed`]): what happened to the events queued for
+    /// it since the previous flush, and whether its own flush worked. The
+    /// report is `complete` when every backend answered in time and none
+    /// failed to flush; a concurrent flush's failures never show in this one.
     pub fn flush(&self, timeout: Duration) -> DeliveryReport {
-        let errors_before = self.flush_errors();
-        let in_time = self.inner.engine.flush(timeout);
-        self.report_with(in_time, errors_before)
+        let answers = self.inner.engine.flush(timeout);
+        self.flush_report(answers)
     }
 
     /// [`flush`](Self::flush) without blocking the thread.
     pub async fn flush_async(&self, timeout: Duration) -> DeliveryReport {
-        let errors_before = self.flush_errors();
-        let in_time = self.inner.engine.flush_async(timeout).await;
-        self.report_with(in_time, errors_before)
+        let answers = self.inner.engine.flush_async(timeout).await;
+        self.flush_report(answers)
+    }
+
+    fn flush_report(&self, answers: delivery::FlushAnswers) -> DeliveryReport {
+        let flushed_ok = answers
+            .by_route
+            .values()
+            .all(|f: &FlushOutcome| f.error.is_none());
+        let mut report = self.report_with(answers.in_time, self.flush_errors());
+        report.complete = answers.in_time && flushed_ok;
+        report.flushed = answers.by_route;
+        report
     }
 
     fn flush_errors(&self) -> u64 {
@@ -272,6 +365,7 @@ impl Tracker {
                 .collect(),
             complete,
             deadline_passed: !in_time,
+            flushed: Default::default(),
         }
     }
 
@@ -398,6 +492,18 @@ impl TrackerBuilder {
                     message: error.to_string(),
                 });
             }
+            let allowed = route.backend.max_concurrent_sends();
+            if let Some(wanted) = delivery.max_in_flight {
+                if wanted > 1 && allowed <= 1 {
+                    return Err(BuildError::InvalidOption {
+                        owner: route.name.clone(),
+                        engine: "delivery".into(),
+                        message: format!(
+                            "max_in_flight = {wanted}: this backend's sends cannot overlap (it keeps events in order); use 1"
+                        ),
+                    });
+                }
+            }
             // Refused now rather than discovered when the first event fails.
             if let Err(error) = delivery::check_dead_letter_path(&delivery.dead_letter_path) {
                 return Err(BuildError::InvalidOption {
@@ -415,17 +521,25 @@ impl TrackerBuilder {
             (Some(runtime), false) => Some(runtime),
             (None, false) => Some(delivery::new_runtime().map_err(BuildError::Runtime)?),
         };
-        let routes = self
+        let routes: Vec<_> = self
             .routes
             .into_iter()
             .map(|r| {
                 let config = r.delivery.unwrap_or_else(|| self.delivery.clone());
-                (Route::new(&r.name, config, r.processors), r.backend)
+                let max_in_flight = config
+                    .max_in_flight
+                    .unwrap_or_else(|| r.backend.max_concurrent_sends());
+                (
+                    Route::new(&r.name, config, max_in_flight, r.processors),
+                    r.backend,
+                )
             })
             .collect();
+        let route_handles: Vec<Arc<Route>> = routes.iter().map(|(r, _)| r.clone()).collect();
         Ok(Tracker {
             inner: Arc::new(Inner {
                 processors: self.processors,
+                schema_check: SchemaCheck::for_routes(&route_handles),
                 engine: Engine::start(runtime, routes),
                 counters: TrackerCounters::default(),
             }),
@@ -484,6 +598,7 @@ pub fn default_tracker() -> Tracker {
         .or_insert_with(|| Tracker {
             inner: Arc::new(Inner {
                 processors: Vec::new(),
+                schema_check: None,
                 engine: Engine::start(None, Vec::new()),
                 counters: TrackerCounters::default(),
             }),

@@ -1,9 +1,7 @@
 //! What a worker does with the catalog: publishes the entries of the typed
-//! events it sends (once per type) and, with `validate_schemas`, checks
-//! untyped events against their type's JSON Schema.
+//! events it sends (once per type). (Schema validation is the tracker's:
+//! see `schema_check`.)
 
-#[cfg(feature = "validate")]
-use std::collections::HashMap;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -15,10 +13,6 @@ use eventtracking_core::Event;
 
 use super::{guarded_call, lock, Route};
 
-/// An event type's entry and its compiled schema.
-#[cfg(feature = "validate")]
-type Checker = (Arc<CatalogEntry>, jsonschema::Validator);
-
 /// Per-worker catalog state.
 #[derive(Default)]
 pub(super) struct CatalogHook {
@@ -27,9 +21,6 @@ pub(super) struct CatalogHook {
     settled: Mutex<HashSet<Box<str>>>,
     /// Whether an unreadable catalog was reported already.
     catalog_error_reported: AtomicBool,
-    /// Compiled validators by event name (`None`: no type of that name).
-    #[cfg(feature = "validate")]
-    validators: Mutex<HashMap<Arc<str>, Option<Arc<Checker>>>>,
 }
 
 impl CatalogHook {
@@ -118,63 +109,6 @@ impl CatalogHook {
                 false
             }
         }
-    }
-
-    /// With `validate_schemas`: why an untyped event breaks the schema of
-    /// the highest version of its type, if it does.
-    #[cfg(feature = "validate")]
-    pub(super) fn validation_error(&self, route: &Route, event: &Event) -> Option<String> {
-        if event.schema().is_some() {
-            return None;
-        }
-        let checker = {
-            let mut validators = lock(&self.validators);
-            match validators.get(event.name()) {
-                Some(checker) => checker.clone(),
-                None => {
-                    let checker = self
-                        .catalog(route)
-                        .and_then(|c| c.latest(event.name()))
-                        .and_then(|entry| match jsonschema::validator_for(&entry.schema) {
-                            Ok(validator) => Some(Arc::new((entry.clone(), validator))),
-                            Err(error) => {
-                                route.counters.catalog_errors.fetch_add(1, Relaxed);
-                                tracing::error!(backend = %route.name, schema = %entry.key, %error, "eventtracking: an event type's JSON Schema does not compile; its events are not validated");
-                                None
-                            }
-                        });
-                    validators.insert(event.shared_name(), checker.clone());
-                    checker
-                }
-            }
-        };
-        let (entry, validator) = &*checker?;
-        let data = event.data();
-        let problems: Vec<String> = validator
-            .iter_errors(data)
-            .take(5)
-            .map(|error| {
-                let path = error.instance_path().to_string();
-                if path.is_empty() {
-                    error.to_string()
-                } else {
-                    format!("at {path}: {error}")
-                }
-            })
-            .collect();
-        (!problems.is_empty()).then(|| {
-            format!(
-                "schema validation: data does not match `{}`: {}",
-                entry.key,
-                problems.join("; ")
-            )
-        })
-    }
-
-    #[cfg(not(feature = "validate"))]
-    pub(super) fn validation_error(&self, _route: &Route, _event: &Event) -> Option<String> {
-        // `validate_schemas = true` is refused at config time without the feature.
-        None
     }
 }
 

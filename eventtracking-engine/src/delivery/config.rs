@@ -60,6 +60,7 @@ impl std::str::FromStr for Overflow {
 /// | `max_event_bytes` | none | `EVENTTRACKING_MAX_EVENT_BYTES` |
 /// | `dead_letter_path` | `"eventtracking-dead-letter.jsonl"` | `EVENTTRACKING_DEAD_LETTER_PATH` |
 /// | `validate_schemas` | `false` | `EVENTTRACKING_VALIDATE_SCHEMAS` |
+/// | `max_in_flight` | the backend's own (1, or e.g. 4 for Kafka and MongoDB) | `EVENTTRACKING_MAX_IN_FLIGHT` |
 ///
 /// ```
 /// use eventtracking::{DeliveryConfig, Overflow};
@@ -116,6 +117,12 @@ pub struct DeliveryConfig {
     /// failing event is dead-lettered with the validation error and counted
     /// as `schema_invalid`. Needs the `validate` feature.
     pub validate_schemas: bool,
+    /// How many batches a backend may have in flight at once. Unset, it is
+    /// the backend's own choice ([`Backend::max_concurrent_sends`](eventtracking_core::Backend::max_concurrent_sends)):
+    /// 1 for backends that keep order (the file backend), more for stores
+    /// with a long round trip (Kafka, MongoDB). Per-backend order is kept
+    /// only with 1; a backend whose sends cannot overlap refuses more.
+    pub max_in_flight: Option<usize>,
 }
 
 impl Default for DeliveryConfig {
@@ -135,6 +142,7 @@ impl Default for DeliveryConfig {
             max_event_bytes: None,
             dead_letter_path: PathBuf::from("eventtracking-dead-letter.jsonl"),
             validate_schemas: false,
+            max_in_flight: None,
         }
     }
 }
@@ -180,6 +188,8 @@ setters! {
     with_max_event_bytes: max_event_bytes: usize;
     /// Sets `validate_schemas`.
     with_validate_schemas: validate_schemas: bool;
+    /// Sets `max_in_flight`.
+    with_max_in_flight: max_in_flight: usize;
 }
 
 impl DeliveryConfig {
@@ -199,6 +209,7 @@ impl DeliveryConfig {
             ("batch_bytes", self.batch_bytes.unwrap_or(1) as u64),
             ("send_timeout_ms", self.send_timeout.as_millis() as u64),
             ("max_event_bytes", self.max_event_bytes.unwrap_or(1) as u64),
+            ("max_in_flight", self.max_in_flight.unwrap_or(1) as u64),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -279,10 +290,11 @@ impl DeliveryConfig {
             "EVENTTRACKING_RETRY_BUDGET_MS" => retry_budget,
             "EVENTTRACKING_SEND_TIMEOUT_MS" => send_timeout,
         }
-        // Byte limits are optional: the variable sets them.
+        // Optional settings (byte limits, max_in_flight): the variable sets them.
         for (var, field) in [
             ("EVENTTRACKING_BATCH_BYTES", &mut self.batch_bytes),
             ("EVENTTRACKING_MAX_EVENT_BYTES", &mut self.max_event_bytes),
+            ("EVENTTRACKING_MAX_IN_FLIGHT", &mut self.max_in_flight),
         ] {
             if let Some(value) = lookup(var) {
                 *field = Some(parse(var, &value)?);

@@ -1,6 +1,6 @@
 //! The delivery engine: one bounded queue and one worker per backend, shared
 //! by every backend (batching, retry with jittered backoff, overflow,
-//! dead-letter, flush and shutdown all live here, once).
+//! dead-letter, acknowledgements, flush and shutdown all live here, once).
 //!
 //! # Guarantees
 //!
@@ -8,38 +8,60 @@
 //!   Only `overflow = "block"` can make it wait, for at most `block_timeout_ms`.
 //! - Every accepted event is delivered, written to the dead-letter file with
 //!   the reason, or counted as dropped with a reason. Nothing is lost silently:
-//!   see [`BackendStats`].
+//!   see [`BackendStats`]. An event emitted with
+//!   [`Tracker::emit_acked`](crate::Tracker::emit_acked) also says which, per
+//!   backend, in its [`Receipt`](crate::Receipt).
 //! - Delivery is at-least-once per backend: a batch retried after a timeout
 //!   may reach the backend twice, so backends should write idempotently on
 //!   the event id.
 //! - Backends are isolated: a slow or failing backend fills only its own queue.
+//! - Order: with `max_in_flight = 1` (the default for backends whose sends
+//!   cannot overlap, such as the file backend) a backend receives events in
+//!   the order they were queued, and a retried batch is retried before the
+//!   next is sent. With `max_in_flight > 1` batches overlap and may arrive
+//!   in any order (Kafka still keeps per-partition order: its producer is
+//!   idempotent).
 //! - Shutdown has a deadline: what is still queued, retrying or in flight
 //!   when it passes is written to the dead-letter file with reason
 //!   `shutdown` (counted as `failed_shutdown`), so `eventtracking replay`
 //!   recovers it. [`Tracker::cut_shutdown_short`](crate::Tracker::cut_shutdown_short)
 //!   moves the deadline to now.
+//!
+//! # One route
+//!
+//! Each backend has a route: a data queue of events, each with a sequence
+//! number, and a control channel for flush requests (each with its own
+//! reply), catalog entries to publish, and shutdown. Its worker takes
+//! batches from the queue and sends up to `max_in_flight` of them at once; a
+//! flush is answered once every event queued before it is settled, with
+//! what happened to those events (see [`FlushOutcome`]).
 
 mod catalog_hook;
 mod config;
 mod dead_letter;
+mod flush;
 mod stats;
 
 pub use config::{DeliveryConfig, Overflow};
 pub use dead_letter::{DeadLetterError, DeadLetterOutcome, DeadLetterRecord, DeadLetterWriter};
+pub use flush::FlushOutcome;
 pub use stats::{BackendStats, DeliveryReport, DroppedStats, TrackerStats};
 
 pub(crate) use stats::TrackerCounters;
 
 use eventtracking_core::sync::lock;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::ack::{Outcome, RouteAck};
+use crate::answer::{self, Part};
 use crate::processors::{panic_message, run_chain};
 use eventtracking_core::Backend;
 use eventtracking_core::Event;
 use eventtracking_core::{BackendError, BackendResult, Processor};
+use flush::Control;
 use stats::RouteCounters;
 
 /// After the shutdown deadline, how long a worker still has to write what
@@ -58,13 +80,73 @@ pub(crate) fn deadline_after(timeout: Duration) -> Instant {
         .unwrap_or(now)
 }
 
-/// The events a worker took from the queue and has not accounted for yet,
-/// by their index in the batch, so that the engine can dead-letter them if
-/// the worker never finishes. Once `abandoned`, the engine owns them.
+/// What an event carries beside itself, only when asked for (boxed, so that
+/// a plain queued event stays small).
+#[derive(Debug, Default)]
+pub(crate) struct Extra {
+    /// The receipt's handle for this backend.
+    pub(crate) ack: Option<RouteAck>,
+    /// Why the tracker's schema check refused it (dead-lettered by routes
+    /// with `validate_schemas`).
+    pub(crate) invalid: Option<Arc<str>>,
+}
+
+/// An event in a route's queue.
+#[derive(Debug)]
+struct Queued {
+    seq: u64,
+    event: Arc<Event>,
+    extra: Option<Box<Extra>>,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    items: VecDeque<Queued>,
+    /// The sequence number of the next event queued.
+    next_seq: u64,
+}
+
+/// An event of a batch, by its sequence number.
+type Slotted = (u64, Arc<Event>);
+
+/// A batch taken from the queue: its events, each with the schema check's
+/// verdict if it failed.
+type TakenBatch = Vec<(Slotted, Option<Arc<str>>)>;
+
+/// Events claimed for settling, by sequence number, with their receipt handles.
+type Claimed = Vec<(u64, Option<RouteAck>)>;
+
+/// An event a worker took and has not settled yet: the engine dead-letters
+/// it itself if the worker never finishes.
+#[derive(Debug)]
+struct Slot {
+    event: Arc<Event>,
+    ack: Option<RouteAck>,
+}
+
+/// A batch in flight: its slots by `seq - first_seq`; a slot is `None` once
+/// claimed for settling. `unresolved` counts the events not yet answered.
+#[derive(Debug)]
+struct InFlightBatch {
+    first_seq: u64,
+    slots: Vec<Option<Slot>>,
+    unresolved: usize,
+}
+
+/// The batches the worker took from the queue and has not settled yet.
+/// Once `abandoned` (shutdown gave up on the worker), the engine owns them.
 #[derive(Debug, Default)]
 struct InFlight {
-    slots: Vec<Option<Arc<Event>>>,
+    batches: VecDeque<InFlightBatch>,
     abandoned: bool,
+}
+
+impl InFlight {
+    fn batch_of(&mut self, seq: u64) -> Option<&mut InFlightBatch> {
+        self.batches
+            .iter_mut()
+            .find(|b| seq >= b.first_seq && seq < b.first_seq + b.slots.len() as u64)
+    }
 }
 
 /// Checks that the dead-letter file can be written (at build time).
@@ -72,25 +154,24 @@ pub(crate) fn check_dead_letter_path(path: &std::path::Path) -> std::io::Result<
     DeadLetterWriter::check_writable(path)
 }
 
-/// One backend with its queue, counters and settings.
+/// One backend with its queue, control channel, counters and settings.
 pub(crate) struct Route {
     pub(crate) name: Arc<str>,
     config: DeliveryConfig,
+    /// How many batches may be sent at once (`max_in_flight`, resolved).
+    max_in_flight: usize,
     processors: Vec<Arc<dyn Processor>>,
-    queue: Mutex<VecDeque<Arc<Event>>>,
+    queue: Mutex<Queue>,
     not_full: Condvar,
     wake: tokio::sync::Notify,
     pub(crate) counters: RouteCounters,
     /// Events handled for good (delivered, failed, filtered, evicted, dropped at shutdown).
     completed: AtomicU64,
-    flush_requested: AtomicU64,
-    flush_target: AtomicU64,
-    flush_done: AtomicU64,
+    control: Mutex<Control>,
     closing: AtomicBool,
     worker_exited: AtomicBool,
     progress: Mutex<()>,
     progress_changed: Condvar,
-    progress_notify: tokio::sync::Notify,
     dead_letter: Arc<DeadLetterWriter>,
     /// When the shutdown must be over (set by shutdown; moved by `cut_shutdown_short`).
     deadline: Mutex<Option<Instant>>,
@@ -108,6 +189,7 @@ impl std::fmt::Debug for Route {
         f.debug_struct("Route")
             .field("name", &self.name)
             .field("config", &self.config)
+            .field("max_in_flight", &self.max_in_flight)
             .field("processors", &self.processors)
             .finish_non_exhaustive()
     }
@@ -117,26 +199,28 @@ impl Route {
     pub(crate) fn new(
         name: &str,
         config: DeliveryConfig,
+        max_in_flight: usize,
         processors: Vec<Arc<dyn Processor>>,
     ) -> Arc<Self> {
         let dead_letter = DeadLetterWriter::shared(&config.dead_letter_path);
         Arc::new(Route {
             name: Arc::from(name),
-            queue: Mutex::new(VecDeque::with_capacity(config.queue_capacity.min(4096))),
+            queue: Mutex::new(Queue {
+                items: VecDeque::with_capacity(config.queue_capacity.min(4096)),
+                next_seq: 0,
+            }),
             config,
+            max_in_flight: max_in_flight.max(1),
             processors,
             not_full: Condvar::new(),
             wake: tokio::sync::Notify::new(),
             counters: RouteCounters::default(),
             completed: AtomicU64::new(0),
-            flush_requested: AtomicU64::new(0),
-            flush_target: AtomicU64::new(0),
-            flush_done: AtomicU64::new(0),
+            control: Mutex::new(Control::default()),
             closing: AtomicBool::new(false),
             worker_exited: AtomicBool::new(false),
             progress: Mutex::new(()),
             progress_changed: Condvar::new(),
-            progress_notify: tokio::sync::Notify::new(),
             dead_letter,
             deadline: Mutex::new(None),
             deadline_changed: tokio::sync::Notify::new(),
@@ -191,30 +275,85 @@ impl Route {
         }
     }
 
-    /// Marks batch slots as handled; false when the engine has abandoned
-    /// the batch (it dead-letters and counts those events itself).
-    fn settle(&self, slots: impl IntoIterator<Item = usize>) -> bool {
+    /// Claims in-flight events for settling: those not claimed before, each
+    /// with its receipt handle. `None` when the engine has abandoned the
+    /// worker (it dead-letters and counts those events itself).
+    fn claim(&self, seqs: impl IntoIterator<Item = u64>) -> Option<Claimed> {
         let mut in_flight = lock(&self.in_flight);
         if in_flight.abandoned {
-            return false;
+            return None;
         }
-        for slot in slots {
-            if let Some(event) = in_flight.slots.get_mut(slot) {
-                *event = None;
+        let mut claimed = Vec::new();
+        for seq in seqs {
+            if let Some(batch) = in_flight.batch_of(seq) {
+                let index = (seq - batch.first_seq) as usize;
+                if let Some(slot) = batch.slots[index].take() {
+                    claimed.push((seq, slot.ack));
+                }
             }
         }
-        true
+        Some(claimed)
+    }
+
+    /// Answers claimed events with `outcome`, counts them for the flushes
+    /// that cover them, and retires them from the in-flight batches.
+    fn resolve(&self, claimed: Claimed, outcome: &Outcome) {
+        if claimed.is_empty() {
+            return;
+        }
+        lock(&self.control).count(claimed.iter().map(|(seq, _)| *seq), outcome);
+        {
+            let mut in_flight = lock(&self.in_flight);
+            for (seq, _) in &claimed {
+                if let Some(batch) = in_flight.batch_of(*seq) {
+                    batch.unresolved = batch.unresolved.saturating_sub(1);
+                }
+            }
+            in_flight.batches.retain(|b| b.unresolved > 0);
+        }
+        for (_, ack) in claimed {
+            if let Some(ack) = ack {
+                ack.fill(outcome.clone());
+            }
+        }
+    }
+
+    /// Claims, answers and retires events settled without a dead-letter
+    /// write; how many (none when the engine has abandoned them).
+    fn settle(&self, seqs: &[u64], outcome: &Outcome) -> usize {
+        match self.claim(seqs.iter().copied()) {
+            Some(claimed) => {
+                let n = claimed.len();
+                self.resolve(claimed, outcome);
+                n
+            }
+            None => 0,
+        }
+    }
+
+    /// Every event with a smaller sequence number than this is settled.
+    fn settled_below(&self) -> u64 {
+        let queue = lock(&self.queue);
+        let queued = queue.items.front().map_or(queue.next_seq, |q| q.seq);
+        let in_flight = lock(&self.in_flight);
+        in_flight
+            .batches
+            .iter()
+            .map(|b| b.first_seq)
+            .min()
+            .map_or(queued, |first| first.min(queued))
     }
 
     /// Writes events to the dead-letter file and counts them: written ones as
-    /// dead-lettered, the rest as dropped with the cause.
+    /// dead-lettered, the rest as dropped with the cause. Returns how many
+    /// were written (the first ones) and, for the rest, why not.
     fn dead_letter_events(
         &self,
         events: &[Arc<Event>],
         reason: &str,
         attempts: u32,
         shutdown: bool,
-    ) {
+    ) -> (usize, Option<String>) {
         let counters = &self.counters;
         let n = events.len() as u64;
         counters.failed.fetch_add(n, Relaxed);
@@ -234,6 +373,7 @@ impl Route {
                 "eventtracking: events dead-lettered"
             );
         }
+        let mut lost_because = None;
         if let Some(error) = written.error {
             let lost = n - records;
             let counter = match error {
@@ -249,8 +389,39 @@ impl Route {
                 path = %self.dead_letter.path().display(),
                 "eventtracking: events lost: cannot write them to the dead-letter file"
             );
+            lost_because = Some(format!(
+                "{reason}; and the dead-letter file could not be written: {error}"
+            ));
         }
         self.complete(n);
+        (written.records, lost_because)
+    }
+
+    /// Dead-letters events and answers their receipts: `DeadLettered` for
+    /// the records written, `Dropped` for the rest.
+    fn dead_letter_and_answer(
+        &self,
+        events: &[Arc<Event>],
+        acks: Vec<Option<RouteAck>>,
+        reason: &str,
+        attempts: u32,
+        shutdown: bool,
+    ) -> (usize, Option<String>) {
+        let (written, lost_because) = self.dead_letter_events(events, reason, attempts, shutdown);
+        let mut acks = acks.into_iter();
+        if acks.len() > 0 {
+            let dead_lettered = Outcome::DeadLettered {
+                reason: reason.to_owned(),
+            };
+            for ack in acks.by_ref().take(written).flatten() {
+                ack.fill(dead_lettered.clone());
+            }
+            let dropped = Outcome::dropped(lost_because.clone().unwrap_or_default());
+            for ack in acks.flatten() {
+                ack.fill(dropped.clone());
+            }
+        }
+        (written, lost_because)
     }
 
     pub(crate) fn config(&self) -> &DeliveryConfig {
@@ -268,21 +439,23 @@ impl Route {
     }
 
     pub(crate) fn stats(&self) -> BackendStats {
-        let queued = lock(&self.queue).len();
+        let queued = lock(&self.queue).items.len();
         self.counters.snapshot(queued)
     }
 
     /// The emit path: append to the queue under the overflow policy. An
-    /// event refused is counted here, with its reason.
-    pub(crate) fn offer(&self, event: Arc<Event>) {
+    /// event refused is counted here, with its reason (and its receipt, if
+    /// any, answered `Dropped`).
+    pub(crate) fn offer(&self, event: Arc<Event>, extra: Option<Box<Extra>>) {
         let counters = &self.counters;
         if self.closing.load(Relaxed) {
             counters.dropped_shutdown.fetch_add(1, Relaxed);
+            refuse(extra, "shutdown: the tracker was shutting down");
             return;
         }
         let capacity = self.config.queue_capacity;
         let mut queue = lock(&self.queue);
-        if queue.len() >= capacity {
+        if queue.items.len() >= capacity {
             match self.config.overflow {
                 Overflow::DropNewest => {
                     drop(queue);
@@ -290,28 +463,43 @@ impl Route {
                         counters.dropped_queue_full.fetch_add(1, Relaxed),
                         "queue full",
                     );
+                    refuse(extra, "queue full (overflow = \"drop_newest\")");
                     return;
                 }
                 Overflow::DropOldest => {
-                    queue.pop_front();
+                    let evicted = queue.items.pop_front();
                     let n = counters.dropped_evicted.fetch_add(1, Relaxed);
                     self.completed.fetch_add(1, SeqCst);
                     self.note_drop(n, "evicted by a newer event");
+                    if let Some(evicted) = evicted {
+                        let outcome = Outcome::dropped(
+                            "evicted by a newer event (overflow = \"drop_oldest\")",
+                        );
+                        lock(&self.control).count(std::iter::once(evicted.seq), &outcome);
+                        if let Some(ack) = evicted.extra.and_then(|e| e.ack) {
+                            ack.fill(outcome);
+                        }
+                    }
                 }
                 Overflow::Block => {
                     let deadline = deadline_after(self.config.block_timeout);
-                    while queue.len() >= capacity {
+                    while queue.items.len() >= capacity {
                         let now = Instant::now();
                         if self.closing.load(Relaxed) {
                             drop(queue);
                             let n = counters.dropped_shutdown.fetch_add(1, Relaxed);
                             self.note_drop(n, "shutting down while waiting for room");
+                            refuse(
+                                extra,
+                                "shutdown: the tracker shut down while emit waited for room",
+                            );
                             return;
                         }
                         if now >= deadline {
                             drop(queue);
                             let n = counters.dropped_block_timeout.fetch_add(1, Relaxed);
                             self.note_drop(n, "queue still full after block_timeout_ms");
+                            refuse(extra, "queue still full after block_timeout_ms");
                             return;
                         }
                         queue = self
@@ -323,9 +511,11 @@ impl Route {
                 }
             }
         }
-        queue.push_back(event);
+        let seq = queue.next_seq;
+        queue.next_seq += 1;
+        queue.items.push_back(Queued { seq, event, extra });
         counters.accepted.fetch_add(1, Relaxed);
-        let len = queue.len();
+        let len = queue.items.len();
         drop(queue);
         // Wake the worker when work appears and when a batch is full; in
         // between it is lingering on a timer anyway.
@@ -352,7 +542,6 @@ impl Route {
     fn notify_progress(&self) {
         let _guard = lock(&self.progress);
         self.progress_changed.notify_all();
-        self.progress_notify.notify_waiters();
     }
 
     /// The most a batch can hold: `batch_size`, or the whole queue when that is smaller
@@ -362,67 +551,35 @@ impl Route {
     }
 
     fn flush_pending(&self) -> bool {
-        self.pending_flush().is_some()
+        !lock(&self.control).flushes.is_empty()
     }
 
-    /// The newest flush generation requested and not yet done, if any.
-    fn pending_flush(&self) -> Option<u64> {
-        let requested = self.flush_requested.load(SeqCst);
-        (requested > self.flush_done.load(SeqCst)).then_some(requested)
-    }
-
-    /// Asks the worker to flush; returns the request's generation.
-    fn request_flush(&self) -> u64 {
-        let target = self.counters.accepted.load(SeqCst);
-        self.flush_target.fetch_max(target, SeqCst);
-        let generation = self.flush_requested.fetch_add(1, SeqCst) + 1;
+    /// Asks the worker to flush: `part` is answered once every event queued
+    /// before this call is settled and the backend has flushed.
+    fn request_flush(&self, part: Part<FlushOutcome>) {
+        // The queue lock orders the request among the events: those queued
+        // before it have a smaller sequence number, and none queued after it
+        // can settle into its tally.
+        let queue = lock(&self.queue);
+        let mut control = lock(&self.control);
+        if self.worker_exited.load(SeqCst) {
+            // Shut down: nothing is queued and the shutdown flushed the
+            // backend, so there is nothing left to wait for.
+            drop(control);
+            drop(queue);
+            part.fill(FlushOutcome::default());
+            return;
+        }
+        control.push(queue.next_seq, part);
+        drop(control);
+        drop(queue);
         self.wake.notify_one();
-        generation
     }
 
-    fn flushed(&self, generation: u64) -> bool {
-        self.flush_done.load(SeqCst) >= generation || self.worker_exited.load(SeqCst)
-    }
-
-    /// Blocks until the flush request `generation` is done or the deadline passes.
-    fn wait_flushed(&self, generation: u64, deadline: Instant) -> bool {
-        self.wait_until(deadline, || self.flushed(generation))
-    }
-
-    /// Blocks until `done()` (re-checked whenever the worker reports progress)
-    /// or the deadline passes; says whether `done()` held.
-    fn wait_until(&self, deadline: Instant, done: impl Fn() -> bool) -> bool {
-        let mut guard = lock(&self.progress);
-        loop {
-            if done() {
-                return true;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            guard = self
-                .progress_changed
-                .wait_timeout(guard, deadline - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-    }
-
-    async fn wait_flushed_async(&self, generation: u64, deadline: Instant) -> bool {
-        loop {
-            let notified = self.progress_notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.flushed(generation) {
-                return true;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            let _ = tokio::time::timeout(deadline - now, notified).await;
-        }
+    /// Answers the flush requests still waiting when the worker stops.
+    fn fail_pending_flushes(&self, error: &str) {
+        let _queue = lock(&self.queue);
+        lock(&self.control).fail_all(error);
     }
 
     /// Waits for the worker to exit, up to the shutdown deadline (which
@@ -451,20 +608,29 @@ impl Route {
     /// was in flight is dead-lettered with reason `shutdown` (counted).
     fn abandon_remaining(&self) {
         let mut queue = lock(&self.queue);
-        let mut events: Vec<Arc<Event>> = {
+        let mut held: Vec<Slot> = {
             let mut in_flight = lock(&self.in_flight);
             in_flight.abandoned = true;
-            in_flight.slots.drain(..).flatten().collect()
+            in_flight
+                .batches
+                .drain(..)
+                .flat_map(|b| b.slots.into_iter().flatten())
+                .collect()
         };
-        events.extend(queue.drain(..));
+        held.extend(queue.items.drain(..).map(|q| Slot {
+            event: q.event,
+            ack: q.extra.and_then(|e| e.ack),
+        }));
         drop(queue);
-        if !events.is_empty() {
+        if !held.is_empty() {
             tracing::error!(
                 backend = %self.name,
-                events = events.len(),
+                events = held.len(),
                 "eventtracking: shutdown deadline passed with events still undelivered; dead-lettering them"
             );
-            self.dead_letter_events(&events, SHUTDOWN_REASON, 0, true);
+            let (events, acks): (Vec<_>, Vec<_>) =
+                held.into_iter().map(|s| (s.event, s.ack)).unzip();
+            self.dead_letter_and_answer(&events, acks, SHUTDOWN_REASON, 0, true);
         }
         // Anything else unaccounted for (never expected) is at least counted.
         let accepted = self.counters.accepted.load(SeqCst);
@@ -482,25 +648,46 @@ impl Route {
         // The runtime is shut down: the worker is gone (or going) even if it
         // never got to say so, and later flushes have nothing to wait for.
         self.worker_exited.store(true, SeqCst);
+        self.fail_pending_flushes("the tracker shut down before the flush completed");
         self.notify_progress();
     }
 
     /// Takes the next batch from the queue (all of it with `all`), recording
     /// it as in flight; empty once the engine has abandoned the worker.
-    fn take_batch(&self, all: bool) -> Vec<Arc<Event>> {
+    fn take_batch(&self, all: bool) -> TakenBatch {
         let mut queue = lock(&self.queue);
         let mut in_flight = lock(&self.in_flight);
         if in_flight.abandoned {
             return Vec::new();
         }
         let n = if all {
-            queue.len()
+            queue.items.len()
         } else {
-            queue.len().min(self.config.batch_size)
+            queue.items.len().min(self.config.batch_size)
         };
-        let batch: Vec<_> = queue.drain(..n).collect();
-        in_flight.slots.clear();
-        in_flight.slots.extend(batch.iter().cloned().map(Some));
+        if n == 0 {
+            return Vec::new();
+        }
+        let mut batch = Vec::with_capacity(n);
+        let mut slots = Vec::with_capacity(n);
+        let mut first_seq = None;
+        for queued in queue.items.drain(..n) {
+            first_seq.get_or_insert(queued.seq);
+            let (ack, invalid) = match queued.extra {
+                Some(extra) => (extra.ack, extra.invalid),
+                None => (None, None),
+            };
+            slots.push(Some(Slot {
+                event: queued.event.clone(),
+                ack,
+            }));
+            batch.push(((queued.seq, queued.event), invalid));
+        }
+        in_flight.batches.push_back(InFlightBatch {
+            first_seq: first_seq.unwrap_or_default(),
+            unresolved: slots.len(),
+            slots,
+        });
         drop(in_flight);
         drop(queue);
         if self.config.overflow == Overflow::Block {
@@ -510,19 +697,28 @@ impl Route {
     }
 
     fn queue_len(&self) -> usize {
-        lock(&self.queue).len()
+        lock(&self.queue).items.len()
     }
 }
 
-/// The worker of one route: waits for events, batches, sends, retries, dead-letters.
+/// Answers a refused event's receipt, if it has one.
+fn refuse(extra: Option<Box<Extra>>, reason: &str) {
+    if let Some(ack) = extra.and_then(|e| e.ack) {
+        ack.fill(Outcome::dropped(reason));
+    }
+}
+
+/// The worker of one route: waits for events, batches, sends (up to
+/// `max_in_flight` batches at once), retries, dead-letters, answers flushes.
 pub(crate) async fn run_worker(route: Arc<Route>, backend: Arc<dyn Backend>) {
-    let worker = Worker {
+    let worker = Arc::new(Worker {
         route: route.clone(),
         backend,
         catalog: catalog_hook::CatalogHook::default(),
-    };
+    });
     worker.run().await;
     route.worker_exited.store(true, SeqCst);
+    route.fail_pending_flushes("the backend's worker stopped before the flush completed");
     route.notify_progress();
 }
 
@@ -532,38 +728,37 @@ struct Worker {
     catalog: catalog_hook::CatalogHook,
 }
 
-/// An event of the batch being handled, with its slot in [`InFlight`].
-type Slotted = (usize, Arc<Event>);
-
 impl Worker {
-    async fn run(&self) {
+    async fn run(self: &Arc<Self>) {
         let route = &*self.route;
+        let mut sends = tokio::task::JoinSet::new();
         loop {
             if route.past_deadline() {
-                // Past the deadline nothing more is sent: what is queued is dead-lettered.
+                // Past the deadline nothing more is sent: what is queued is
+                // dead-lettered; sends in flight give up on their own.
                 let rest = route.take_batch(true);
                 if !rest.is_empty() {
-                    let slotted: Vec<Slotted> = rest.into_iter().enumerate().collect();
+                    let slotted: Vec<Slotted> = rest.into_iter().map(|(s, _)| s).collect();
                     self.fail(&slotted, SHUTDOWN_REASON, 0, true);
                 }
+                while sends.join_next().await.is_some() {}
                 break;
             }
-            // Read the flush generation before looking at the queue: the
-            // events of every request up to it were queued before that
-            // request, so an empty queue means they are all handled. (Read
-            // after, a request arriving in between would be marked done
-            // with its events still queued.)
-            let pending = route.pending_flush();
+            self.answer_due_flushes().await;
             let len = route.queue_len();
-            if len == 0 {
-                if let Some(generation) = pending {
-                    self.flush_backend(generation).await;
-                    continue;
-                }
-                if route.closing.load(SeqCst) {
+            if len == 0 || sends.len() >= route.max_in_flight {
+                if len == 0 && sends.is_empty() && route.closing.load(SeqCst) {
                     break;
                 }
-                route.wake.notified().await;
+                let woken = route.wake.notified();
+                if sends.is_empty() {
+                    woken.await;
+                } else {
+                    tokio::select! {
+                        _ = sends.join_next() => {}
+                        () = woken => {}
+                    }
+                }
                 continue;
             }
             if len < route.full_batch() {
@@ -571,13 +766,8 @@ impl Worker {
             }
             let batch = route.take_batch(false);
             if !batch.is_empty() {
-                self.handle(batch).await;
-            }
-            // Likewise the generation is read before the target it is checked against.
-            if let Some(generation) = route.pending_flush() {
-                if route.completed.load(SeqCst) >= route.flush_target.load(SeqCst) {
-                    self.flush_backend(generation).await;
-                }
+                let worker = self.clone();
+                sends.spawn(async move { worker.handle(batch).await });
             }
         }
         // The last flush (an fsync, say) and the backend's shutdown get what
@@ -637,58 +827,79 @@ impl Worker {
         }
     }
 
-    /// Flushes the backend and marks flush requests up to `generation` done.
-    async fn flush_backend(&self, generation: u64) {
+    /// Answers the flush requests whose events are all settled: publishes
+    /// pending catalog entries, flushes the backend once for all of them,
+    /// and gives each its own tally and the flush's error, if any.
+    async fn answer_due_flushes(&self) {
         let route = &*self.route;
+        let settled_below = route.settled_below();
+        let due = lock(&route.control).take_due(settled_below);
+        if due.is_empty() {
+            return;
+        }
+        let mut error = None;
         // Entries handed in must be stored before a flush counts as complete.
         if !self.publish_pending_types().await {
             route.counters.flush_errors.fetch_add(1, Relaxed);
+            error = Some("publishing catalog entries failed (tried again later)".to_owned());
         }
         match self.before_deadline(self.backend.flush()).await {
-            Some(Ok(())) | None => {}
-            Some(Err(error)) => {
+            Some(Ok(())) => {}
+            None => {
+                error.get_or_insert_with(|| {
+                    "the shutdown deadline passed during the backend's flush".to_owned()
+                });
+            }
+            Some(Err(flush_error)) => {
                 route.counters.flush_errors.fetch_add(1, Relaxed);
-                tracing::error!(backend = %route.name, %error, "eventtracking: backend flush failed");
+                tracing::error!(backend = %route.name, error = %flush_error, "eventtracking: backend flush failed");
+                error = Some(format!("the backend's flush failed: {flush_error}"));
             }
         }
-        route.flush_done.fetch_max(generation, SeqCst);
+        for flush in due {
+            flush.answer(error.clone());
+        }
         route.notify_progress();
     }
 
-    /// Counts events handled without a send (filtered, processor errors).
-    fn settle_counted(&self, slot: usize, counter: &AtomicU64) {
-        if self.route.settle([slot]) {
+    /// Settles an event handled without a send (filtered, processor errors) and counts it.
+    fn settle_counted(&self, seq: u64, counter: &AtomicU64, outcome: Outcome) {
+        if self.route.settle(&[seq], &outcome) == 1 {
             counter.fetch_add(1, Relaxed);
             self.route.complete(1);
         }
     }
 
-    async fn handle(&self, batch: Vec<Arc<Event>>) {
+    async fn handle(&self, batch: TakenBatch) {
         let route = &*self.route;
         let config = &route.config;
         let mut chunk: Vec<Slotted> = Vec::with_capacity(batch.len());
         let mut chunk_bytes = 0usize;
-        for (slot, event) in batch.into_iter().enumerate() {
+        for ((seq, event), invalid) in batch {
             let event = if route.processors.is_empty() {
                 event
             } else {
                 match run_chain(&route.processors, event) {
                     Ok(Some(event)) => event,
                     Ok(None) => {
-                        self.settle_counted(slot, &route.counters.filtered);
+                        self.settle_counted(seq, &route.counters.filtered, Outcome::Filtered);
                         continue;
                     }
                     Err(error) => {
-                        self.settle_counted(slot, &route.counters.processor_errors);
                         tracing::warn!(backend = %route.name, %error, "eventtracking: processor failed; event dropped for this backend");
+                        self.settle_counted(
+                            seq,
+                            &route.counters.processor_errors,
+                            Outcome::dropped(format!("processor error: {error}")),
+                        );
                         continue;
                     }
                 }
             };
             if config.validate_schemas {
-                if let Some(reason) = self.catalog.validation_error(route, &event) {
+                if let Some(reason) = invalid {
                     route.counters.schema_invalid.fetch_add(1, Relaxed);
-                    self.fail(&[(slot, event)], &reason, 0, false);
+                    self.fail(&[(seq, event)], &reason, 0, false);
                     continue;
                 }
             }
@@ -698,7 +909,7 @@ impl Worker {
                 if size > max {
                     let reason =
                         format!("oversized: event is {size} bytes, max_event_bytes is {max}");
-                    self.fail(&[(slot, event)], &reason, 0, false);
+                    self.fail(&[(seq, event)], &reason, 0, false);
                     continue;
                 }
             }
@@ -710,7 +921,7 @@ impl Worker {
                 }
                 chunk_bytes += size + 1;
             }
-            chunk.push((slot, event));
+            chunk.push((seq, event));
         }
         if !chunk.is_empty() {
             self.send_with_retry(chunk).await;
@@ -895,8 +1106,9 @@ impl Worker {
 
     fn delivered(&self, items: &[Slotted]) {
         let route = &*self.route;
-        if route.settle(items.iter().map(|(slot, _)| *slot)) {
-            let n = items.len() as u64;
+        let seqs: Vec<u64> = items.iter().map(|(seq, _)| *seq).collect();
+        let n = route.settle(&seqs, &Outcome::Delivered) as u64;
+        if n > 0 {
             route.counters.delivered.fetch_add(n, Relaxed);
             route.complete(n);
         }
@@ -906,11 +1118,13 @@ impl Worker {
     /// once (see [`BackendError::Closed`]).
     fn dropped_closed(&self, items: &[Slotted], reason: &str) {
         let route = &*self.route;
+        let seqs: Vec<u64> = items.iter().map(|(seq, _)| *seq).collect();
         // Settled here, so the shutdown deadline does not dead-letter them too.
-        if !route.settle(items.iter().map(|(slot, _)| *slot)) {
+        let outcome = Outcome::dropped(format!("the output is closed: {reason}"));
+        let n = route.settle(&seqs, &outcome);
+        if n == 0 {
             return;
         }
-        let n = items.len();
         let before = route.counters.dropped_closed.fetch_add(n as u64, Relaxed);
         if before == 0 {
             tracing::warn!(backend = %route.name, reason, "eventtracking: the output is closed; its events are dropped, not dead-lettered");
@@ -921,14 +1135,33 @@ impl Worker {
     /// Events that will not be delivered: to the dead-letter file, or counted as dropped.
     fn fail(&self, items: &[Slotted], reason: &str, attempts: u32, shutdown: bool) {
         let route = &*self.route;
-        if !route.settle(items.iter().map(|(slot, _)| *slot)) {
+        // Claimed first, so that a shutdown giving up on this worker does
+        // not dead-letter them a second time.
+        let Some(mut claimed) = route.claim(items.iter().map(|(seq, _)| *seq)) else {
+            return;
+        };
+        if claimed.is_empty() {
             return;
         }
-        let events: Vec<Arc<Event>> = items.iter().map(|(_, e)| e.clone()).collect();
+        // `claimed` keeps the order of `items`.
+        let mut wanted = claimed.iter().map(|(seq, _)| *seq).peekable();
+        let events: Vec<Arc<Event>> = items
+            .iter()
+            .filter(|(seq, _)| wanted.next_if_eq(seq).is_some())
+            .map(|(_, event)| event.clone())
+            .collect();
         // A file write: tell the runtime this worker thread blocks for a moment.
-        tokio::task::block_in_place(|| {
+        let (written, lost_because) = tokio::task::block_in_place(|| {
             route.dead_letter_events(&events, reason, attempts, shutdown)
         });
+        let lost = claimed.split_off(written.min(claimed.len()));
+        route.resolve(
+            claimed,
+            &Outcome::DeadLettered {
+                reason: reason.to_owned(),
+            },
+        );
+        route.resolve(lost, &Outcome::dropped(lost_because.unwrap_or_default()));
     }
 }
 
@@ -988,6 +1221,26 @@ pub(crate) struct Engine {
     finished_changed: Condvar,
 }
 
+/// What a flush heard back from the routes.
+#[derive(Debug)]
+pub(crate) struct FlushAnswers {
+    /// Every route answered before the timeout.
+    pub(crate) in_time: bool,
+    pub(crate) by_route: BTreeMap<String, FlushOutcome>,
+}
+
+impl FlushAnswers {
+    fn new(in_time: bool, parts: Vec<(Arc<str>, FlushOutcome)>) -> Self {
+        FlushAnswers {
+            in_time,
+            by_route: parts
+                .into_iter()
+                .map(|(name, outcome)| (name.to_string(), outcome))
+                .collect(),
+        }
+    }
+}
+
 /// How a shutdown ended.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ShutdownOutcome {
@@ -1037,22 +1290,32 @@ impl Engine {
         self.shut_down.load(SeqCst)
     }
 
-    pub(crate) fn flush(&self, timeout: Duration) -> bool {
-        let deadline = deadline_after(timeout);
-        let requests: Vec<_> = self.routes.iter().map(|r| (r, r.request_flush())).collect();
-        requests.into_iter().fold(true, |all, (route, generation)| {
-            route.wait_flushed(generation, deadline) && all
-        })
+    /// Sends a flush request down every route's control channel.
+    fn start_flush(&self) -> answer::Gathered<FlushOutcome> {
+        let (gathered, parts) = answer::gather(self.routes.iter().map(|r| r.name.clone()));
+        for (route, part) in self.routes.iter().zip(parts) {
+            route.request_flush(part);
+        }
+        gathered
     }
 
-    pub(crate) async fn flush_async(&self, timeout: Duration) -> bool {
-        let deadline = deadline_after(timeout);
-        let requests: Vec<_> = self.routes.iter().map(|r| (r, r.request_flush())).collect();
-        let mut all = true;
-        for (route, generation) in requests {
-            all &= route.wait_flushed_async(generation, deadline).await;
+    /// Flushes every route; each answers for itself. `in_time` is false when
+    /// some did not answer within `timeout` (their answers are missing).
+    pub(crate) fn flush(&self, timeout: Duration) -> FlushAnswers {
+        let mut gathered = self.start_flush();
+        match gathered.wait_timeout(timeout) {
+            Some(parts) => FlushAnswers::new(true, parts),
+            None => FlushAnswers::new(false, gathered.take_answered()),
         }
-        all
+    }
+
+    /// [`flush`](Self::flush) without blocking the thread.
+    pub(crate) async fn flush_async(&self, timeout: Duration) -> FlushAnswers {
+        let mut gathered = self.start_flush();
+        match tokio::time::timeout(timeout, &mut gathered).await {
+            Ok(parts) => FlushAnswers::new(true, parts),
+            Err(_) => FlushAnswers::new(false, gathered.take_answered()),
+        }
     }
 
     /// Drains, flushes and stops every worker; what is left at the deadline

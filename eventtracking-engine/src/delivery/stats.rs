@@ -204,12 +204,17 @@ pub struct DeliveryReport {
     /// Each backend, by name.
     pub backends: BTreeMap<String, BackendStats>,
     /// True when a flush or shutdown finished before its deadline and no
-    /// backend's flush failed.
+    /// backend's flush failed. For a flush, only that flush's own answers
+    /// count: a concurrent flush's failure does not make it incomplete.
     pub complete: bool,
     /// True when a flush or shutdown did not finish before its deadline (one
     /// cause of an incomplete report; a failed backend flush, counted in
     /// [`BackendStats::flush_errors`], is the other).
     pub deadline_passed: bool,
+    /// After [`Tracker::flush`](crate::Tracker::flush): each backend's own
+    /// answer to that flush (the backends that answered in time). Empty in
+    /// other reports.
+    pub flushed: BTreeMap<String, super::FlushOutcome>,
 }
 
 impl DeliveryReport {
