@@ -83,6 +83,7 @@ fn a_config_with_every_documented_key_builds_and_works() {
         max_event_bytes = 20000
         dead_letter_path = {dead}
         validate_schemas = true
+        max_in_flight = 1
 
         [[processors]]
         engine = "allow"
@@ -334,6 +335,26 @@ fn user_backend_options_are_checked() {
         build_err("[backends.a]\nengine = \"discard\"\n[backends.a.delivery]\nbatch_size = 0")
             .to_string();
     assert!(err.contains("batch_size"), "{err}");
+}
+
+#[test]
+fn max_in_flight_values_are_checked() {
+    let discard = "[backends.a]\nengine = \"discard\"\n[backends.a.delivery]\n";
+    for (value, expected) in [
+        ("0", "must be at least 1"),
+        ("\"four\"", "invalid type"),
+        ("-2", "invalid value"),
+        // `discard` keeps the one-send-at-a-time default.
+        ("2", "cannot overlap"),
+    ] {
+        let err = build_err(&format!("{discard}max_in_flight = {value}")).to_string();
+        assert!(
+            err.contains("max_in_flight") && err.contains(expected),
+            "max_in_flight = {value}: {err}"
+        );
+    }
+    let tracker = build(&format!("{discard}max_in_flight = 1")).unwrap();
+    assert_eq!(tracker.delivery_config("a").unwrap().max_in_flight, Some(1));
 }
 
 #[test]

@@ -19,6 +19,10 @@ use crate::{
     RedactingContext, TopicTemplate, DEFAULT_CATALOG_TOPIC, PRODUCER_DEFAULTS,
 };
 
+/// The delivery engine's default `max_in_flight` for this backend: batches
+/// sent at once, so that a round trip to the broker does not idle the route.
+pub const SUGGESTED_MAX_IN_FLIGHT: usize = 4;
+
 /// The default of `flush_timeout_ms`.
 pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -388,6 +392,14 @@ impl Backend for KafkaBackend {
             }
         }
         Ok(())
+    }
+
+    /// Batches overlap: the producer takes records from several sends at
+    /// once. Records of one batch keep their per-partition order (the
+    /// idempotent producer neither reorders nor duplicates what it is
+    /// handed); batches in flight together may interleave.
+    fn max_concurrent_sends(&self) -> usize {
+        SUGGESTED_MAX_IN_FLIGHT
     }
 
     async fn send_batch(&self, batch: &[Arc<Event>]) -> BackendResult {

@@ -160,7 +160,9 @@ mod key;
 mod properties;
 mod topic;
 
-pub use backend::{KafkaBackend, KafkaBackendBuilder, DEFAULT_FLUSH_TIMEOUT};
+pub use backend::{
+    KafkaBackend, KafkaBackendBuilder, DEFAULT_FLUSH_TIMEOUT, SUGGESTED_MAX_IN_FLIGHT,
+};
 pub use config::{KafkaOptions, DEFAULT_BATCH_SIZE, DEFAULT_CATALOG_TOPIC};
 pub use context::{RedactingContext, LOG_REPEAT_INTERVAL};
 pub use error::{client_error_text, is_retryable, KafkaBackendError};

@@ -16,6 +16,10 @@ use mongodb::{Client, Collection};
 use crate::builder::write_concern;
 use crate::{lock, DocumentLayout, IndexSpec, MongoBackendError, INDEX_SHUTDOWN_WAIT};
 
+/// The delivery engine's default `max_in_flight` for this backend: batches
+/// sent at once, so that a round trip to the server does not idle the route.
+pub const SUGGESTED_MAX_IN_FLIGHT: usize = 4;
+
 /// The `appName` the client reports to the server unless the URI sets one.
 pub const APP_NAME: &str = "eventtracking";
 
@@ -173,6 +177,12 @@ impl MongoBackend {
 impl Backend for MongoBackend {
     async fn send_batch(&self, batch: &[Arc<Event>]) -> BackendResult {
         self.write_batch(batch).await
+    }
+
+    /// Batches overlap, each on its own pooled connection (unordered
+    /// inserts keyed by the event id, so their order does not matter).
+    fn max_concurrent_sends(&self) -> usize {
+        SUGGESTED_MAX_IN_FLIGHT
     }
 
     /// Upserts each entry into the catalog collection, keyed by

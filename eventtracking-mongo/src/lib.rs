@@ -169,7 +169,7 @@ mod indexes;
 mod options;
 mod write;
 
-pub use backend::{MongoBackend, APP_NAME};
+pub use backend::{MongoBackend, APP_NAME, SUGGESTED_MAX_IN_FLIGHT};
 pub use builder::{MongoBackendBuilder, DEFAULT_SERVER_SELECTION_TIMEOUT};
 pub use classify::{is_retryable, is_retryable_code, RETRYABLE_CODES};
 pub use document::{

@@ -139,6 +139,7 @@ macro_rules! conformance_tests {
             outage
             secrets
             catalog
+            concurrent_sends
         );
     };
     (@cases $target:ty: $($case:ident)*) => {

@@ -23,6 +23,8 @@ pub enum Case {
     Secrets,
     /// A typed event's catalog entry published.
     Catalog,
+    /// Batches sent at once (or refused, for a backend that keeps order).
+    ConcurrentSends,
 }
 
 impl Case {
@@ -36,6 +38,7 @@ impl Case {
             Case::Outage => "outage",
             Case::Secrets => "secrets",
             Case::Catalog => "catalog",
+            Case::ConcurrentSends => "concurrent_sends",
         }
     }
 }

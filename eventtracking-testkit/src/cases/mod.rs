@@ -2,6 +2,7 @@
 //! [`conformance_tests!`](crate::conformance_tests) makes each a `#[test]`.
 
 mod catalog;
+mod concurrent_sends;
 mod idempotent_resend;
 mod outage;
 mod oversized_event;
@@ -10,6 +11,7 @@ mod secrets;
 mod seed_round_trip;
 
 pub use catalog::catalog;
+pub use concurrent_sends::concurrent_sends;
 pub use idempotent_resend::idempotent_resend;
 pub use outage::outage;
 pub use oversized_event::oversized_event;
