@@ -3,7 +3,8 @@
 //! event; malformed messages are dead-lettered with topic, partition and
 //! offset while their neighbours are delivered; a restart resumes after the
 //! last commit; an event lost in the tracker stops the relay without
-//! committing past it.
+//! committing past it; another emitter's losses on the same tracker do not
+//! touch the relay; a dead-lettered event is committed past.
 
 mod common;
 
@@ -413,10 +414,10 @@ fn a_relay_that_loses_an_event_stops_without_committing_past_it() {
         report.error.as_deref().unwrap().contains("lost"),
         "{report}"
     );
-    // Events 0..2 were committed in the first cycle; the cycle holding event
-    // 5 (offset 5) was not.
+    // Events 0..4 were settled: the commit stops exactly before event 5
+    // (offset 5), the highest contiguous settled offset.
     let committed = report.committed_offsets[&(topic.clone(), 0)];
-    assert!((3..=5).contains(&committed), "{report}");
+    assert_eq!(committed, 5, "{report}");
     assert!(!memory.events().iter().any(|e| e.data()["i"] == 5));
 
     // A restart (here without the failing processor) delivers it.
@@ -433,6 +434,175 @@ fn a_relay_that_loses_an_event_stops_without_committing_past_it() {
         .map(|e| e.id())
         .collect();
     assert!(sent.iter().all(|e| ids.contains(&e.id())));
+}
+
+/// Drops (a processor error at the backend) every event named `other.bad`.
+fn drop_other_bad() -> Arc<dyn Processor> {
+    Arc::new(eventtracking::processor_fn("drop-other-bad", |event| {
+        if event.name() == "other.bad" {
+            return Err(ProcessorError::new("drop-other-bad", event.name(), "test"));
+        }
+        Ok(Some(event))
+    }))
+}
+
+#[test]
+fn another_emitter_losing_events_on_the_same_tracker_neither_stops_nor_stalls_the_relay() {
+    let dir = tempfile::tempdir().unwrap();
+    let topic = unique("relay-neighbour");
+    let group = unique("relay-neighbour-group");
+    create_topic(&topic, 2);
+    let sent = produce_events(&topic, dir.path(), 300, "neighbour");
+
+    let memory = InMemoryBackend::new();
+    let tracker = Tracker::builder()
+        .with_delivery(delivery(dir.path()))
+        .with_route("memory", memory.clone(), vec![drop_other_bad()], None)
+        .build()
+        .unwrap();
+    // Another part of the program emits on the same tracker all along, and
+    // some of its events are lost at the backend.
+    let neighbour_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let neighbour = {
+        let (tracker, stop) = (tracker.clone(), neighbour_stop.clone());
+        std::thread::spawn(move || {
+            let mut emitted = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let name = if emitted % 3 == 0 {
+                    "other.bad"
+                } else {
+                    "other.ok"
+                };
+                if tracker.emit(name, json!({"n": emitted})).is_err() {
+                    break; // the relay shut the tracker down at its end
+                }
+                emitted += 1;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            emitted
+        })
+    };
+    let relay = RelayBuilder::new(options(&topic, &group), tracker.clone())
+        .with_commit_interval(Duration::from_millis(100))
+        .with_max_uncommitted(20)
+        .with_exit_when_idle(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let report = relay.run();
+    neighbour_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let emitted = neighbour.join().unwrap();
+
+    assert_eq!(report.stop, StopReason::Idle, "{report}");
+    assert!(report.error.is_none(), "{report}");
+    assert_eq!(report.lost, 0, "{report}");
+    assert_eq!(report.stats.messages, 300, "{report}");
+    assert_eq!(report.stats.committed, 300, "{report}");
+    assert_eq!(report.stats.uncommitted, 0, "{report}");
+    // The neighbour's losses happened, and were the tracker's, not the relay's.
+    assert!(emitted > 3, "the neighbour emitted {emitted}");
+    assert!(
+        report.delivery.backends["memory"].processor_errors > 0,
+        "{report}"
+    );
+    let relayed: HashSet<_> = memory
+        .events()
+        .iter()
+        .filter(|e| e.name() == "relay.test")
+        .map(|e| e.id())
+        .collect();
+    assert!(sent.iter().all(|e| relayed.contains(&e.id())));
+}
+
+/// A backend that refuses, for good, events whose data has `"poison": true`
+/// (a partial failure: the rest of the batch is stored).
+#[derive(Debug, Clone, Default)]
+struct RefusesPoison(InMemoryBackend);
+
+#[eventtracking::async_trait]
+impl Backend for RefusesPoison {
+    async fn send_batch(&self, batch: &[Arc<Event>]) -> eventtracking::BackendResult {
+        let poisoned: Vec<_> = batch
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.data()["poison"] == true)
+            .map(|(i, _)| eventtracking::EventFailure::permanent(i, "poison refused by the store"))
+            .collect();
+        let kept: Vec<Arc<Event>> = batch
+            .iter()
+            .filter(|e| e.data()["poison"] != true)
+            .cloned()
+            .collect();
+        self.0.send_batch(&kept).await?;
+        if poisoned.is_empty() {
+            Ok(())
+        } else {
+            Err(eventtracking::BackendError::Partial(poisoned))
+        }
+    }
+}
+
+#[test]
+fn a_dead_lettered_event_in_the_middle_is_committed_past_and_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let topic = unique("relay-poison");
+    let group = unique("relay-poison-group");
+    create_topic(&topic, 1);
+    // 10 events, the 5th poisoned, all on the one partition.
+    let producer = InMemoryBackend::new();
+    let tracker = Tracker::builder()
+        .with_delivery(delivery(dir.path()))
+        .with_backend("sent", producer.clone())
+        .with_backend("stream", kafka_backend(json!({"topic": topic})))
+        .build()
+        .unwrap();
+    for i in 0..10 {
+        tracker
+            .emit("relay.test", json!({"i": i, "poison": i == 4}))
+            .unwrap();
+    }
+    assert!(tracker.shutdown(WAIT).unwrap().complete);
+    let poison_id = producer.events()[4].id();
+
+    let store = RefusesPoison::default();
+    let relay_dir = tempfile::tempdir().unwrap();
+    let tracker = Tracker::builder()
+        .with_delivery(delivery(relay_dir.path()))
+        .with_backend("store", store.clone())
+        .build()
+        .unwrap();
+    let report = RelayBuilder::new(options(&topic, &group), tracker)
+        .with_exit_when_idle(Duration::from_secs(2))
+        .build()
+        .unwrap()
+        .run();
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(report.stats.dead_lettered, 1, "{report}");
+    // Committed past the dead-lettered event: a restart reads nothing again.
+    assert_eq!(
+        report.committed_offsets[&(topic.clone(), 0)],
+        10,
+        "{report}"
+    );
+    let stored: Vec<u64> = store
+        .0
+        .events()
+        .iter()
+        .map(|e| e.data()["i"].as_u64().unwrap())
+        .collect();
+    assert_eq!(stored, [0, 1, 2, 3, 5, 6, 7, 8, 9]);
+    let dead: Vec<DeadLetterRecord> =
+        std::fs::read_to_string(relay_dir.path().join("dead-letter.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].event.id(), poison_id);
+    assert!(
+        dead[0].reason.contains("poison refused"),
+        "{}",
+        dead[0].reason
+    );
 }
 
 #[test]

@@ -51,6 +51,7 @@ mod json_text;
 mod processor;
 pub mod redact;
 pub mod registry;
+pub mod source;
 pub mod sync;
 
 pub use async_trait::async_trait;
@@ -73,6 +74,7 @@ pub use processor::{processor_fn, FnProcessor, ProcessResult, Processor};
 /// Event data and contexts are `serde_json` values: the crate is re-exported
 /// on purpose, so that its version always matches.
 pub use serde_json;
+pub use source::{AckStatus, Source, SourceAck, SourceError, SourceItem};
 /// Event ids are `uuid` UUIDs (v7), re-exported on purpose.
 pub use uuid;
 

@@ -62,6 +62,7 @@ mod config_error;
 pub mod delivery;
 mod error;
 pub mod processors;
+pub mod relay;
 mod schema_check;
 #[cfg(unix)]
 pub mod signal;

@@ -158,6 +158,7 @@ mod context;
 mod error;
 mod key;
 mod properties;
+mod source;
 mod topic;
 
 pub use backend::{
@@ -168,6 +169,9 @@ pub use context::{RedactingContext, LOG_REPEAT_INTERVAL};
 pub use error::{client_error_text, is_retryable, KafkaBackendError};
 pub use key::MessageKey;
 pub use properties::{KafkaProperties, PRODUCER_DEFAULTS};
+pub use source::{
+    KafkaSource, KafkaSourceMonitor, KafkaSourceStats, DEFAULT_REVOKE_TIMEOUT, MALFORMED_EVENT_NAME,
+};
 pub use topic::{check_topic, is_topic_char, sanitize_topic_part, TopicTemplate, MAX_TOPIC_LEN};
 
 use eventtracking_core::sync::lock;

@@ -1,20 +1,15 @@
 //! [`RelayBuilder`]: the relay's settings, the consumer and its
 //! subscription; [`RelayError`]: why a relay could not be set up.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use eventtracking::kafka::{client_error_text, RedactingContext};
+use eventtracking::kafka::KafkaSource;
+use eventtracking::relay::RelayLoop;
 use eventtracking::{BuildError, Config, ConfigError, Tracker};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
 
-use super::commit::{losses, RelayContext, Shared, State};
-use super::report::Counters;
 use super::{
-    Relay, RelayOptions, StopHandle, DEFAULT_COMMIT_INTERVAL, DEFAULT_MAX_UNCOMMITTED,
+    Relay, RelayOptions, DEFAULT_COMMIT_INTERVAL, DEFAULT_MAX_UNCOMMITTED,
     DEFAULT_RELAY_FLUSH_TIMEOUT,
 };
 
@@ -120,14 +115,15 @@ impl RelayBuilder {
         Ok(RelayBuilder::new(options, tracker).with_dead_letter_path(dead_letter_path))
     }
 
-    /// How often handled messages are flushed and committed (default 1 s).
+    /// How often acknowledged messages are committed (default 1 s).
     pub fn with_commit_interval(mut self, interval: Duration) -> Self {
         self.commit_interval = interval;
         self
     }
 
-    /// The most messages handled between two complete flushes (default
-    /// [`DEFAULT_MAX_UNCOMMITTED`]); values above the smallest
+    /// The most messages handed to the tracker and not committed yet; the
+    /// relay stops reading above it until the backends settle more (default
+    /// [`DEFAULT_MAX_UNCOMMITTED`]). Values above the smallest
     /// `queue_capacity` of the tracker's backends are lowered to it, so that
     /// no queue can overflow.
     pub fn with_max_uncommitted(mut self, max: usize) -> Self {
@@ -135,8 +131,9 @@ impl RelayBuilder {
         self
     }
 
-    /// The longest the flush before a commit waits in a rebalance and at
-    /// the end of [`Relay::run`] (default 30 s); also the tracker's shutdown timeout.
+    /// How long a rebalance waits for the acknowledgements of the revoked
+    /// partitions, and the end of [`Relay::run`] for all outstanding ones
+    /// (default 30 s); also the tracker's shutdown timeout.
     pub fn with_flush_timeout(mut self, timeout: Duration) -> Self {
         self.flush_timeout = timeout;
         self
@@ -187,70 +184,30 @@ impl RelayBuilder {
         }
         let max_uncommitted = self.max_uncommitted();
         let properties = self.options.consumer_properties()?;
-        let redacting = RedactingContext::new(properties.redactor());
-        let client_error = |error: KafkaError| RelayError::Client {
-            message: client_error_text(&error, redacting.redactor()),
-        };
-        let baseline = losses(&self.tracker.report());
-        let counters = Arc::new(Counters::default());
-        let shared = Arc::new(Shared {
-            tracker: self.tracker,
-            counters: counters.clone(),
-            state: Mutex::new(State {
-                unflushed: 0,
-                pending: BTreeMap::new(),
-                baseline_losses: baseline,
-                lost: 0,
-                fatal: None,
-                closing: false,
-                last_rebalance: None,
-            }),
-            flush_timeout: self.flush_timeout,
-            redactor: redacting.redactor().clone(),
-        });
-        let context = RelayContext {
-            redacting: redacting.clone(),
-            shared: shared.clone(),
-        };
-        let consumer: BaseConsumer<RelayContext> = properties
-            .client_config()
-            .create_with_context(context)
-            .map_err(client_error)?;
-        let mut topics: Vec<&str> = self.options.topics.iter().map(String::as_str).collect();
         let catalog_topic = Some(self.options.catalog_topic.trim()).filter(|t| !t.is_empty());
-        if let Some(catalog) = catalog_topic {
-            if !topics.contains(&catalog) {
-                topics.push(catalog);
-            }
+        let source = KafkaSource::subscribe(&properties, &self.options.topics, catalog_topic)
+            .map_err(|error| RelayError::Client {
+                message: error.to_string(),
+            })?
+            .with_revoke_timeout(self.flush_timeout);
+        let source_monitor = source.monitor();
+        let mut relay = RelayLoop::new(source, self.tracker)
+            .with_commit_interval(self.commit_interval)
+            .with_max_uncommitted(max_uncommitted)
+            .with_flush_timeout(self.flush_timeout);
+        if let Some(idle) = self.exit_when_idle {
+            relay = relay.with_exit_when_idle(idle);
         }
-        let catalog_topic = catalog_topic.map(str::to_owned);
-        consumer.subscribe(&topics).map_err(client_error)?;
+        if let Some(rate) = self.max_rate {
+            relay = relay.with_max_rate(rate);
+        }
+        if let Some(path) = self.dead_letter_path {
+            relay = relay.with_dead_letter_path(path);
+        }
         Ok(Relay {
-            consumer,
-            shared,
+            relay,
+            source_monitor,
             options: self.options,
-            settings: Settings {
-                catalog_topic,
-                commit_interval: self.commit_interval,
-                max_uncommitted,
-                flush_timeout: self.flush_timeout,
-                exit_when_idle: self.exit_when_idle,
-                max_rate: self.max_rate,
-                dead_letter_path: self.dead_letter_path,
-            },
-            stop: StopHandle::default(),
         })
     }
-}
-
-#[derive(Debug, Clone)]
-pub(super) struct Settings {
-    /// Messages of this topic are catalog entries, not events.
-    pub(super) catalog_topic: Option<String>,
-    pub(super) commit_interval: Duration,
-    pub(super) max_uncommitted: usize,
-    pub(super) flush_timeout: Duration,
-    pub(super) exit_when_idle: Option<Duration>,
-    pub(super) max_rate: Option<u64>,
-    pub(super) dead_letter_path: Option<PathBuf>,
 }

@@ -33,27 +33,36 @@
 //!
 //! # Delivery guarantee
 //!
-//! At least once. Each message's value is parsed as an event
-//! ([`Event`](eventtracking::Event)'s JSON, as the Kafka backend writes it) and emitted with
-//! [`Tracker::emit_event`](eventtracking::Tracker::emit_event), keeping its id, timestamp and context. Every
-//! commit interval (or after [`max_uncommitted`](RelayBuilder::with_max_uncommitted)
-//! messages) the relay flushes the tracker and, only when the flush reports
-//! that every event was delivered or dead-lettered and no event was dropped,
-//! commits the offsets following the messages it handled. So:
+//! At least once, from per-event acknowledgements. The relay is the
+//! engine's generic loop ([`RelayLoop`](eventtracking::relay::RelayLoop))
+//! over the Kafka source of `eventtracking-kafka`
+//! ([`KafkaSource`](eventtracking::kafka::KafkaSource)). Each message's
+//! value is parsed as an event ([`Event`](eventtracking::Event)'s JSON, as
+//! the Kafka backend writes it) and emitted with
+//! [`Tracker::emit_event_acked`](eventtracking::Tracker::emit_event_acked),
+//! keeping its id, timestamp and context. When every backend has delivered,
+//! dead-lettered or filtered the event, its message is acknowledged. Every
+//! commit interval the relay commits, per partition, the offset after the
+//! highest contiguous run of acknowledged messages. So:
 //!
 //! - a relay killed at any point resumes from its last commit: the events
 //!   after it are delivered again (duplicates, never gaps); events keep their
 //!   ids so consumers can de-duplicate, and the MongoDB backend treats a
 //!   duplicate `_id` as delivered;
-//! - the tracker's queues cannot overflow: at most `max_uncommitted`
-//!   events (never more than the smallest `queue_capacity`) are emitted
-//!   between two complete flushes;
-//! - if anything is lost anyway (a processor error, an event dropped, a dead
-//!   letter that could not be written), the relay stops without committing
-//!   past it ([`StopReason::Failed`]): a restart delivers it again;
-//! - partitions being revoked in a rebalance are flushed and committed first
-//!   (in librdkafka's revoke callback); if the flush cannot finish in time,
-//!   the new owner re-reads from the last commit (duplicates only).
+//! - an event dead-lettered by a backend is settled (it is in the
+//!   dead-letter file, replayable): the relay commits past it;
+//! - the relay answers only for its own events: other emitters on the same
+//!   tracker, and their drops, neither stop nor stall it;
+//! - if one of its events is lost (dropped at a backend, a processor
+//!   error), the relay stops ([`StopReason::Failed`]) and its partition is
+//!   never committed past it: a restart delivers it again;
+//! - the tracker's queues cannot overflow: reading pauses while
+//!   `max_uncommitted` messages (never more than the smallest
+//!   `queue_capacity`) are handed out and not committed;
+//! - partitions being revoked in a rebalance wait (up to the flush timeout)
+//!   for their outstanding acknowledgements and commit what settled (in
+//!   librdkafka's revoke callback); the rest is re-read by the new owner
+//!   (duplicates only).
 //!
 //! A message whose value is not an event (bad JSON, a missing field, no
 //! value at all) is written to the dead-letter file as a
@@ -80,26 +89,22 @@
 //! # Layout
 //!
 //! `options.rs` ([`RelayOptions`], the constants), `builder.rs`
-//! ([`RelayBuilder`], [`RelayError`]), `report.rs` ([`RelayStats`],
-//! [`RelayReport`], [`StopReason`]), `commit.rs` (offset bookkeeping: the
-//! flush-then-commit cycle and the rebalance context) and `run.rs`
-//! ([`Relay::run`], handling each message, and `dead_letter_malformed`, the
-//! relay's own dead-letter writer). This module was `eventtracking_kafka::relay`:
-//! it drives a [`Tracker`](eventtracking::Tracker), and backend crates do not
-//! depend on the delivery engine.
+//! ([`RelayBuilder`], [`RelayError`]: the Kafka source and the engine's
+//! relay loop), `report.rs` ([`RelayStats`], [`RelayReport`]) and `run.rs`
+//! ([`Relay::run`]). Offset bookkeeping and rebalances are the Kafka
+//! source's (`eventtracking-kafka`); reading, acknowledging, back-pressure
+//! and dead-lettering malformed messages are the engine's relay loop's.
 
 mod builder;
-mod commit;
 mod options;
 mod report;
 mod run;
 
 pub use builder::{RelayBuilder, RelayError};
+pub use eventtracking::relay::StopHandle;
 pub use options::{
     RelayOptions, CONSUMER_DEFAULTS, DEAD_LETTER_BACKEND, DEFAULT_COMMIT_INTERVAL,
     DEFAULT_MAX_UNCOMMITTED, DEFAULT_RELAY_FLUSH_TIMEOUT, MALFORMED_EVENT_NAME, MANAGED_PROPERTIES,
 };
 pub use report::{RelayMonitor, RelayReport, RelayStats, StopReason};
-pub use run::{Relay, StopHandle};
-
-use eventtracking::sync::lock;
+pub use run::Relay;

@@ -1,8 +1,6 @@
 //! [`RelayOptions`]: the `[source]` table, its checks, the consumer
 //! properties, and the relay's constants.
 
-use std::time::Duration;
-
 use eventtracking::kafka::{check_topic, is_topic_char, KafkaProperties, DEFAULT_CATALOG_TOPIC};
 use eventtracking::registry::ComponentConfig;
 use eventtracking::BuildError;
@@ -29,20 +27,18 @@ pub const MANAGED_PROPERTIES: &[&str] = &[
 ];
 
 /// The name of the event wrapping a malformed message in the dead-letter file.
-pub const MALFORMED_EVENT_NAME: &str = "eventtracking.relay.malformed";
+pub use eventtracking::kafka::MALFORMED_EVENT_NAME;
 
 /// The `backend` of dead-letter records written by the relay.
-pub const DEAD_LETTER_BACKEND: &str = "relay";
+pub use eventtracking::relay::RELAY_DEAD_LETTER_BACKEND as DEAD_LETTER_BACKEND;
 
-/// Default of [`RelayBuilder::with_commit_interval`].
-pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Default (and upper bound, with the backends' smallest `queue_capacity`)
-/// of [`RelayBuilder::with_max_uncommitted`].
-pub const DEFAULT_MAX_UNCOMMITTED: usize = 10_000;
-
-/// Default of [`RelayBuilder::with_flush_timeout`].
-pub const DEFAULT_RELAY_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+/// Defaults of [`RelayBuilder::with_commit_interval`],
+/// [`with_max_uncommitted`](RelayBuilder::with_max_uncommitted) (also
+/// bounded by the backends' smallest `queue_capacity`) and
+/// [`with_flush_timeout`](RelayBuilder::with_flush_timeout): the engine's relay loop's.
+pub use eventtracking::relay::{
+    DEFAULT_COMMIT_INTERVAL, DEFAULT_MAX_UNCOMMITTED, DEFAULT_RELAY_FLUSH_TIMEOUT,
+};
 
 /// The keys of the `[source]` table (see the [module docs](super)), parsed
 /// with unknown keys refused.

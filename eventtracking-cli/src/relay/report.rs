@@ -4,60 +4,43 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::atomic::AtomicU64;
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex};
 
+use eventtracking::kafka::KafkaSourceMonitor;
+use eventtracking::relay::RelayLoopMonitor;
 use eventtracking::DeliveryReport;
 
-use super::lock;
 #[cfg(doc)]
-use super::{Relay, RelayBuilder, StopHandle};
+use super::{Relay, RelayBuilder};
 
-#[derive(Debug, Default)]
-pub(super) struct Counters {
-    pub(super) messages: AtomicU64,
-    pub(super) events: AtomicU64,
-    pub(super) event_types: AtomicU64,
-    pub(super) malformed: AtomicU64,
-    pub(super) committed: AtomicU64,
-    pub(super) uncommitted: AtomicU64,
-    pub(super) commits: AtomicU64,
-    pub(super) commit_errors: AtomicU64,
-    pub(super) rebalances: AtomicU64,
-    pub(super) released: AtomicU64,
-    pub(super) partitions: Mutex<Vec<(String, i32)>>,
-    pub(super) offsets: Mutex<BTreeMap<(String, i32), i64>>,
-}
-
-impl Counters {
-    pub(super) fn snapshot(&self) -> RelayStats {
-        RelayStats {
-            messages: self.messages.load(Relaxed),
-            events: self.events.load(Relaxed),
-            event_types: self.event_types.load(Relaxed),
-            malformed: self.malformed.load(Relaxed),
-            committed: self.committed.load(Relaxed),
-            uncommitted: self.uncommitted.load(Relaxed),
-            commits: self.commits.load(Relaxed),
-            commit_errors: self.commit_errors.load(Relaxed),
-            rebalances: self.rebalances.load(Relaxed),
-            released: self.released.load(Relaxed),
-            partitions: lock(&self.partitions).clone(),
-        }
-    }
-}
+/// Why [`Relay::run`] returned (the engine's relay loop's reason).
+pub use eventtracking::relay::RelayStopReason as StopReason;
 
 /// Reads a relay's counters while it runs (for progress output). Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct RelayMonitor {
-    pub(super) counters: Arc<Counters>,
+    pub(super) relay: RelayLoopMonitor,
+    pub(super) source: KafkaSourceMonitor,
 }
 
 impl RelayMonitor {
     /// The counters right now.
     pub fn snapshot(&self) -> RelayStats {
-        self.counters.snapshot()
+        let relay = self.relay.snapshot();
+        let source = self.source.snapshot();
+        RelayStats {
+            messages: relay.items,
+            events: relay.events,
+            event_types: relay.event_types,
+            malformed: relay.malformed,
+            committed: relay.committed,
+            uncommitted: relay.uncommitted,
+            commits: relay.commits,
+            commit_errors: relay.commit_errors,
+            dead_lettered: relay.dead_lettered,
+            rebalances: source.rebalances,
+            released: source.released,
+            partitions: source.partitions,
+        }
     }
 }
 
@@ -84,37 +67,17 @@ pub struct RelayStats {
     /// Failed offset commits (retried with the next cycle; a failed commit
     /// costs duplicates after a restart, never events).
     pub commit_errors: u64,
+    /// Events some backend dead-lettered: settled (replayable), so their
+    /// offsets are committed like the others.
+    pub dead_lettered: u64,
     /// Rebalances seen (assignments and revocations).
     pub rebalances: u64,
-    /// Messages handled but not committed when their partition was revoked
-    /// (the backends had not accepted them in time): the partition's next
-    /// owner reads them again, so they may arrive twice.
+    /// Messages handed out but not committed when their partition was
+    /// revoked (the backends had not settled them in time): the partition's
+    /// next owner reads them again, so they may arrive twice.
     pub released: u64,
     /// The partitions assigned right now, as `(topic, partition)`.
     pub partitions: Vec<(String, i32)>,
-}
-
-/// Why [`Relay::run`] returned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum StopReason {
-    /// [`StopHandle::stop`] was called (SIGINT/SIGTERM in the CLI).
-    Requested,
-    /// No message arrived for [`with_exit_when_idle`](RelayBuilder::with_exit_when_idle).
-    Idle,
-    /// Something was lost or could not be dead-lettered: the relay stopped
-    /// without committing past it (see [`RelayReport::error`]).
-    Failed,
-}
-
-impl fmt::Display for StopReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            StopReason::Requested => "stop requested",
-            StopReason::Idle => "idle",
-            StopReason::Failed => "FAILED",
-        })
-    }
 }
 
 /// What [`Relay::run`] did. Its `Display` is the report the CLI prints.
@@ -126,7 +89,9 @@ pub struct RelayReport {
     /// What went wrong, if anything (a loss, a dead letter that could not be
     /// written, a final flush that did not finish).
     pub error: Option<String>,
-    /// Events lost in the tracker (dropped, processor errors) while relaying.
+    /// Events of the relay that a backend lost (dropped, a processor
+    /// error); the relay stops at the first and never commits past it.
+    /// Other emitters' losses on the same tracker do not count.
     pub lost: u64,
     /// The relay's counters at the end.
     pub stats: RelayStats,
@@ -153,9 +118,9 @@ impl fmt::Display for RelayReport {
         let s = &self.stats;
         writeln!(
             f,
-            "relay report ({}): messages {}, events {}, event types {}, malformed {}, committed {}, uncommitted {}, commits {}, commit errors {}, rebalances {}",
+            "relay report ({}): messages {}, events {}, event types {}, malformed {}, committed {}, uncommitted {}, commits {}, commit errors {}, rebalances {}, dead-lettered {}",
             self.stop, s.messages, s.events, s.event_types, s.malformed, s.committed, s.uncommitted,
-            s.commits, s.commit_errors, s.rebalances
+            s.commits, s.commit_errors, s.rebalances, s.dead_lettered
         )?;
         if s.released > 0 {
             writeln!(

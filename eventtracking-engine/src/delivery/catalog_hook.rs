@@ -21,6 +21,10 @@ pub(super) struct CatalogHook {
     settled: Mutex<HashSet<Box<str>>>,
     /// Whether an unreadable catalog was reported already.
     catalog_error_reported: AtomicBool,
+    /// Held while new types are looked up and published, so that batches
+    /// in flight at once publish a type once, and none of them is sent
+    /// before its type's entry.
+    publishing: tokio::sync::Mutex<()>,
 }
 
 impl CatalogHook {
@@ -48,6 +52,10 @@ impl CatalogHook {
         batch: &[Arc<Event>],
         timeout: Duration,
     ) {
+        if batch.iter().all(|event| event.schema().is_none()) {
+            return;
+        }
+        let _publishing = self.publishing.lock().await;
         let mut new: Vec<Arc<CatalogEntry>> = Vec::new();
         {
             let mut settled = lock(&self.settled);
