@@ -28,7 +28,8 @@ pub const DEFAULT_NAME_FIELD: &str = "name";
 /// (default `"track"`) or starts with the prefix and `.` or `::`
 /// (`target: "track.navigation.request"`), or when it has the marker field
 /// set to `true` (default `tracked = true`). Every other event is left alone
-/// at the cost of a string comparison.
+/// at the cost of a prefix comparison and a look-up of the marker among its
+/// field names.
 ///
 /// **Name.** The name field (default `name`) when it is a string, else the
 /// target's rest after the prefix (`"track.navigation.request"` →
