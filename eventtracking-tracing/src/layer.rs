@@ -186,9 +186,11 @@ impl TrackingLayerBuilder {
     }
 }
 
-/// The fields of one span, as JSON, kept in the span's extensions.
+/// The fields of one span, as JSON, kept in the span's extensions; shared,
+/// so that an event inside one span with fields (and no explicit context)
+/// takes them as its context without a copy.
 #[derive(Debug)]
-struct SpanFields(JsonMap);
+struct SpanFields(Arc<JsonMap>);
 
 impl<S> Layer<S> for TrackingLayer
 where
@@ -201,7 +203,7 @@ where
         let mut fields = JsonMap::new();
         attrs.record(&mut JsonVisitor::new(&mut fields));
         if let Some(span) = ctx.span(id) {
-            span.extensions_mut().insert(SpanFields(fields));
+            span.extensions_mut().insert(SpanFields(Arc::new(fields)));
         }
     }
 
@@ -209,11 +211,14 @@ where
         let Some(span) = ctx.span(id) else { return };
         let mut extensions = span.extensions_mut();
         match extensions.get_mut::<SpanFields>() {
-            Some(SpanFields(fields)) => values.record(&mut JsonVisitor::new(fields)),
+            // Copied first if an event still holds the old fields.
+            Some(SpanFields(fields)) => {
+                values.record(&mut JsonVisitor::new(Arc::make_mut(fields)));
+            }
             None => {
                 let mut fields = JsonMap::new();
                 values.record(&mut JsonVisitor::new(&mut fields));
-                extensions.insert(SpanFields(fields));
+                extensions.insert(SpanFields(Arc::new(fields)));
             }
         }
     }
@@ -254,9 +259,13 @@ where
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope.from_root() {
                 if let Some(SpanFields(fields)) = span.extensions().get::<SpanFields>() {
-                    let merged = Arc::make_mut(&mut context);
-                    for (key, value) in fields {
-                        merged.insert(key.clone(), value.clone());
+                    if context.is_empty() {
+                        context = fields.clone();
+                    } else {
+                        let merged = Arc::make_mut(&mut context);
+                        for (key, value) in fields.iter() {
+                            merged.insert(key.clone(), value.clone());
+                        }
                     }
                 }
             }
