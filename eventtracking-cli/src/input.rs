@@ -6,7 +6,9 @@
 //! reports it with its line number and reading goes on.
 
 use std::io::{BufRead, ErrorKind};
+use std::time::SystemTime;
 
+use eventtracking::uuid::Uuid;
 use eventtracking::{DeadLetterRecord, Event};
 use serde::Deserialize;
 use serde_json::Value;
@@ -14,19 +16,42 @@ use serde_json::Value;
 /// The default `--max-line-bytes`: 16 MiB.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 16 << 20;
 
-/// One line of `send`'s input: `{"name": ..., "data": ..., "context": {...}?}`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One line of `send`'s input: `{"name": ..., "data": ..., "context": {...}?,
+/// "timestamp": "RFC 3339"?, "id": "UUID"?}`.
+///
+/// Without `timestamp` the event is stamped when it is sent; with one, it
+/// keeps that time (RFC 3339 with any offset, kept to the microsecond, between
+/// 1970 and 9999). Without `id` it gets a fresh UUIDv7; with one (any UUID
+/// version) it keeps it, so sending a line twice stores one event where the
+/// store keys on the id (MongoDB).
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct SendLine {
     /// The event name.
     pub name: String,
     /// The payload (`null` when absent).
-    #[serde(default)]
     pub data: Value,
     /// Extra context, merged over the ambient contexts.
-    #[serde(default)]
     pub context: Option<serde_json::Map<String, Value>>,
+    /// The event time, when the line gives one.
+    pub timestamp: Option<SystemTime>,
+    /// The event id, when the line gives one.
+    pub id: Option<Uuid>,
+}
+
+/// `SendLine` as read, before `timestamp` and `id` are checked.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSendLine {
+    name: String,
+    #[serde(default)]
+    data: Value,
+    #[serde(default)]
+    context: Option<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    timestamp: Option<Value>,
+    #[serde(default)]
+    id: Option<Value>,
 }
 
 /// Why a line was refused.
@@ -48,6 +73,16 @@ pub enum LineError {
     /// Not a `send` event line.
     #[error("not an event ({0})")]
     NotAnEvent(String),
+    /// A key with a value it cannot have.
+    #[error("bad {key} {value}: {reason}")]
+    BadValue {
+        /// The key (`timestamp`, `id`).
+        key: &'static str,
+        /// The value, as JSON.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Neither a dead-letter record nor an event.
     #[error("neither a dead-letter record ({record}) nor an event ({event})")]
     NotReplayable {
@@ -72,15 +107,45 @@ fn utf8(line: &[u8]) -> Result<&str, LineError> {
 /// assert_eq!(line.name, "a");
 /// assert!(parse_send_line(b"  \r").unwrap().is_none());
 /// assert!(matches!(parse_send_line(b"\xff"), Err(LineError::NotUtf8 { offset: 0 })));
+/// let kept = parse_send_line(br#"{"name": "a", "timestamp": "2026-01-01T01:00:00.5+01:00", "id": "0190c4b4-4f5e-7c3a-8b4e-1a2b3c4d5e6f"}"#).unwrap().unwrap();
+/// assert_eq!(kept.id.unwrap().to_string(), "0190c4b4-4f5e-7c3a-8b4e-1a2b3c4d5e6f");
+/// assert!(matches!(parse_send_line(br#"{"name": "a", "timestamp": "2026-01-01"}"#), Err(LineError::BadValue { key: "timestamp", .. })));
 /// ```
 pub fn parse_send_line(line: &[u8]) -> Result<Option<SendLine>, LineError> {
     let text = utf8(line)?;
     if text.trim().is_empty() {
         return Ok(None);
     }
-    serde_json::from_str(text)
-        .map(Some)
-        .map_err(|e| LineError::NotAnEvent(e.to_string()))
+    let raw: RawSendLine =
+        serde_json::from_str(text).map_err(|e| LineError::NotAnEvent(e.to_string()))?;
+    let bad = |key, value: &Value, reason: String| LineError::BadValue {
+        key,
+        value: value.to_string(),
+        reason,
+    };
+    let timestamp = match &raw.timestamp {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(
+            crate::import::parse_rfc3339(text)
+                .map_err(|reason| bad("timestamp", &Value::String(text.clone()), reason))?,
+        ),
+        Some(other) => return Err(bad("timestamp", other, "not RFC 3339 text".into())),
+    };
+    let id = match &raw.id {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(
+            Uuid::parse_str(text)
+                .map_err(|e| bad("id", &Value::String(text.clone()), e.to_string()))?,
+        ),
+        Some(other) => return Err(bad("id", other, "not UUID text".into())),
+    };
+    Ok(Some(SendLine {
+        name: raw.name,
+        data: raw.data,
+        context: raw.context,
+        timestamp,
+        id,
+    }))
 }
 
 /// Parses one line of a file to replay: a dead-letter record (its event) or

@@ -3,5 +3,6 @@
 //! Kafka → a tracker's backends), which drives the delivery engine and so
 //! lives here rather than in the Kafka backend crate.
 
+pub mod import;
 pub mod input;
 pub mod relay;

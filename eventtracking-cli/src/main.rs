@@ -5,6 +5,7 @@
 //! | `eventtracking demo [--config FILE] [--count N]` | runs the seed example N times through the pipeline |
 //! | `eventtracking send [--config FILE]` | reads events as JSON lines (`{"name", "data", "context"?}`) from stdin |
 //! | `eventtracking replay FILE [--config FILE]` | re-sends a dead-letter file (or a file of events) |
+//! | `eventtracking import --from FORMAT FILE... [--config FILE]` | imports the logs of another tracker (the Python original's), keeping their times, with deterministic ids |
 //! | `eventtracking engines` | lists the backend and processor engines linked in |
 //! | `eventtracking catalog [--format json\|markdown]` | documents the typed event types linked in (the demo's at least) |
 //! | `eventtracking relay --config FILE` | reads events from Kafka (the config's `[source]`) into its backends, committing offsets after delivery; SIGINT/SIGTERM stop it cleanly |
@@ -14,7 +15,7 @@
 //! stderr. Exit codes: 0 success, 1 some input lines were refused or events
 //! were dropped or failed, 2 bad usage or config.
 //!
-//! `demo`, `send` and `replay` (module `bulk`) default to `overflow =
+//! `demo`, `send`, `replay` and `import` (module `bulk`) default to `overflow =
 //! "block"`, stop on SIGINT/SIGTERM (delivering what was accepted within
 //! `--timeout`, dead-lettering the rest; a second signal: at once), and read
 //! their input through the library's `input` module (bounded lines).
@@ -24,11 +25,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use eventtracking::{context, registry, Tracker};
+use eventtracking::{context, registry, Event, Tracker};
 use eventtracking_cli::input::{self, LineReader, DEFAULT_MAX_LINE_BYTES};
+// Linked for its `tracing` backend engine (registered at link time).
+use eventtracking_tracing as _;
 
 mod allocator;
 mod bulk;
+mod import_command;
 mod output;
 mod relay_command;
 mod seed;
@@ -39,7 +43,7 @@ use bulk::{PipelineArgs, Progress};
 #[command(
     name = "eventtracking",
     version,
-    about = "Context-aware event tracking: demo, send, replay, engines, relay"
+    about = "Context-aware event tracking: demo, send, replay, import, engines, relay"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -71,7 +75,9 @@ enum Command {
         #[arg(long, short = 'n', default_value_t = 1)]
         count: u64,
     },
-    /// Read events as JSON lines from stdin: {"name": ..., "data": ..., "context": {...}?}.
+    /// Read events as JSON lines from stdin: {"name": ..., "data": ..., "context": {...}?,
+    /// "timestamp": RFC 3339?, "id": UUID?}. Without timestamp the event is stamped now;
+    /// without id it gets a fresh UUIDv7.
     Send {
         #[command(flatten)]
         pipeline: PipelineArgs,
@@ -87,6 +93,10 @@ enum Command {
         #[command(flatten)]
         input: InputArgs,
     },
+    /// Import the logs of another event tracker (--from), keeping each event's
+    /// time and giving it an id derived from its line (importing twice stores
+    /// nothing new where the store keys on ids, as MongoDB does).
+    Import(import_command::ImportArgs),
     /// List the backend and processor engines linked into this binary.
     Engines,
     /// Document the typed event types linked into this binary (name, version,
@@ -125,6 +135,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
         Command::Engines => engines(),
         Command::Catalog { format } => catalog(format),
         Command::Relay(args) => relay_command::run(args),
+        Command::Import(args) => import_command::run(args),
         Command::Demo { pipeline, count } => bulk::run(&pipeline, move |tracker, progress| {
             for i in 0..count {
                 if progress.stopped()
@@ -231,6 +242,9 @@ fn send(
             .map_err(|e| e.to_string())
             .and_then(|line| {
                 let Some(line) = line else { return Ok(()) };
+                if line.id.is_some() || line.timestamp.is_some() {
+                    return emit_kept(tracker, line);
+                }
                 let emit = || tracker.emit_value(&line.name, line.data.clone());
                 match &line.context {
                     Some(ctx) => {
@@ -246,6 +260,27 @@ fn send(
         }
     }
     Ok(())
+}
+
+/// Emits a `send` line that gives its own `id` and/or `timestamp`: the event
+/// keeps them (a missing one is made as `emit` makes it), in the current
+/// contexts with the line's `context` over them.
+fn emit_kept(tracker: &Tracker, line: input::SendLine) -> Result<(), String> {
+    eventtracking::validate_event_name(&line.name).map_err(|e| e.to_string())?;
+    let mut context = context::current();
+    if let Some(extra) = line.context {
+        Arc::make_mut(&mut context).extend(extra);
+    }
+    let event = Event::from_parts(
+        line.id.unwrap_or_else(eventtracking::uuid::Uuid::now_v7),
+        line.name.as_str().into(),
+        line.timestamp.unwrap_or_else(std::time::SystemTime::now),
+        context,
+        line.data,
+    );
+    tracker
+        .emit_event(Arc::new(event))
+        .map_err(|e| e.to_string())
 }
 
 /// Re-emits every event of `path`, streaming it (progress by bytes).

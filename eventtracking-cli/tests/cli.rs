@@ -271,7 +271,7 @@ fn engines_lists_what_is_linked_in() {
     assert!(output.status.success());
     let out = String::from_utf8_lossy(&output.stdout);
     for engine in [
-        "discard", "file", "allow", "block", "enrich", "redact", "sample",
+        "discard", "file", "tracing", "allow", "block", "enrich", "redact", "sample",
     ] {
         assert!(
             out.contains(&format!("  {engine} ")),

@@ -10,6 +10,11 @@
 #[path = "../../eventtracking-cli/src/input.rs"]
 mod input;
 
+// `input` reads `send`'s timestamps with the import module's parser.
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../eventtracking-cli/src/import.rs"]
+mod import;
+
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
