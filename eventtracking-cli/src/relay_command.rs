@@ -19,18 +19,19 @@ pub(crate) struct RelayArgs {
     /// group) and the backends to deliver to (default: $EVENTTRACKING_CONFIG).
     #[arg(long, short, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// How long the final flush (and one in a rebalance) waits for the backends, in seconds.
+    /// How long the end of the run (and a rebalance) waits for the backends to
+    /// acknowledge what was read, in seconds.
     #[arg(long, default_value_t = 30, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(0..=365 * 86_400))]
     timeout: u64,
-    /// How often delivered events have their offsets committed, in milliseconds.
+    /// How often acknowledged messages have their offsets committed, in milliseconds.
     #[arg(long, default_value_t = 1000, value_name = "MS")]
     commit_interval_ms: u64,
-    /// The most messages read between two complete flushes (at most the
-    /// smallest queue_capacity of the backends). Default 10000.
+    /// The most messages read and not yet committed; reading pauses above it
+    /// (at most the smallest queue_capacity of the backends). Default 10000.
     #[arg(long, value_name = "N")]
     max_uncommitted: Option<usize>,
-    /// Stop (flush, commit, report) once no message arrived for this many seconds.
+    /// Stop (wait for acknowledgements, commit, report) once no message arrived for this many seconds.
     #[arg(long, value_name = "SECS")]
     exit_when_idle: Option<f64>,
     /// Read at most this many messages per second.

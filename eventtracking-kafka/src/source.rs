@@ -321,7 +321,17 @@ impl KafkaSourceMonitor {
     }
 }
 
-/// A Kafka consumer group member as a [`Source`] (see the [module docs](self)).
+/// A Kafka consumer group member as a [`Source`] (what `eventtracking relay` reads).
+///
+/// Each message handed out is remembered by partition and offset until its
+/// acknowledgement arrives. [`commit`](Source::commit) commits, per
+/// partition, the offset after the highest contiguous run of settled
+/// messages: a message still in flight, or one that was lost, holds its
+/// partition back, never the others. When partitions are revoked in a
+/// rebalance, the source first waits (up to
+/// [`with_revoke_timeout`](Self::with_revoke_timeout)) for their outstanding
+/// acknowledgements and commits what settled; the rest is read again by the
+/// partition's next owner (duplicates, never gaps).
 ///
 /// Message values are events as the Kafka backend writes them; messages of
 /// the catalog topic are catalog entries; anything else is handed out as
