@@ -146,3 +146,21 @@ pub trait Source: Send {
     /// Stops reading (leaving a consumer group, say) after a last commit.
     fn close(&mut self) {}
 }
+
+impl<S: Source + ?Sized> Source for Box<S> {
+    fn next(&mut self, timeout: Duration) -> Result<Option<SourceItem>, SourceError> {
+        (**self).next(timeout)
+    }
+    fn commit(&mut self) -> Result<u64, SourceError> {
+        (**self).commit()
+    }
+    fn uncommitted(&self) -> u64 {
+        (**self).uncommitted()
+    }
+    fn last_assignment(&self) -> Option<Instant> {
+        (**self).last_assignment()
+    }
+    fn close(&mut self) {
+        (**self).close()
+    }
+}

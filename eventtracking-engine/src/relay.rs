@@ -49,6 +49,24 @@ pub const DEFAULT_RELAY_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest one read waits, so that a stop request is seen quickly.
 const POLL_SLICE: Duration = Duration::from_millis(100);
 
+/// The most items a relay into `tracker` keeps handed out and not
+/// committed: `asked` (default [`DEFAULT_MAX_UNCOMMITTED`]), lowered to the
+/// smallest `queue_capacity` of the tracker's backends so that no queue can
+/// overflow, and at least 1.
+pub fn effective_max_uncommitted(tracker: &Tracker, asked: Option<usize>) -> usize {
+    let capacity = tracker
+        .backend_names()
+        .iter()
+        .filter_map(|name| tracker.delivery_config(name))
+        .map(|delivery| delivery.queue_capacity)
+        .min()
+        .unwrap_or(usize::MAX);
+    asked
+        .unwrap_or(DEFAULT_MAX_UNCOMMITTED)
+        .min(capacity)
+        .max(1)
+}
+
 /// Asks a running [`RelayLoop::run`] to stop: it stops reading, waits for
 /// the acknowledgements, commits and returns. Cheap to clone; safe from any
 /// thread (e.g. a signal handler's).
@@ -299,18 +317,7 @@ impl<S: Source> RelayLoop<S> {
 
     /// The effective `max_uncommitted` (see [`with_max_uncommitted`](Self::with_max_uncommitted)).
     pub fn max_uncommitted(&self) -> usize {
-        let capacity = self
-            .tracker
-            .backend_names()
-            .iter()
-            .filter_map(|name| self.tracker.delivery_config(name))
-            .map(|delivery| delivery.queue_capacity)
-            .min()
-            .unwrap_or(usize::MAX);
-        self.max_uncommitted
-            .unwrap_or(DEFAULT_MAX_UNCOMMITTED)
-            .min(capacity)
-            .max(1)
+        effective_max_uncommitted(&self.tracker, self.max_uncommitted)
     }
 
     /// Reads, delivers and commits until stopped ([`StopHandle::stop`], idle

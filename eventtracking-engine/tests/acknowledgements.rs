@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
-use common::{dead_letters, Action, Recorder, DEADLINE};
+use common::{dead_letters, Action, Gate, Recorder, DEADLINE};
 use eventtracking::{
     async_trait, Backend, BackendError, BackendResult, DeliveryConfig, Event, EventFailure,
-    NameFilter, Outcome, Overflow, Processor, ProcessorError, Tracker,
+    NameFilter, Outcome, Overflow, Processor, ProcessorError, Receipt, Tracker,
 };
 use serde_json::json;
 
@@ -181,18 +181,18 @@ fn a_backend_processor_error_is_a_drop_with_its_reason() {
     assert!(!ack.is_settled());
 }
 
-#[test]
-fn a_full_queue_drops_and_the_receipt_says_so() {
-    let dir = tempfile::tempdir().unwrap();
+/// A tracker whose one backend `a` has a queue of one event under
+/// `overflow`, with a first event already taken by its (gated) worker: the
+/// next event fills the queue.
+fn one_slot_held(dir: &std::path::Path, overflow: Overflow) -> (Tracker, Gate, Receipt) {
     let (gated, gate) = Recorder::new().gated();
     let tracker = build(
-        common::delivery(dir.path())
+        common::delivery(dir)
             .with_queue_capacity(1)
             .with_batch_size(1)
-            .with_overflow(Overflow::DropNewest),
+            .with_overflow(overflow),
         vec![("a", gated)],
     );
-    // The first is taken by the (gated) worker, the second fills the queue.
     let first = tracker.emit_acked("e", json!({"i": 0})).unwrap();
     let taken = std::time::Instant::now();
     while tracker.report().backends["a"].queued > 0 {
@@ -202,6 +202,14 @@ fn a_full_queue_drops_and_the_receipt_says_so() {
         );
         std::thread::sleep(Duration::from_millis(1));
     }
+    (tracker, gate, first)
+}
+
+#[test]
+fn a_full_queue_drops_and_the_receipt_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    // The first is taken by the (gated) worker, the second fills the queue.
+    let (tracker, gate, first) = one_slot_held(dir.path(), Overflow::DropNewest);
     let second = tracker.emit_acked("e", json!({"i": 1})).unwrap();
     let mut third = tracker.emit_acked("e", json!({"i": 2})).unwrap();
     let ack = third.wait_timeout(Duration::ZERO).expect("refused at once");
@@ -217,20 +225,7 @@ fn a_full_queue_drops_and_the_receipt_says_so() {
 #[test]
 fn an_evicted_event_is_answered_as_dropped() {
     let dir = tempfile::tempdir().unwrap();
-    let (gated, gate) = Recorder::new().gated();
-    let tracker = build(
-        common::delivery(dir.path())
-            .with_queue_capacity(1)
-            .with_batch_size(1)
-            .with_overflow(Overflow::DropOldest),
-        vec![("a", gated)],
-    );
-    let _first = tracker.emit_acked("e", json!({"i": 0})).unwrap();
-    let taken = std::time::Instant::now();
-    while tracker.report().backends["a"].queued > 0 {
-        assert!(taken.elapsed() < DEADLINE);
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    let (tracker, gate, _first) = one_slot_held(dir.path(), Overflow::DropOldest);
     let mut second = tracker.emit_acked("e", json!({"i": 1})).unwrap();
     let third = tracker.emit_acked("e", json!({"i": 2})).unwrap();
     let ack = second

@@ -5,13 +5,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use eventtracking::kafka::KafkaSource;
-use eventtracking::relay::RelayLoop;
+use eventtracking::relay::{effective_max_uncommitted, RelayLoop};
 use eventtracking::{BuildError, Config, ConfigError, Tracker};
 
-use super::{
-    Relay, RelayOptions, DEFAULT_COMMIT_INTERVAL, DEFAULT_MAX_UNCOMMITTED,
-    DEFAULT_RELAY_FLUSH_TIMEOUT,
-};
+#[cfg(doc)]
+use super::DEFAULT_MAX_UNCOMMITTED;
+use super::{Relay, RelayOptions, DEFAULT_COMMIT_INTERVAL, DEFAULT_RELAY_FLUSH_TIMEOUT};
 
 /// Why a relay could not be set up. Messages never hold secret values.
 #[derive(Debug, thiserror::Error)]
@@ -162,18 +161,7 @@ impl RelayBuilder {
 
     /// The effective `max_uncommitted` (see [`with_max_uncommitted`](Self::with_max_uncommitted)).
     pub fn max_uncommitted(&self) -> usize {
-        let capacity = self
-            .tracker
-            .backend_names()
-            .iter()
-            .filter_map(|name| self.tracker.delivery_config(name))
-            .map(|delivery| delivery.queue_capacity)
-            .min()
-            .unwrap_or(usize::MAX);
-        self.max_uncommitted
-            .unwrap_or(DEFAULT_MAX_UNCOMMITTED)
-            .min(capacity)
-            .max(1)
+        effective_max_uncommitted(&self.tracker, self.max_uncommitted)
     }
 
     /// Creates the consumer and subscribes to the topics (connecting happens
