@@ -12,31 +12,43 @@ use serde::ser::{self, Serialize};
 /// Appends `value` as JSON to `out`: `String` and `&str` through the fast
 /// path, everything else through [`JsonWriter`].
 pub fn write_json_value<T: Serialize + Any>(
-    out: &mut Vec<u8>,
+    out: &mut String,
     value: &T,
 ) -> Result<(), serde_json::Error> {
     // Resolved per type at compile time: no cost for the other types.
     let any = value as &dyn Any;
     if let Some(text) = any.downcast_ref::<String>() {
-        write_json_str(out, text)
+        write_json_string(out, text)
     } else if let Some(text) = any.downcast_ref::<&'static str>() {
-        write_json_str(out, text)
+        write_json_string(out, text)
     } else {
         value.serialize(JsonWriter(out))
     }
 }
 
 /// A serializer writing compact JSON exactly as `serde_json::to_writer`
-/// does, with strings and struct field names through [`write_json_str`].
+/// does, into a `String` (so the text needs no UTF-8 check afterwards), with
+/// strings and struct field names through [`write_json_string`].
 /// Numbers, map keys that are not plain strings and serde_json's own
 /// special types (raw values) are handed to serde_json itself.
-struct JsonWriter<'a>(&'a mut Vec<u8>);
+pub(crate) struct JsonWriter<'a>(pub(crate) &'a mut String);
 
 type Result<T = (), E = serde_json::Error> = std::result::Result<T, E>;
 
-/// Writes one value through serde_json.
-fn by_serde_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result {
-    serde_json::to_writer(out, value)
+/// Writes one value through serde_json (numbers, and rare kinds).
+fn by_serde_json<T: Serialize + ?Sized>(out: &mut String, value: &T) -> Result {
+    // Numbers fit a buffer on the stack; anything longer gets its own.
+    let mut buffer = [0u8; 64];
+    let mut rest = &mut buffer[..];
+    if serde_json::to_writer(&mut rest, value).is_ok() {
+        let written = 64 - rest.len();
+        if let Ok(text) = std::str::from_utf8(&buffer[..written]) {
+            out.push_str(text);
+            return Ok(());
+        }
+    }
+    out.push_str(&serde_json::to_string(value)?);
+    Ok(())
 }
 
 /// `serialize_bytes` as serde_json writes it: an array of numbers.
@@ -115,17 +127,16 @@ impl<'a> ser::Serializer for JsonWriter<'a> {
     }
 
     fn serialize_bool(self, value: bool) -> Result {
-        self.0
-            .extend_from_slice(if value { b"true" } else { b"false" });
+        self.0.push_str(if value { "true" } else { "false" });
         Ok(())
     }
 
     fn serialize_char(self, value: char) -> Result {
-        write_json_str(self.0, value.encode_utf8(&mut [0; 4]))
+        write_json_string(self.0, value.encode_utf8(&mut [0; 4]))
     }
 
     fn serialize_str(self, value: &str) -> Result {
-        write_json_str(self.0, value)
+        write_json_string(self.0, value)
     }
 
     fn serialize_bytes(self, value: &[u8]) -> Result {
@@ -141,7 +152,7 @@ impl<'a> ser::Serializer for JsonWriter<'a> {
     }
 
     fn serialize_unit(self) -> Result {
-        self.0.extend_from_slice(b"null");
+        self.0.push_str("null");
         Ok(())
     }
 
@@ -155,7 +166,7 @@ impl<'a> ser::Serializer for JsonWriter<'a> {
         _index: u32,
         variant: &'static str,
     ) -> Result {
-        write_json_str(self.0, variant)
+        write_json_string(self.0, variant)
     }
 
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
@@ -173,17 +184,17 @@ impl<'a> ser::Serializer for JsonWriter<'a> {
         variant: &'static str,
         value: &T,
     ) -> Result {
-        self.0.push(b'{');
-        write_json_str(self.0, variant)?;
-        self.0.push(b':');
+        self.0.push('{');
+        write_json_string(self.0, variant)?;
+        self.0.push(':');
         value.serialize(JsonWriter(&mut *self.0))?;
-        self.0.push(b'}');
+        self.0.push('}');
         Ok(())
     }
 
     fn serialize_seq(self, _len: Option<usize>) -> Result<Compound<'a>> {
-        self.0.push(b'[');
-        Ok(Compound::new(self.0, b"]"))
+        self.0.push('[');
+        Ok(Compound::new(self.0, "]"))
     }
 
     fn serialize_tuple(self, len: usize) -> Result<Compound<'a>> {
@@ -201,15 +212,15 @@ impl<'a> ser::Serializer for JsonWriter<'a> {
         variant: &'static str,
         _len: usize,
     ) -> Result<Compound<'a>> {
-        self.0.push(b'{');
-        write_json_str(self.0, variant)?;
-        self.0.extend_from_slice(b":[");
-        Ok(Compound::new(self.0, b"]}"))
+        self.0.push('{');
+        write_json_string(self.0, variant)?;
+        self.0.push_str(":[");
+        Ok(Compound::new(self.0, "]}"))
     }
 
     fn serialize_map(self, _len: Option<usize>) -> Result<Compound<'a>> {
-        self.0.push(b'{');
-        Ok(Compound::new(self.0, b"}"))
+        self.0.push('{');
+        Ok(Compound::new(self.0, "}"))
     }
 
     fn serialize_struct(self, name: &'static str, len: usize) -> Result<Compound<'a>> {
@@ -229,30 +240,30 @@ impl<'a> ser::Serializer for JsonWriter<'a> {
         variant: &'static str,
         _len: usize,
     ) -> Result<Compound<'a>> {
-        self.0.push(b'{');
-        write_json_str(self.0, variant)?;
-        self.0.extend_from_slice(b":{");
-        Ok(Compound::new(self.0, b"}}"))
+        self.0.push('{');
+        write_json_string(self.0, variant)?;
+        self.0.push_str(":{");
+        Ok(Compound::new(self.0, "}}"))
     }
 
     fn collect_str<T: std::fmt::Display + ?Sized>(self, value: &T) -> Result {
-        write_json_str(self.0, &value.to_string())
+        write_json_string(self.0, &value.to_string())
     }
 }
 
 /// A sequence, map or struct being written: `,` before every element but
 /// the first, `close` at the end.
-struct Compound<'a> {
-    out: &'a mut Vec<u8>,
+pub(crate) struct Compound<'a> {
+    out: &'a mut String,
     first: bool,
-    close: &'static [u8],
+    close: &'static str,
     /// The name of a serde_json private struct being written (see
     /// [`JsonWriter`]'s `serialize_struct`).
     private: Option<&'static str>,
 }
 
 impl<'a> Compound<'a> {
-    fn new(out: &'a mut Vec<u8>, close: &'static [u8]) -> Self {
+    fn new(out: &'a mut String, close: &'static str) -> Self {
         Compound {
             out,
             first: true,
@@ -265,7 +276,7 @@ impl<'a> Compound<'a> {
         if self.first {
             self.first = false;
         } else {
-            self.out.push(b',');
+            self.out.push(',');
         }
     }
 
@@ -279,14 +290,14 @@ impl<'a> Compound<'a> {
             return by_serde_json(self.out, &Private { name, key, value });
         }
         self.separate();
-        write_json_str(self.out, key)?;
-        self.out.push(b':');
+        write_json_string(self.out, key)?;
+        self.out.push(':');
         value.serialize(JsonWriter(&mut *self.out))
     }
 
     fn end(self) -> Result {
         if self.private.is_none() {
-            self.out.extend_from_slice(self.close);
+            self.out.push_str(self.close);
         }
         Ok(())
     }
@@ -345,14 +356,14 @@ impl ser::SerializeMap for Compound<'_> {
         // what cannot be a key): the inside of `{KEY:null}`.
         let start = self.out.len();
         by_serde_json(self.out, &OneKey(key))?;
-        const END: &[u8] = b":null}";
+        const END: &str = ":null}";
         let written = &self.out[start..];
-        if !(written.starts_with(b"{") && written.ends_with(END) && written.len() > END.len()) {
+        if !(written.starts_with('{') && written.ends_with(END) && written.len() > END.len()) {
             return Err(ser::Error::custom("unexpected JSON for a map key"));
         }
         self.out.truncate(self.out.len() - END.len());
         self.out.remove(start);
-        self.out.push(b':');
+        self.out.push(':');
         Ok(())
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
@@ -386,6 +397,19 @@ impl ser::SerializeStructVariant for Compound<'_> {
 }
 
 /// Appends `text` as a JSON string, exactly as serde_json writes it.
+pub(crate) fn write_json_string(out: &mut String, text: &str) -> Result {
+    if needs_escaping(text.as_bytes()) {
+        out.push_str(&serde_json::to_string(text)?);
+        return Ok(());
+    }
+    out.reserve(text.len() + 2);
+    out.push('"');
+    out.push_str(text);
+    out.push('"');
+    Ok(())
+}
+
+/// [`write_json_string`] into bytes.
 pub(crate) fn write_json_str(out: &mut Vec<u8>, text: &str) -> Result {
     if needs_escaping(text.as_bytes()) {
         return serde_json::to_writer(out, text);
@@ -464,10 +488,13 @@ mod tests {
             cases.push(format!("{}{}", "a".repeat(17), byte as char));
         }
         for case in cases {
-            let mut fast = Vec::new();
+            let mut fast = String::new();
             write_json_value(&mut fast, &case).unwrap();
-            assert_eq!(fast, serde_json::to_vec(&case).unwrap(), "{case:?}");
-            let mut borrowed = Vec::new();
+            assert_eq!(fast, serde_json::to_string(&case).unwrap(), "{case:?}");
+            let mut bytes = Vec::new();
+            write_json_str(&mut bytes, &case).unwrap();
+            assert_eq!(bytes, fast.as_bytes());
+            let mut borrowed = String::new();
             let text: &'static str = Box::leak(case.clone().into_boxed_str());
             write_json_value(&mut borrowed, &text).unwrap();
             assert_eq!(borrowed, fast);
@@ -494,14 +521,11 @@ mod tests {
 
     /// `write_json_value` of `value` gives what serde_json gives.
     fn same_as_serde_json<T: Serialize + Any>(value: &T) {
-        let mut ours = b"[".to_vec();
+        let mut ours = "[".to_string();
         let ours = write_json_value(&mut ours, value).map(|()| ours);
-        let theirs = serde_json::to_vec(value).map(|bytes| [&b"["[..], &bytes].concat());
+        let theirs = serde_json::to_string(value).map(|text| format!("[{text}"));
         match (ours, theirs) {
-            (Ok(ours), Ok(theirs)) => assert_eq!(
-                String::from_utf8_lossy(&ours),
-                String::from_utf8_lossy(&theirs)
-            ),
+            (Ok(ours), Ok(theirs)) => assert_eq!(ours, theirs),
             (Err(ours), Err(theirs)) => assert_eq!(ours.to_string(), theirs.to_string()),
             (ours, theirs) => panic!("{ours:?} but serde_json: {theirs:?}"),
         }
@@ -562,7 +586,10 @@ mod tests {
             displayed: Displayed,
         }
         mod as_bytes {
-            pub fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+            pub(super) fn serialize<S: serde::Serializer>(
+                v: &[u8],
+                s: S,
+            ) -> Result<S::Ok, S::Error> {
                 s.serialize_bytes(v)
             }
         }
@@ -632,9 +659,9 @@ mod tests {
 
     #[test]
     fn other_values_go_through_serde_json() {
-        let mut out = Vec::new();
+        let mut out = String::new();
         write_json_value(&mut out, &vec![1u64, 2]).unwrap();
         write_json_value(&mut out, &Some("a\"b".to_string())).unwrap();
-        assert_eq!(out, br#"[1,2]"a\"b""#);
+        assert_eq!(out, r#"[1,2]"a\"b""#);
     }
 }
