@@ -583,7 +583,11 @@ pub(crate) fn new_id_and_timestamp() -> (Uuid, SystemTime) {
         .unwrap_or_default();
     let since = std::time::Duration::new(since.as_secs(), since.subsec_micros() * 1_000);
     let now = SystemTime::UNIX_EPOCH + since;
-    let now_ms = since.as_millis() as u64;
+    // In u64 (as_millis is u128): overflows in 584 million years.
+    let now_ms = since
+        .as_secs()
+        .wrapping_mul(1_000)
+        .wrapping_add(u64::from(since.subsec_millis()));
     let (millis, counter) = LAST
         .try_with(|last| {
             let (last_ms, counter) = last.get();

@@ -442,6 +442,23 @@ fn needs_escaping(bytes: &[u8]) -> bool {
             | below(word ^ (ONES * u64::from(b'\\')), 1)
             != 0
     };
+    let len = bytes.len();
+    if len < 8 {
+        // Short strings (most field names, many values): one word made of
+        // two overlapping four-byte halves, or the bytes one by one.
+        let half = |at: usize| {
+            let mut lanes = [0u8; 4];
+            if let Some(four) = bytes.get(at..at + 4) {
+                lanes.copy_from_slice(four);
+            }
+            u32::from_ne_bytes(lanes)
+        };
+        if len >= 4 {
+            let word = u64::from(half(0)) | (u64::from(half(len - 4)) << 32);
+            return flagged(word.to_ne_bytes());
+        }
+        return bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+    }
     let mut words = bytes.chunks_exact(8);
     for chunk in &mut words {
         let mut lanes = [0u8; 8];
@@ -450,16 +467,13 @@ fn needs_escaping(bytes: &[u8]) -> bool {
             return true;
         }
     }
-    let tail = words.remainder();
-    if tail.is_empty() {
+    if words.remainder().is_empty() {
         return false;
     }
-    // The last bytes as one more word: the last eight (again, in part)
-    // when there are that many, else the tail padded with a plain byte.
-    let mut lanes = [b'a'; 8];
-    match bytes.len().checked_sub(8) {
-        Some(start) => lanes.copy_from_slice(&bytes[start..]),
-        None => lanes[..tail.len()].copy_from_slice(tail),
+    // The last eight bytes as one more word (partly checked already).
+    let mut lanes = [0u8; 8];
+    if let Some(last) = bytes.get(len - 8..) {
+        lanes.copy_from_slice(last);
     }
     flagged(lanes)
 }
