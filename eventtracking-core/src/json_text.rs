@@ -10,7 +10,8 @@ use std::any::Any;
 use serde::ser::{self, Serialize};
 
 /// Appends `value` as JSON to `out`: `String` and `&str` through the fast
-/// path, everything else through [`JsonWriter`].
+/// path, everything else through a serializer that writes what serde_json
+/// writes (with the same fast path for strings and field names).
 pub fn write_json_value<T: Serialize + Any>(
     out: &mut String,
     value: &T,
