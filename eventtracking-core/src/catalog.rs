@@ -76,13 +76,26 @@ pub trait TrackedEvent {
     fn serialize_data<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error>;
 
     /// Appends the event's data as a JSON object to `out` (what `emit`
-    /// stores). The derive writes the keys as ready-made JSON text; this
-    /// default goes through [`serialize_data`](Self::serialize_data).
-    fn write_data_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error>
+    /// stores), written as `serde_json` writes it. The derive writes the
+    /// keys as ready-made JSON text; this default goes through
+    /// [`serialize_data`](Self::serialize_data).
+    fn write_data_json(&self, out: &mut String) -> Result<(), serde_json::Error>
     where
         Self: Sized,
     {
-        serde_json::to_writer(out, &DataOf(self))
+        serde::Serialize::serialize(&DataOf(self), crate::json_text::JsonWriter(out))
+    }
+
+    /// The event name as one shared string for the type, made once: the
+    /// derive implements it (its name is checked at compile time); `None`
+    /// (the default) has the emit path validate and intern [`NAME`](Self::NAME)
+    /// per thread instead.
+    #[doc(hidden)]
+    fn __shared_name() -> Option<Arc<str>>
+    where
+        Self: Sized,
+    {
+        None
     }
 
     /// Adds the fields that belong in the event's context.

@@ -67,10 +67,11 @@ impl RecentPushes {
         if values.len() > MAX_RECENT_KEYS {
             return None;
         }
+        // The cheap tests first: the same merge below (a pointer), then
+        // the name, then the values.
         self.entries.iter().flatten().find(|recent| {
-            *recent.name == *name
-                && (Arc::ptr_eq(&recent.below, below)
-                    || (recent.below.is_empty() && below.is_empty()))
+            (Arc::ptr_eq(&recent.below, below) || (recent.below.is_empty() && below.is_empty()))
+                && *recent.name == *name
                 && same_entries(&recent.values, values)
         })
     }

@@ -234,7 +234,10 @@ impl Event {
         event: &E,
         mut context: Arc<JsonMap>,
     ) -> Result<Arc<Self>, NewEventError> {
-        let interned = intern_name(E::NAME)?;
+        let interned = match E::__shared_name() {
+            Some(name) => name,
+            None => intern_name(E::NAME)?,
+        };
         let invalid = |error: serde_json::Error| NewEventError::invalid_data(E::NAME, &error);
         let data = payload_json_with(|out| event.write_data_json(out)).map_err(invalid)?;
         if E::HAS_CONTEXT_FIELDS {
@@ -580,7 +583,11 @@ pub(crate) fn new_id_and_timestamp() -> (Uuid, SystemTime) {
         .unwrap_or_default();
     let since = std::time::Duration::new(since.as_secs(), since.subsec_micros() * 1_000);
     let now = SystemTime::UNIX_EPOCH + since;
-    let now_ms = since.as_millis() as u64;
+    // In u64 (as_millis is u128): overflows in 584 million years.
+    let now_ms = since
+        .as_secs()
+        .wrapping_mul(1_000)
+        .wrapping_add(u64::from(since.subsec_millis()));
     let (millis, counter) = LAST
         .try_with(|last| {
             let (last_ms, counter) = last.get();
@@ -609,39 +616,72 @@ pub(crate) fn new_id_and_timestamp() -> (Uuid, SystemTime) {
 /// Serializes a payload to JSON text: into a per-thread scratch buffer,
 /// then one exact-size allocation.
 pub(crate) fn payload_json<T: Serialize + ?Sized>(data: &T) -> Result<Box<str>, serde_json::Error> {
-    payload_json_with(|buffer| serde_json::to_writer(buffer, data))
-}
-
-/// [`payload_json`] for a payload that writes its own JSON text into the buffer.
-pub(crate) fn payload_json_with(
-    write: impl Fn(&mut Vec<u8>) -> Result<(), serde_json::Error>,
-) -> Result<Box<str>, serde_json::Error> {
-    use std::cell::RefCell;
-    thread_local! {
-        static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(1024));
-    }
-    let to_text = |buffer: &mut Vec<u8>| -> Result<Box<str>, serde_json::Error> {
+    with_scratch(|buffer: &mut Vec<u8>| {
         buffer.clear();
-        write(&mut *buffer)?;
+        serde_json::to_writer(&mut *buffer, data)?;
         // serde_json writes UTF-8; checking is cheap and keeps this safe code.
         let text = std::str::from_utf8(buffer)
             .map_err(<serde_json::Error as serde::ser::Error>::custom)?;
         Ok(Box::from(text))
-    };
-    SCRATCH
-        .try_with(|scratch| match scratch.try_borrow_mut() {
-            Ok(mut buffer) => {
-                let result = to_text(&mut buffer);
-                // Don't keep a huge payload's buffer around.
-                if buffer.capacity() > 64 * 1024 {
-                    *buffer = Vec::with_capacity(1024);
+    })
+}
+
+/// [`payload_json`] for a payload that writes its own JSON text (as a
+/// `String`, so that it needs no UTF-8 check).
+pub(crate) fn payload_json_with(
+    write: impl Fn(&mut String) -> Result<(), serde_json::Error>,
+) -> Result<Box<str>, serde_json::Error> {
+    with_scratch(|buffer: &mut String| {
+        buffer.clear();
+        write(&mut *buffer)?;
+        Ok(Box::from(buffer.as_str()))
+    })
+}
+
+/// A per-thread scratch buffer for [`payload_json`] and [`payload_json_with`].
+trait Scratch: Default + 'static {
+    fn with<R>(f: impl FnOnce(&mut Self) -> R) -> Option<R>;
+}
+
+macro_rules! scratch {
+    ($ty:ty, $name:ident) => {
+        impl Scratch for $ty {
+            fn with<R>(f: impl FnOnce(&mut Self) -> R) -> Option<R> {
+                use std::cell::RefCell;
+                thread_local! {
+                    static $name: RefCell<$ty> = RefCell::new(<$ty>::with_capacity(1024));
                 }
-                result
+                let mut f = Some(f);
+                let result = $name
+                    .try_with(|scratch| {
+                        let mut buffer = scratch.try_borrow_mut().ok()?;
+                        let result = f.take().map(|f| f(&mut buffer));
+                        // Don't keep a huge payload's buffer around.
+                        if buffer.capacity() > 64 * 1024 {
+                            *buffer = <$ty>::with_capacity(1024);
+                        }
+                        result
+                    })
+                    .ok()
+                    .flatten();
+                // Re-entered from a payload's own Serialize impl, or the
+                // thread is exiting: a fresh buffer.
+                result.or_else(|| f.take().map(|f| f(&mut Self::default())))
             }
-            // Re-entered from a payload's own Serialize impl: use a fresh buffer.
-            Err(_) => to_text(&mut Vec::new()),
-        })
-        .unwrap_or_else(|_| to_text(&mut Vec::new()))
+        }
+    };
+}
+scratch!(Vec<u8>, BYTES_SCRATCH);
+scratch!(String, TEXT_SCRATCH);
+
+fn with_scratch<B: Scratch>(
+    f: impl FnOnce(&mut B) -> Result<Box<str>, serde_json::Error>,
+) -> Result<Box<str>, serde_json::Error> {
+    B::with(f).unwrap_or_else(|| {
+        Err(<serde_json::Error as serde::ser::Error>::custom(
+            "no buffer",
+        ))
+    })
 }
 
 /// Interns an event name, validating it the first time it is seen: names

@@ -1,30 +1,417 @@
 //! Writing payload values as JSON text, for generated code: strings that
-//! need no escaping (almost all) are copied as they are, after a scan that
-//! the compiler vectorizes, instead of serde_json's byte-by-byte escaper.
+//! need no escaping (almost all) are copied as they are, after a scan of
+//! eight bytes at a time, instead of serde_json's byte-by-byte escaper.
+//! Nested values (structs, enums, sequences) go through [`JsonWriter`], a
+//! serializer that writes what serde_json writes, with the same fast path
+//! for their strings and field names.
 
 use std::any::Any;
 
-use serde::Serialize;
+use serde::ser::{self, Serialize};
 
 /// Appends `value` as JSON to `out`: `String` and `&str` through the fast
-/// path, everything else through serde_json.
+/// path, everything else through a serializer that writes what serde_json
+/// writes (with the same fast path for strings and field names).
 pub fn write_json_value<T: Serialize + Any>(
-    out: &mut Vec<u8>,
+    out: &mut String,
     value: &T,
 ) -> Result<(), serde_json::Error> {
     // Resolved per type at compile time: no cost for the other types.
     let any = value as &dyn Any;
     if let Some(text) = any.downcast_ref::<String>() {
-        write_json_str(out, text)
+        write_json_string(out, text)
     } else if let Some(text) = any.downcast_ref::<&'static str>() {
-        write_json_str(out, text)
+        write_json_string(out, text)
     } else {
-        serde_json::to_writer(out, value)
+        value.serialize(JsonWriter(out))
+    }
+}
+
+/// A serializer writing compact JSON exactly as `serde_json::to_writer`
+/// does, into a `String` (so the text needs no UTF-8 check afterwards), with
+/// strings and struct field names through [`write_json_string`].
+/// Numbers, map keys that are not plain strings and serde_json's own
+/// special types (raw values) are handed to serde_json itself.
+pub(crate) struct JsonWriter<'a>(pub(crate) &'a mut String);
+
+type Result<T = (), E = serde_json::Error> = std::result::Result<T, E>;
+
+/// Writes one value through serde_json (numbers, and rare kinds).
+fn by_serde_json<T: Serialize + ?Sized>(out: &mut String, value: &T) -> Result {
+    // Numbers fit a buffer on the stack; anything longer gets its own.
+    let mut buffer = [0u8; 64];
+    let mut rest = &mut buffer[..];
+    if serde_json::to_writer(&mut rest, value).is_ok() {
+        let written = 64 - rest.len();
+        if let Ok(text) = std::str::from_utf8(&buffer[..written]) {
+            out.push_str(text);
+            return Ok(());
+        }
+    }
+    out.push_str(&serde_json::to_string(value)?);
+    Ok(())
+}
+
+/// `serialize_bytes` as serde_json writes it: an array of numbers.
+struct Bytes<'a>(&'a [u8]);
+
+impl Serialize for Bytes<'_> {
+    fn serialize<S: ser::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(self.0)
+    }
+}
+
+/// A map holding one key (and `null`): serde_json writes `{KEY:null}`,
+/// which is how the key of any type is turned into JSON as serde_json does.
+struct OneKey<'a, K: ?Sized>(&'a K);
+
+impl<K: Serialize + ?Sized> Serialize for OneKey<'_, K> {
+    fn serialize<S: ser::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry(self.0, &())?;
+        map.end()
+    }
+}
+
+/// A struct of serde_json's private kinds (`$serde_json::private::...`,
+/// such as `RawValue`) as its own serializer sees it, one field at a time.
+struct Private<'a, T: ?Sized> {
+    name: &'static str,
+    key: &'static str,
+    value: &'a T,
+}
+
+impl<T: Serialize + ?Sized> Serialize for Private<'_, T> {
+    fn serialize<S: ser::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use ser::SerializeStruct as _;
+        let mut s = serializer.serialize_struct(self.name, 1)?;
+        s.serialize_field(self.key, self.value)?;
+        s.end()
+    }
+}
+
+const SERDE_JSON_PRIVATE: &str = "$serde_json::private::";
+
+macro_rules! by_serde_json {
+    ($($method:ident($ty:ty);)*) => {$(
+        fn $method(self, value: $ty) -> Result {
+            by_serde_json(self.0, &value)
+        }
+    )*};
+}
+
+impl<'a> ser::Serializer for JsonWriter<'a> {
+    type Ok = ();
+    type Error = serde_json::Error;
+    type SerializeSeq = Compound<'a>;
+    type SerializeTuple = Compound<'a>;
+    type SerializeTupleStruct = Compound<'a>;
+    type SerializeTupleVariant = Compound<'a>;
+    type SerializeMap = Compound<'a>;
+    type SerializeStruct = Compound<'a>;
+    type SerializeStructVariant = Compound<'a>;
+
+    by_serde_json! {
+        serialize_i8(i8);
+        serialize_i16(i16);
+        serialize_i32(i32);
+        serialize_i64(i64);
+        serialize_i128(i128);
+        serialize_u8(u8);
+        serialize_u16(u16);
+        serialize_u32(u32);
+        serialize_u64(u64);
+        serialize_u128(u128);
+        serialize_f32(f32);
+        serialize_f64(f64);
+    }
+
+    fn serialize_bool(self, value: bool) -> Result {
+        self.0.push_str(if value { "true" } else { "false" });
+        Ok(())
+    }
+
+    fn serialize_char(self, value: char) -> Result {
+        write_json_string(self.0, value.encode_utf8(&mut [0; 4]))
+    }
+
+    fn serialize_str(self, value: &str) -> Result {
+        write_json_string(self.0, value)
+    }
+
+    fn serialize_bytes(self, value: &[u8]) -> Result {
+        by_serde_json(self.0, &Bytes(value))
+    }
+
+    fn serialize_none(self) -> Result {
+        self.serialize_unit()
+    }
+
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result {
+        value.serialize(self)
+    }
+
+    fn serialize_unit(self) -> Result {
+        self.0.push_str("null");
+        Ok(())
+    }
+
+    fn serialize_unit_struct(self, _name: &'static str) -> Result {
+        self.serialize_unit()
+    }
+
+    fn serialize_unit_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+    ) -> Result {
+        write_json_string(self.0, variant)
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        value: &T,
+    ) -> Result {
+        value.serialize(self)
+    }
+
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        value: &T,
+    ) -> Result {
+        self.0.push('{');
+        write_json_string(self.0, variant)?;
+        self.0.push(':');
+        value.serialize(JsonWriter(&mut *self.0))?;
+        self.0.push('}');
+        Ok(())
+    }
+
+    fn serialize_seq(self, _len: Option<usize>) -> Result<Compound<'a>> {
+        self.0.push('[');
+        Ok(Compound::new(self.0, "]"))
+    }
+
+    fn serialize_tuple(self, len: usize) -> Result<Compound<'a>> {
+        self.serialize_seq(Some(len))
+    }
+
+    fn serialize_tuple_struct(self, _name: &'static str, len: usize) -> Result<Compound<'a>> {
+        self.serialize_seq(Some(len))
+    }
+
+    fn serialize_tuple_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        _len: usize,
+    ) -> Result<Compound<'a>> {
+        self.0.push('{');
+        write_json_string(self.0, variant)?;
+        self.0.push_str(":[");
+        Ok(Compound::new(self.0, "]}"))
+    }
+
+    fn serialize_map(self, _len: Option<usize>) -> Result<Compound<'a>> {
+        self.0.push('{');
+        Ok(Compound::new(self.0, "}"))
+    }
+
+    fn serialize_struct(self, name: &'static str, len: usize) -> Result<Compound<'a>> {
+        let mut compound = self.serialize_map(Some(len))?;
+        if name.starts_with(SERDE_JSON_PRIVATE) {
+            // Not a map: serde_json's own kind, written by serde_json.
+            compound.out.pop();
+            compound.private = Some(name);
+        }
+        Ok(compound)
+    }
+
+    fn serialize_struct_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        _len: usize,
+    ) -> Result<Compound<'a>> {
+        self.0.push('{');
+        write_json_string(self.0, variant)?;
+        self.0.push_str(":{");
+        Ok(Compound::new(self.0, "}}"))
+    }
+
+    fn collect_str<T: std::fmt::Display + ?Sized>(self, value: &T) -> Result {
+        write_json_string(self.0, &value.to_string())
+    }
+}
+
+/// A sequence, map or struct being written: `,` before every element but
+/// the first, `close` at the end.
+pub(crate) struct Compound<'a> {
+    out: &'a mut String,
+    first: bool,
+    close: &'static str,
+    /// The name of a serde_json private struct being written (see
+    /// [`JsonWriter`]'s `serialize_struct`).
+    private: Option<&'static str>,
+}
+
+impl<'a> Compound<'a> {
+    fn new(out: &'a mut String, close: &'static str) -> Self {
+        Compound {
+            out,
+            first: true,
+            close,
+            private: None,
+        }
+    }
+
+    fn separate(&mut self) {
+        if self.first {
+            self.first = false;
+        } else {
+            self.out.push(',');
+        }
+    }
+
+    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
+        self.separate();
+        value.serialize(JsonWriter(&mut *self.out))
+    }
+
+    fn field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result {
+        if let Some(name) = self.private {
+            return by_serde_json(self.out, &Private { name, key, value });
+        }
+        self.separate();
+        write_json_string(self.out, key)?;
+        self.out.push(':');
+        value.serialize(JsonWriter(&mut *self.out))
+    }
+
+    fn end(self) -> Result {
+        if self.private.is_none() {
+            self.out.push_str(self.close);
+        }
+        Ok(())
+    }
+}
+
+impl ser::SerializeSeq for Compound<'_> {
+    type Ok = ();
+    type Error = serde_json::Error;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
+        self.element(value)
+    }
+    fn end(self) -> Result {
+        Compound::end(self)
+    }
+}
+
+impl ser::SerializeTuple for Compound<'_> {
+    type Ok = ();
+    type Error = serde_json::Error;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
+        self.element(value)
+    }
+    fn end(self) -> Result {
+        Compound::end(self)
+    }
+}
+
+impl ser::SerializeTupleStruct for Compound<'_> {
+    type Ok = ();
+    type Error = serde_json::Error;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
+        self.element(value)
+    }
+    fn end(self) -> Result {
+        Compound::end(self)
+    }
+}
+
+impl ser::SerializeTupleVariant for Compound<'_> {
+    type Ok = ();
+    type Error = serde_json::Error;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
+        self.element(value)
+    }
+    fn end(self) -> Result {
+        Compound::end(self)
+    }
+}
+
+impl ser::SerializeMap for Compound<'_> {
+    type Ok = ();
+    type Error = serde_json::Error;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result {
+        self.separate();
+        // The key as serde_json writes it (it quotes numbers and refuses
+        // what cannot be a key): the inside of `{KEY:null}`.
+        let start = self.out.len();
+        by_serde_json(self.out, &OneKey(key))?;
+        const END: &str = ":null}";
+        let written = &self.out[start..];
+        if !(written.starts_with('{') && written.ends_with(END) && written.len() > END.len()) {
+            return Err(ser::Error::custom("unexpected JSON for a map key"));
+        }
+        self.out.truncate(self.out.len() - END.len());
+        self.out.remove(start);
+        self.out.push(':');
+        Ok(())
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result {
+        value.serialize(JsonWriter(&mut *self.out))
+    }
+    fn end(self) -> Result {
+        Compound::end(self)
+    }
+}
+
+impl ser::SerializeStruct for Compound<'_> {
+    type Ok = ();
+    type Error = serde_json::Error;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result {
+        self.field(key, value)
+    }
+    fn end(self) -> Result {
+        Compound::end(self)
+    }
+}
+
+impl ser::SerializeStructVariant for Compound<'_> {
+    type Ok = ();
+    type Error = serde_json::Error;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result {
+        self.field(key, value)
+    }
+    fn end(self) -> Result {
+        Compound::end(self)
     }
 }
 
 /// Appends `text` as a JSON string, exactly as serde_json writes it.
-pub(crate) fn write_json_str(out: &mut Vec<u8>, text: &str) -> Result<(), serde_json::Error> {
+pub(crate) fn write_json_string(out: &mut String, text: &str) -> Result {
+    if needs_escaping(text.as_bytes()) {
+        out.push_str(&serde_json::to_string(text)?);
+        return Ok(());
+    }
+    out.reserve(text.len() + 2);
+    out.push('"');
+    out.push_str(text);
+    out.push('"');
+    Ok(())
+}
+
+/// [`write_json_string`] into bytes.
+pub(crate) fn write_json_str(out: &mut Vec<u8>, text: &str) -> Result {
     if needs_escaping(text.as_bytes()) {
         return serde_json::to_writer(out, text);
     }
@@ -37,13 +424,59 @@ pub(crate) fn write_json_str(out: &mut Vec<u8>, text: &str) -> Result<(), serde_
 
 /// Whether serde_json escapes any of these bytes: control characters, `"`
 /// and `\`. (It writes every other byte, UTF-8 included, as it is.)
+///
+/// Eight bytes at a time (SWAR): a byte below 0x20, or equal to `"` or `\`,
+/// sets the high bit of its lane in one of three masks. The masks can also
+/// flag a lane above a lane that really matches (borrows), never a word
+/// with no match, so "any lane flagged" is exact.
 fn needs_escaping(bytes: &[u8]) -> bool {
-    // No early exit inside a chunk, so each chunk is checked with SIMD.
-    bytes.chunks(16).any(|chunk| {
-        chunk.iter().fold(false, |found, &b| {
-            found | (b < 0x20) | (b == b'"') | (b == b'\\')
-        })
-    })
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    /// Lanes of `word` below `n` (n <= 0x80).
+    fn below(word: u64, n: u8) -> u64 {
+        word.wrapping_sub(ONES * u64::from(n)) & !word & HIGHS
+    }
+    let flagged = |lanes: [u8; 8]| {
+        let word = u64::from_ne_bytes(lanes);
+        below(word, 0x20)
+            | below(word ^ (ONES * u64::from(b'"')), 1)
+            | below(word ^ (ONES * u64::from(b'\\')), 1)
+            != 0
+    };
+    let len = bytes.len();
+    if len < 8 {
+        // Short strings (most field names, many values): one word made of
+        // two overlapping four-byte halves, or the bytes one by one.
+        let half = |at: usize| {
+            let mut lanes = [0u8; 4];
+            if let Some(four) = bytes.get(at..at + 4) {
+                lanes.copy_from_slice(four);
+            }
+            u32::from_ne_bytes(lanes)
+        };
+        if len >= 4 {
+            let word = u64::from(half(0)) | (u64::from(half(len - 4)) << 32);
+            return flagged(word.to_ne_bytes());
+        }
+        return bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+    }
+    let mut words = bytes.chunks_exact(8);
+    for chunk in &mut words {
+        let mut lanes = [0u8; 8];
+        lanes.copy_from_slice(chunk);
+        if flagged(lanes) {
+            return true;
+        }
+    }
+    if words.remainder().is_empty() {
+        return false;
+    }
+    // The last eight bytes as one more word (partly checked already).
+    let mut lanes = [0u8; 8];
+    if let Some(last) = bytes.get(len - 8..) {
+        lanes.copy_from_slice(last);
+    }
+    flagged(lanes)
 }
 
 #[cfg(test)]
@@ -70,10 +503,13 @@ mod tests {
             cases.push(format!("{}{}", "a".repeat(17), byte as char));
         }
         for case in cases {
-            let mut fast = Vec::new();
+            let mut fast = String::new();
             write_json_value(&mut fast, &case).unwrap();
-            assert_eq!(fast, serde_json::to_vec(&case).unwrap(), "{case:?}");
-            let mut borrowed = Vec::new();
+            assert_eq!(fast, serde_json::to_string(&case).unwrap(), "{case:?}");
+            let mut bytes = Vec::new();
+            write_json_str(&mut bytes, &case).unwrap();
+            assert_eq!(bytes, fast.as_bytes());
+            let mut borrowed = String::new();
             let text: &'static str = Box::leak(case.clone().into_boxed_str());
             write_json_value(&mut borrowed, &text).unwrap();
             assert_eq!(borrowed, fast);
@@ -81,10 +517,166 @@ mod tests {
     }
 
     #[test]
+    fn the_escaping_check_matches_a_byte_by_byte_check() {
+        let slow = |bytes: &[u8]| bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+        // Every byte value at every position of words and tails, among
+        // neighbours that sit next to the borders of the checks.
+        for len in 1..=19 {
+            for position in 0..len {
+                for fill in [b'a', 0x20, 0x21, 0x7f, 0x80, 0xff, b'"' + 1, b'\\' + 1] {
+                    for byte in 0..=255u8 {
+                        let mut bytes = vec![fill; len];
+                        bytes[position] = byte;
+                        assert_eq!(needs_escaping(&bytes), slow(&bytes), "{bytes:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// `write_json_value` of `value` gives what serde_json gives.
+    fn same_as_serde_json<T: Serialize + Any>(value: &T) {
+        let mut ours = "[".to_string();
+        let ours = write_json_value(&mut ours, value).map(|()| ours);
+        let theirs = serde_json::to_string(value).map(|text| format!("[{text}"));
+        match (ours, theirs) {
+            (Ok(ours), Ok(theirs)) => assert_eq!(ours, theirs),
+            (Err(ours), Err(theirs)) => assert_eq!(ours.to_string(), theirs.to_string()),
+            (ours, theirs) => panic!("{ours:?} but serde_json: {theirs:?}"),
+        }
+    }
+
+    #[test]
+    fn nested_values_are_written_as_serde_json_writes_them() {
+        use std::collections::BTreeMap;
+
+        #[derive(serde::Serialize)]
+        struct Unit;
+        #[derive(serde::Serialize)]
+        struct Newtype(String);
+        #[derive(serde::Serialize)]
+        struct Pair(u8, &'static str);
+        #[derive(serde::Serialize)]
+        enum Kind {
+            Plain,
+            Wrapped(i64),
+            Tuple(u8, bool),
+            Fields { a: Option<u8>, b: Vec<char> },
+        }
+        #[derive(serde::Serialize)]
+        struct Empty {}
+        #[derive(serde::Serialize)]
+        #[serde(tag = "type")]
+        enum Tagged {
+            One { x: f32 },
+        }
+        #[derive(serde::Serialize)]
+        struct Everything {
+            text: String,
+            #[serde(rename = "quoted \"key\"\n")]
+            escaped: &'static str,
+            unit: Unit,
+            newtype: Newtype,
+            pair: Pair,
+            kinds: Vec<Kind>,
+            empty: Empty,
+            empty_list: Vec<u8>,
+            tagged: Tagged,
+            numbers: (i8, i16, i32, i64, i128, u8, u16, u32, u64, u128),
+            floats: (f32, f64, f64, f64, f64),
+            none: Option<String>,
+            some: Option<String>,
+            ch: char,
+            #[serde(with = "as_bytes")]
+            bytes: Vec<u8>,
+            map: BTreeMap<String, u8>,
+            int_keys: BTreeMap<i32, bool>,
+            bool_keys: BTreeMap<bool, ()>,
+            value: serde_json::Value,
+            raw: Box<serde_json::value::RawValue>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            skipped: Option<u8>,
+            #[serde(flatten)]
+            flattened: BTreeMap<String, String>,
+            displayed: Displayed,
+        }
+        mod as_bytes {
+            pub(super) fn serialize<S: serde::Serializer>(
+                v: &[u8],
+                s: S,
+            ) -> Result<S::Ok, S::Error> {
+                s.serialize_bytes(v)
+            }
+        }
+        struct Displayed;
+        impl Serialize for Displayed {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(&format_args!("shown {}\t\"{}\"", 1, "é"))
+            }
+        }
+        let everything = Everything {
+            text: "plain text".into(),
+            escaped: "line\nbreak \u{1} \\ \"",
+            unit: Unit,
+            newtype: Newtype("ünïcödé 🎉".into()),
+            pair: Pair(7, "seven"),
+            kinds: vec![
+                Kind::Plain,
+                Kind::Wrapped(-3),
+                Kind::Tuple(1, false),
+                Kind::Fields {
+                    a: None,
+                    b: vec!['x', '"', '\n'],
+                },
+                Kind::Fields {
+                    a: Some(2),
+                    b: vec![],
+                },
+            ],
+            empty: Empty {},
+            empty_list: vec![],
+            tagged: Tagged::One { x: 1.5 },
+            numbers: (
+                -8,
+                -16,
+                -32,
+                i64::MIN,
+                i128::MIN,
+                8,
+                16,
+                32,
+                u64::MAX,
+                u128::MAX,
+            ),
+            floats: (0.1, 1e300, f64::NAN, f64::NEG_INFINITY, -0.0),
+            none: None,
+            some: Some("some".into()),
+            ch: '\u{7}',
+            bytes: vec![0, 1, 255],
+            map: [("b".to_string(), 2), ("a\"".to_string(), 1)].into(),
+            int_keys: [(-1, true), (5, false)].into(),
+            bool_keys: [(true, ())].into(),
+            value: serde_json::json!({"z": [1, 2.5, null, {"k": "v\u{0}"}], "a": true}),
+            raw: serde_json::value::RawValue::from_string(r#"{"kept" : [1, 2]}"#.into()).unwrap(),
+            skipped: None,
+            flattened: [("flat".to_string(), "yes".to_string())].into(),
+            displayed: Displayed,
+        };
+        same_as_serde_json(&everything);
+        same_as_serde_json(&vec![Some(1.25f32), None]);
+        same_as_serde_json(&(Unit, Kind::Plain));
+        same_as_serde_json(&serde_json::json!([]));
+        same_as_serde_json(&serde_json::json!({}));
+        // A key that cannot be a JSON key: the same error.
+        same_as_serde_json(&BTreeMap::from([(vec![1u8], 1u8)]));
+        same_as_serde_json(&BTreeMap::from([((), 1u8)]));
+    }
+
+    #[test]
     fn other_values_go_through_serde_json() {
-        let mut out = Vec::new();
+        let mut out = String::new();
         write_json_value(&mut out, &vec![1u64, 2]).unwrap();
         write_json_value(&mut out, &Some("a\"b".to_string())).unwrap();
-        assert_eq!(out, br#"[1,2]"a\"b""#);
+        assert_eq!(out, r#"[1,2]"a\"b""#);
     }
 }

@@ -173,7 +173,13 @@ impl Tracker {
                 Receipt::new(id, answer::ready(parts.collect()))
             })
         };
-        let event = match run_chain(&inner.processors, event) {
+        let chain = if inner.processors.is_empty() {
+            // No tracker processors (the usual case): nothing to run.
+            Ok(Some(event))
+        } else {
+            run_chain(&inner.processors, event)
+        };
+        let event = match chain {
             Ok(Some(event)) => event,
             Ok(None) => {
                 inner.counters.filtered.fetch_add(1, Relaxed);

@@ -82,15 +82,13 @@ fn generate(container: &Container<'_>) -> TokenStream {
         let separator = if index == 0 { "{" } else { "," };
         let write_key = if key.chars().all(|c| c >= ' ' && c != '"' && c != '\\') {
             // Nothing in the key needs escaping: its JSON is the key quoted.
-            let bytes =
-                proc_macro2::Literal::byte_string(format!("{separator}\"{key}\":").as_bytes());
-            quote!(out.extend_from_slice(#bytes);)
+            let text = proc_macro2::Literal::string(&format!("{separator}\"{key}\":"));
+            quote!(out.push_str(#text);)
         } else {
-            let separator = proc_macro2::Literal::byte_string(separator.as_bytes());
             quote! {
-                out.extend_from_slice(#separator);
-                #krate::__private::serde_json::to_writer(&mut *out, #key)?;
-                out.push(b':');
+                out.push_str(#separator);
+                #krate::__private::write_json_value(&mut *out, &#key)?;
+                out.push(':');
             }
         };
         quote! {
@@ -99,7 +97,6 @@ fn generate(container: &Container<'_>) -> TokenStream {
         }
     });
     let close = if data.is_empty() { "{}" } else { "}" };
-    let close = proc_macro2::Literal::byte_string(close.as_bytes());
 
     let context_fields = has_context.then(|| {
         let inserts = context.iter().map(|field| {
@@ -176,12 +173,22 @@ fn generate(container: &Container<'_>) -> TokenStream {
                 map.end()
             }
 
+            fn __shared_name() -> ::core::option::Option<::std::sync::Arc<str>> {
+                // One string per type, shared by its events (the name is
+                // checked at compile time below).
+                static NAME: ::std::sync::OnceLock<::std::sync::Arc<str>> =
+                    ::std::sync::OnceLock::new();
+                ::core::option::Option::Some(::core::clone::Clone::clone(NAME.get_or_init(|| {
+                    <::std::sync::Arc<str> as ::core::convert::From<&str>>::from(#name)
+                })))
+            }
+
             fn write_data_json(
                 &self,
-                out: &mut ::std::vec::Vec<u8>,
+                out: &mut ::std::string::String,
             ) -> ::core::result::Result<(), #krate::__private::serde_json::Error> {
                 #(#writes)*
-                out.extend_from_slice(#close);
+                out.push_str(#close);
                 ::core::result::Result::Ok(())
             }
 
