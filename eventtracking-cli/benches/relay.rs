@@ -24,11 +24,19 @@
 //!
 //! Both trackers: default delivery settings (the file backend's batch 512,
 //! linger 50 ms, max_in_flight 1) with `overflow = "block"`.
-//! The relay commits every `EVENTTRACKING_BENCH_COMMIT_MS` (default 100).
+//! The relay commits every `EVENTTRACKING_BENCH_COMMIT_MS` (default 100) and
+//! after `EVENTTRACKING_BENCH_MAX_UNCOMMITTED` messages (default: the
+//! relay's own, 10,000).
+//!
+//! The bench process uses mimalloc as its global allocator, as the
+//! `eventtracking` binary does (the relay's thread allocates each parsed
+//! event and the delivery thread frees it; glibc's malloc is slow at that).
 //!
 //! Run (the broker must be up: `scripts/services start kafka`):
 //! `cargo bench -p eventtracking-cli --bench relay` (prints figures).
-//! `EVENTTRACKING_TEST_KAFKA_BROKERS` points it elsewhere.
+//! `EVENTTRACKING_TEST_KAFKA_BROKERS` points it elsewhere;
+//! `EVENTTRACKING_BENCH_FETCH_WAIT_MS` sets the relay consumer's
+//! `fetch.wait.max.ms` (librdkafka's default: 500).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,6 +51,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::ClientConfig;
 use serde_json::json;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const ROUNDS: usize = 3;
 
@@ -162,8 +173,17 @@ fn relay_round(
         .with_catalog_topic("")
         .with_property("session.timeout.ms", "3000")
         .with_property("heartbeat.interval.ms", "500");
+    // `EVENTTRACKING_BENCH_FETCH_WAIT_MS`: librdkafka's `fetch.wait.max.ms` for the relay's consumer.
+    let options = match std::env::var("EVENTTRACKING_BENCH_FETCH_WAIT_MS") {
+        Ok(ms) => options.with_property("fetch.wait.max.ms", ms),
+        Err(_) => options,
+    };
     let commit_ms = env_usize("EVENTTRACKING_BENCH_COMMIT_MS", 100) as u64;
-    let relay = RelayBuilder::new(options, tracker)
+    let mut builder = RelayBuilder::new(options, tracker);
+    if let Ok(max) = std::env::var("EVENTTRACKING_BENCH_MAX_UNCOMMITTED") {
+        builder = builder.with_max_uncommitted(max.parse().unwrap());
+    }
+    let relay = builder
         .with_commit_interval(Duration::from_millis(commit_ms))
         .with_dead_letter_path(dir.join("dead-letter.jsonl"))
         .build()
@@ -174,12 +194,22 @@ fn relay_round(
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut start = None;
     let mut handled = None;
+    // Messages handled 0.1, 0.3 and 0.6 s after the first one.
+    let mut progress: [Option<u64>; 3] = [None; 3];
     loop {
         let stats = monitor.snapshot();
         let now = Instant::now();
         assert!(now < deadline, "relay timed out: {stats:?}");
         if start.is_none() && stats.messages > 0 {
             start = Some(now);
+        }
+        if let Some(start) = start {
+            let at = now - start;
+            for (i, mark) in [100u64, 300, 600].into_iter().enumerate() {
+                if progress[i].is_none() && at >= Duration::from_millis(mark) {
+                    progress[i] = Some(stats.messages);
+                }
+            }
         }
         if handled.is_none() && stats.messages >= n as u64 {
             handled = Some(now);
@@ -197,10 +227,12 @@ fn relay_round(
     assert_eq!(report.stats.events, n as u64, "{report}");
     assert_eq!(lines(&path), n);
     eprintln!(
-        "    (relay round {round}: all {n} handled after {:.3} s, committed after {:.3} s, {} commits)",
+        "    (relay round {round}: all {n} handled after {:.3} s, committed after {:.3} s, {} commits, {} rebalances; handled by 0.1 / 0.3 / 0.6 s: {:?})",
         (handled.unwrap() - start).as_secs_f64(),
         elapsed.as_secs_f64(),
-        report.stats.commits
+        report.stats.commits,
+        report.stats.rebalances,
+        progress
     );
     elapsed
 }
