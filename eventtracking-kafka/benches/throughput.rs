@@ -17,7 +17,9 @@
 //! `EVENTTRACKING_BENCH_EVENTS` (default 200000) and
 //! `EVENTTRACKING_BENCH_BATCH` (the engine's batch_size, default 10000) and
 //! `EVENTTRACKING_BENCH_LINGER_MS` (librdkafka's `linger.ms` for both sides)
-//! tune it.
+//! and `EVENTTRACKING_BENCH_MAX_IN_FLIGHT` (the engine's `max_in_flight`;
+//! unset = the backend's own, 4) tune it. Every round's figures are printed,
+//! then the best of each side (`EVENTTRACKING_BENCH_ROUNDS` rounds, default 3).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,8 +30,6 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use serde_json::json;
-
-const ROUNDS: usize = 3;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -98,18 +98,27 @@ fn builder(brokers: &str) -> eventtracking_kafka::KafkaBackendBuilder {
     }
 }
 
-fn tracker_round(brokers: &str, topic: &str, batch: usize, events: &[Arc<Event>]) -> Duration {
+fn tracker_round(
+    brokers: &str,
+    topic: &str,
+    batch: usize,
+    max_in_flight: Option<usize>,
+    events: &[Arc<Event>],
+) -> Duration {
     let dir = tempfile::tempdir().unwrap();
     let backend = builder(brokers).with_topic(topic).build().unwrap();
+    let mut delivery = DeliveryConfig::default()
+        .with_queue_capacity(events.len().max(1 << 16))
+        .with_overflow(Overflow::Block)
+        .with_block_timeout(std::time::Duration::from_millis(60_000))
+        .with_batch_size(batch)
+        .with_dead_letter_path(dir.path().join("dl.jsonl"));
+    // Unset: the backend's own (`KafkaBackend::max_concurrent_sends`, 4).
+    if let Some(n) = max_in_flight {
+        delivery = delivery.with_max_in_flight(n);
+    }
     let tracker = Tracker::builder()
-        .with_delivery(
-            DeliveryConfig::default()
-                .with_queue_capacity(events.len().max(1 << 16))
-                .with_overflow(Overflow::Block)
-                .with_block_timeout(std::time::Duration::from_millis(60_000))
-                .with_batch_size(batch)
-                .with_dead_letter_path(dir.path().join("dl.jsonl")),
-        )
+        .with_delivery(delivery)
         .with_backend("kafka", backend)
         .build()
         .unwrap();
@@ -135,7 +144,20 @@ fn main() {
     let brokers = std::env::var("EVENTTRACKING_TEST_KAFKA_BROKERS")
         .unwrap_or_else(|_| "127.0.0.1:19092".into());
     let n = env_usize("EVENTTRACKING_BENCH_EVENTS", 200_000);
+    let rounds = env_usize("EVENTTRACKING_BENCH_ROUNDS", 3).max(1);
     let batch = env_usize("EVENTTRACKING_BENCH_BATCH", 10_000);
+    let max_in_flight = std::env::var("EVENTTRACKING_BENCH_MAX_IN_FLIGHT")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let in_flight_label = max_in_flight.map_or_else(
+        || {
+            format!(
+                "{} (the backend's default)",
+                eventtracking_kafka::SUGGESTED_MAX_IN_FLIGHT
+            )
+        },
+        |n: usize| n.to_string(),
+    );
     let suffix = format!("{:016x}", fastrand::u64(..));
     let raw_topic = format!("et-bench-raw-{suffix}");
     let tracker_topic = format!("et-bench-tracker-{suffix}");
@@ -148,16 +170,26 @@ fn main() {
 
     let mut raw = Vec::new();
     let mut pipeline = Vec::new();
-    for _ in 0..ROUNDS {
-        raw.push(raw_round(&producer, &raw_topic, &events));
-        pipeline.push(tracker_round(&brokers, &tracker_topic, batch, &events));
+    let rate = |d: Duration| n as f64 / d.as_secs_f64();
+    for round in 1..=rounds {
+        let r = raw_round(&producer, &raw_topic, &events);
+        let p = tracker_round(&brokers, &tracker_topic, batch, max_in_flight, &events);
+        println!(
+            "  round {round}: raw {:>9.0} events/s, eventtracking {:>9.0} events/s = {:.2}x",
+            rate(r),
+            rate(p),
+            r.as_secs_f64() / p.as_secs_f64()
+        );
+        raw.push(r);
+        pipeline.push(p);
     }
     producer.flush(Duration::from_secs(10)).unwrap();
     let raw = raw.into_iter().min().unwrap();
     let pipeline = pipeline.into_iter().min().unwrap();
 
-    let rate = |d: Duration| n as f64 / d.as_secs_f64();
-    println!("kafka throughput, {n} seed events to {brokers}, best of {ROUNDS} (alternating):");
+    println!(
+        "kafka throughput, {n} seed events to {brokers}, max_in_flight {in_flight_label}, best of {rounds} (alternating):"
+    );
     println!(
         "  raw rdkafka FutureProducer (send_result, await all):  {:>9.0} events/s",
         rate(raw)

@@ -17,7 +17,10 @@
 //! `cargo bench -p eventtracking-mongo --bench throughput` (prints figures).
 //! `EVENTTRACKING_BENCH_MONGO_URI` (else `EVENTTRACKING_TEST_MONGO_URI`, else
 //! `mongodb://127.0.0.1:27117`) picks the server; `EVENTTRACKING_BENCH_EVENTS`
-//! (default 50000) and `EVENTTRACKING_BENCH_BATCH` (default 1000) tune it.
+//! (default 50000), `EVENTTRACKING_BENCH_BATCH` (default 1000) and
+//! `EVENTTRACKING_BENCH_MAX_IN_FLIGHT` (the engine's `max_in_flight`; unset =
+//! the backend's own, 4, so up to 4 `insert_many` calls of the engine overlap
+//! while the raw side makes one at a time) tune it.
 
 use std::future::IntoFuture;
 use std::sync::Arc;
@@ -80,6 +83,17 @@ fn raw_round(
     })
 }
 
+/// `EVENTTRACKING_BENCH_MAX_IN_FLIGHT` as `max_in_flight`, if set (else the backend's own).
+fn max_in_flight(delivery: DeliveryConfig) -> DeliveryConfig {
+    match std::env::var("EVENTTRACKING_BENCH_MAX_IN_FLIGHT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        Some(n) => delivery.with_max_in_flight(n),
+        None => delivery,
+    }
+}
+
 fn tracker_round(
     runtime: &tokio::runtime::Runtime,
     client: &Client,
@@ -96,14 +110,14 @@ fn tracker_round(
         .build()
         .unwrap();
     let tracker = Tracker::builder()
-        .with_delivery(
+        .with_delivery(max_in_flight(
             DeliveryConfig::default()
                 .with_queue_capacity(events.len().max(1 << 16))
                 .with_overflow(Overflow::Block)
                 .with_block_timeout(std::time::Duration::from_millis(60_000))
                 .with_batch_size(batch)
                 .with_dead_letter_path(dir.path().join("dl.jsonl")),
-        )
+        ))
         .with_backend("mongo", backend)
         .build()
         .unwrap();
@@ -215,8 +229,9 @@ fn main() {
     let best_raw = *raw.iter().min().unwrap();
     let best_pipeline = *pipeline.iter().min().unwrap();
     println!(
-        "mongo throughput, {n} seed events ({} bytes of BSON each on average) to {uri}, batch {batch}, best of {ROUNDS} (alternating):",
-        bytes / n.max(1)
+        "mongo throughput, {n} seed events ({} bytes of BSON each on average) to {uri}, batch {batch}, max_in_flight {}, best of {ROUNDS} (alternating):",
+        bytes / n.max(1),
+        std::env::var("EVENTTRACKING_BENCH_MAX_IN_FLIGHT").unwrap_or_else(|_| "4 (the backend's default)".into())
     );
     println!(
         "  raw driver insert_many (documents made before timing): {:>8.0} docs/s   (rounds: {})",

@@ -813,6 +813,11 @@ impl Worker {
     /// still makes full batches; a flush or shutdown cuts it short.
     async fn linger(&self) {
         let route = &*self.route;
+        // `linger_ms = 0`: send what is queued now. (A zero timeout would
+        // still wait for the timer's next tick, ~1 ms, on every batch.)
+        if route.config.linger.is_zero() {
+            return;
+        }
         let deadline = tokio::time::Instant::now() + route.config.linger;
         while route.queue_len() < route.full_batch()
             && !route.flush_pending()
