@@ -21,7 +21,11 @@ use crate::{
 
 /// The delivery engine's default `max_in_flight` for this backend: batches
 /// sent at once, so that a round trip to the broker does not idle the route.
-pub const SUGGESTED_MAX_IN_FLIGHT: usize = 4;
+/// `send_batch` waits for every delivery report of its batch, so this bounds
+/// how many events librdkafka holds: at the default `batch_size` of 512, 4
+/// batches reached about 0.7× a raw producer and 16 about 1.4× (see
+/// BENCHMARKS.md).
+pub const SUGGESTED_MAX_IN_FLIGHT: usize = 16;
 
 /// The default of `flush_timeout_ms`.
 pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);

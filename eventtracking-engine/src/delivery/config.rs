@@ -60,7 +60,7 @@ impl std::str::FromStr for Overflow {
 /// | `max_event_bytes` | none | `EVENTTRACKING_MAX_EVENT_BYTES` |
 /// | `dead_letter_path` | `"eventtracking-dead-letter.jsonl"` | `EVENTTRACKING_DEAD_LETTER_PATH` |
 /// | `validate_schemas` | `false` | `EVENTTRACKING_VALIDATE_SCHEMAS` |
-/// | `max_in_flight` | the backend's own (1, or e.g. 4 for Kafka and MongoDB) | `EVENTTRACKING_MAX_IN_FLIGHT` |
+/// | `max_in_flight` | the backend's own (1; 16 for Kafka, 4 for MongoDB) | `EVENTTRACKING_MAX_IN_FLIGHT` |
 ///
 /// ```
 /// use eventtracking::{DeliveryConfig, Overflow};

@@ -141,11 +141,15 @@ struct InFlight {
     abandoned: bool,
 }
 
+impl InFlightBatch {
+    fn contains(&self, seq: u64) -> bool {
+        seq >= self.first_seq && seq < self.first_seq + self.slots.len() as u64
+    }
+}
+
 impl InFlight {
     fn batch_of(&mut self, seq: u64) -> Option<&mut InFlightBatch> {
-        self.batches
-            .iter_mut()
-            .find(|b| seq >= b.first_seq && seq < b.first_seq + b.slots.len() as u64)
+        self.batches.iter_mut().find(|b| b.contains(seq))
     }
 }
 
@@ -319,16 +323,64 @@ impl Route {
     }
 
     /// Claims, answers and retires events settled without a dead-letter
-    /// write; how many (none when the engine has abandoned them).
+    /// write, in one pass (the hot path: a delivered batch); how many (none
+    /// when the engine has abandoned them). Receipt handles are collected
+    /// only when there are any, and the flush tally is counted before the
+    /// events retire, so a flush never sees them settled but uncounted.
     fn settle(&self, seqs: &[u64], outcome: &Outcome) -> usize {
-        match self.claim(seqs.iter().copied()) {
-            Some(claimed) => {
-                let n = claimed.len();
-                self.resolve(claimed, outcome);
-                n
-            }
-            None => 0,
+        let mut acks: Vec<RouteAck> = Vec::new();
+        let mut control = lock(&self.control);
+        let mut in_flight = lock(&self.in_flight);
+        if in_flight.abandoned {
+            return 0;
         }
+        let mut settled = 0;
+        let mut batch_index = 0;
+        // Only after a miss (never expected: a seq settled twice): the seqs claimed.
+        let mut claimed: Option<Vec<u64>> = None;
+        for (i, &seq) in seqs.iter().enumerate() {
+            // Events of one call are (almost always) of one batch, in order.
+            let found = match in_flight.batches.get(batch_index) {
+                Some(b) if b.contains(seq) => Some(batch_index),
+                _ => in_flight.batches.iter().position(|b| b.contains(seq)),
+            };
+            let slot = found.and_then(|index| {
+                batch_index = index;
+                let batch = &mut in_flight.batches[index];
+                let slot = batch.slots[(seq - batch.first_seq) as usize].take();
+                if slot.is_some() {
+                    batch.unresolved = batch.unresolved.saturating_sub(1);
+                }
+                slot
+            });
+            match slot {
+                Some(slot) => {
+                    settled += 1;
+                    if let Some(claimed) = &mut claimed {
+                        claimed.push(seq);
+                    }
+                    if let Some(ack) = slot.ack {
+                        acks.push(ack);
+                    }
+                }
+                None => {
+                    claimed.get_or_insert_with(|| seqs[..i].to_vec());
+                }
+            }
+        }
+        if in_flight.batches.iter().any(|b| b.unresolved == 0) {
+            in_flight.batches.retain(|b| b.unresolved > 0);
+        }
+        drop(in_flight);
+        match &claimed {
+            None => control.count(seqs.iter().copied(), outcome),
+            Some(claimed) => control.count(claimed.iter().copied(), outcome),
+        }
+        drop(control);
+        for ack in acks {
+            ack.fill(outcome.clone());
+        }
+        settled
     }
 
     /// Every event with a smaller sequence number than this is settled.
