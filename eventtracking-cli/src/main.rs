@@ -191,36 +191,54 @@ enum CatalogFormat {
 
 fn catalog(format: CatalogFormat) -> Result<ExitCode, String> {
     let catalog = eventtracking::catalog().map_err(|e| e.to_string())?;
-    match format {
+    let text = match format {
         CatalogFormat::Json => {
-            let text =
+            let mut text =
                 serde_json::to_string_pretty(&catalog.to_json()).map_err(|e| e.to_string())?;
-            println!("{text}");
+            text.push('\n');
+            text
         }
-        CatalogFormat::Markdown => print!("{}", catalog.to_markdown()),
-    }
-    Ok(ExitCode::SUCCESS)
+        CatalogFormat::Markdown => catalog.to_markdown(),
+    };
+    print_stdout(&text)
 }
 
 fn engines() -> Result<ExitCode, String> {
+    use std::fmt::Write as _;
     let backends = registry::backend_engines().map_err(|e| e.to_string())?;
     let processors = registry::processor_engines().map_err(|e| e.to_string())?;
-    println!("backend engines:");
+    let mut text = String::from("backend engines:\n");
     for r in backends {
-        match r.batch_size() {
-            Some(n) => println!(
+        let _ = match r.batch_size() {
+            Some(n) => writeln!(
+                text,
                 "  {:<10} {} (batch_size {n} unless configured)",
                 r.name(),
                 r.description()
             ),
-            None => println!("  {:<10} {}", r.name(), r.description()),
-        }
+            None => writeln!(text, "  {:<10} {}", r.name(), r.description()),
+        };
     }
-    println!("processor engines:");
+    text.push_str("processor engines:\n");
     for r in processors {
-        println!("  {:<10} {}", r.name(), r.description());
+        let _ = writeln!(text, "  {:<10} {}", r.name(), r.description());
     }
-    Ok(ExitCode::SUCCESS)
+    print_stdout(&text)
+}
+
+/// Writes `text` to stdout. A reader that went away (`eventtracking engines
+/// | head -1`) is not an error: the command's output was simply not wanted.
+fn print_stdout(text: &str) -> Result<ExitCode, String> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(error) => Err(format!("cannot write to stdout: {error}")),
+    }
 }
 
 /// Emits each line of `input`; a refused line is reported with its number.

@@ -266,6 +266,26 @@ fn replay_resends_dead_letters_keeping_ids() {
 }
 
 #[test]
+fn listing_commands_do_not_panic_when_the_reader_goes_away() {
+    for args in [["engines", ""], ["catalog", "--format=markdown"]] {
+        let args: Vec<&str> = args.into_iter().filter(|a| !a.is_empty()).collect();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_eventtracking"))
+            .args(&args)
+            .env_remove("EVENTTRACKING_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the reading end before the command writes (as `| head -0` would).
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
 fn engines_lists_what_is_linked_in() {
     let output = eventtracking(&["engines"], None);
     assert!(output.status.success());
