@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use super::batch::Seqs;
 use crate::ack::Outcome;
 use crate::answer::{Part, Unanswered};
 
@@ -101,6 +102,31 @@ impl Control {
         }
     }
 
+    /// [`count`](Self::count) for a batch's numbers; a range is counted
+    /// in one step per flush window.
+    pub(super) fn count_seqs(&mut self, seqs: &Seqs, outcome: &Outcome) {
+        let (first, len) = match seqs {
+            Seqs::Range { first, len } => (*first, *len as u64),
+            Seqs::List(list) => return self.count(list.iter().copied(), outcome),
+        };
+        let end = first + len;
+        let mut start = first;
+        // The requests are in sequence order: each covers the numbers below its `through`.
+        for flush in &mut self.flushes {
+            if start >= end {
+                return;
+            }
+            if start < flush.through {
+                let upto = flush.through.min(end);
+                flush.tally.count(outcome, upto - start);
+                start = upto;
+            }
+        }
+        if start < end {
+            self.unclaimed.count(outcome, end - start);
+        }
+    }
+
     /// Queues a request; it takes over the tally of events settled since the last one.
     pub(super) fn push(&mut self, through: u64, part: Part<FlushOutcome>) {
         let tally = std::mem::take(&mut self.unclaimed);
@@ -138,5 +164,45 @@ impl PendingFlush {
         let mut answer = self.tally;
         answer.error = error;
         self.part.fill(answer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A control channel with flush requests covering the numbers below each of `throughs`.
+    fn control(throughs: &[u64]) -> Control {
+        let (_gathered, parts) =
+            crate::answer::gather::<FlushOutcome>(throughs.iter().map(|t| t.to_string().into()));
+        let mut control = Control::default();
+        for (&through, part) in throughs.iter().zip(parts) {
+            control.push(through, part);
+        }
+        control
+    }
+
+    fn delivered(control: &Control) -> Vec<u64> {
+        let mut counts: Vec<u64> = control.flushes.iter().map(|f| f.tally.delivered).collect();
+        counts.push(control.unclaimed.delivered);
+        counts
+    }
+
+    #[test]
+    fn a_range_is_counted_into_the_windows_of_the_flushes_that_cover_it() {
+        for (first, len) in [(3, 10), (0, 0), (5, 1), (4, 1), (12, 3), (0, 20)] {
+            let mut by_range = control(&[5, 10]);
+            by_range.count_seqs(&Seqs::Range { first, len }, &Outcome::Delivered);
+            let mut one_by_one = control(&[5, 10]);
+            one_by_one.count(first..first + len as u64, &Outcome::Delivered);
+            assert_eq!(
+                delivered(&by_range),
+                delivered(&one_by_one),
+                "range {first}+{len}"
+            );
+        }
+        let mut split = control(&[5, 10]);
+        split.count_seqs(&Seqs::Range { first: 3, len: 10 }, &Outcome::Delivered);
+        assert_eq!(delivered(&split), vec![2, 5, 3]);
     }
 }

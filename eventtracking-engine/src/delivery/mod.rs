@@ -36,11 +36,14 @@
 //! flush is answered once every event queued before it is settled, with
 //! what happened to those events (see [`FlushOutcome`]).
 
+mod batch;
 mod catalog_hook;
 mod config;
 mod dead_letter;
 mod flush;
+mod in_flight;
 mod stats;
+mod worker;
 
 pub use config::{DeliveryConfig, Overflow};
 pub use dead_letter::{DeadLetterError, DeadLetterOutcome, DeadLetterRecord, DeadLetterWriter};
@@ -57,12 +60,14 @@ use std::time::{Duration, Instant};
 
 use crate::ack::{Outcome, RouteAck};
 use crate::answer::{self, Part};
-use crate::processors::{panic_message, run_chain};
+use batch::{Batch, Seqs};
 use eventtracking_core::Backend;
 use eventtracking_core::Event;
-use eventtracking_core::{BackendError, BackendResult, Processor};
+use eventtracking_core::Processor;
 use flush::Control;
+use in_flight::{Claimed, InFlight, Settled};
 use stats::RouteCounters;
+use worker::{guarded_call, run_worker};
 
 /// After the shutdown deadline, how long a worker still has to write what
 /// it holds to the dead-letter file and flush its backend before the engine
@@ -94,63 +99,32 @@ pub(crate) struct Extra {
 /// An event in a route's queue.
 #[derive(Debug)]
 struct Queued {
-    seq: u64,
     event: Arc<Event>,
     extra: Option<Box<Extra>>,
 }
 
+/// A route's queue. Its events have consecutive sequence numbers, from
+/// `front_seq` on (evictions and batches both take from the front).
 #[derive(Debug, Default)]
 struct Queue {
     items: VecDeque<Queued>,
-    /// The sequence number of the next event queued.
-    next_seq: u64,
+    /// The sequence number of the first queued event.
+    front_seq: u64,
 }
 
-/// An event of a batch, by its sequence number.
-type Slotted = (u64, Arc<Event>);
-
-/// A batch taken from the queue: its events, each with the schema check's
-/// verdict if it failed.
-type TakenBatch = Vec<(Slotted, Option<Arc<str>>)>;
-
-/// Events claimed for settling, by sequence number, with their receipt handles.
-type Claimed = Vec<(u64, Option<RouteAck>)>;
-
-/// An event a worker took and has not settled yet: the engine dead-letters
-/// it itself if the worker never finishes.
-#[derive(Debug)]
-struct Slot {
-    event: Arc<Event>,
-    ack: Option<RouteAck>,
-}
-
-/// A batch in flight: its slots by `seq - first_seq`; a slot is `None` once
-/// claimed for settling. `unresolved` counts the events not yet answered.
-#[derive(Debug)]
-struct InFlightBatch {
-    first_seq: u64,
-    slots: Vec<Option<Slot>>,
-    unresolved: usize,
-}
-
-/// The batches the worker took from the queue and has not settled yet.
-/// Once `abandoned` (shutdown gave up on the worker), the engine owns them.
-#[derive(Debug, Default)]
-struct InFlight {
-    batches: VecDeque<InFlightBatch>,
-    abandoned: bool,
-}
-
-impl InFlightBatch {
-    fn contains(&self, seq: u64) -> bool {
-        seq >= self.first_seq && seq < self.first_seq + self.slots.len() as u64
+impl Queue {
+    /// The sequence number the next event queued gets.
+    fn next_seq(&self) -> u64 {
+        self.front_seq + self.items.len() as u64
     }
 }
 
-impl InFlight {
-    fn batch_of(&mut self, seq: u64) -> Option<&mut InFlightBatch> {
-        self.batches.iter_mut().find(|b| b.contains(seq))
-    }
+/// A batch taken from the queue, with the schema check's verdicts (by
+/// index) when some event failed it.
+#[derive(Debug)]
+struct TakenBatch {
+    batch: Batch,
+    invalid: Option<Vec<Option<Arc<str>>>>,
 }
 
 /// Checks that the dead-letter file can be written (at build time).
@@ -211,7 +185,7 @@ impl Route {
             name: Arc::from(name),
             queue: Mutex::new(Queue {
                 items: VecDeque::with_capacity(config.queue_capacity.min(4096)),
-                next_seq: 0,
+                front_seq: 0,
             }),
             config,
             max_in_flight: max_in_flight.max(1),
@@ -283,20 +257,7 @@ impl Route {
     /// with its receipt handle. `None` when the engine has abandoned the
     /// worker (it dead-letters and counts those events itself).
     fn claim(&self, seqs: impl IntoIterator<Item = u64>) -> Option<Claimed> {
-        let mut in_flight = lock(&self.in_flight);
-        if in_flight.abandoned {
-            return None;
-        }
-        let mut claimed = Vec::new();
-        for seq in seqs {
-            if let Some(batch) = in_flight.batch_of(seq) {
-                let index = (seq - batch.first_seq) as usize;
-                if let Some(slot) = batch.slots[index].take() {
-                    claimed.push((seq, slot.ack));
-                }
-            }
-        }
-        Some(claimed)
+        lock(&self.in_flight).claim(seqs)
     }
 
     /// Answers claimed events with `outcome`, counts them for the flushes
@@ -306,15 +267,7 @@ impl Route {
             return;
         }
         lock(&self.control).count(claimed.iter().map(|(seq, _)| *seq), outcome);
-        {
-            let mut in_flight = lock(&self.in_flight);
-            for (seq, _) in &claimed {
-                if let Some(batch) = in_flight.batch_of(*seq) {
-                    batch.unresolved = batch.unresolved.saturating_sub(1);
-                }
-            }
-            in_flight.batches.retain(|b| b.unresolved > 0);
-        }
+        lock(&self.in_flight).resolve(claimed.iter().map(|(seq, _)| *seq));
         for (_, ack) in claimed {
             if let Some(ack) = ack {
                 ack.fill(outcome.clone());
@@ -324,75 +277,35 @@ impl Route {
 
     /// Claims, answers and retires events settled without a dead-letter
     /// write, in one pass (the hot path: a delivered batch); how many (none
-    /// when the engine has abandoned them). Receipt handles are collected
-    /// only when there are any, and the flush tally is counted before the
-    /// events retire, so a flush never sees them settled but uncounted.
-    fn settle(&self, seqs: &[u64], outcome: &Outcome) -> usize {
+    /// when the engine has abandoned them). The flush tally is counted
+    /// before the events retire, so a flush never sees them settled but
+    /// uncounted.
+    fn settle(&self, seqs: &Seqs, outcome: &Outcome) -> usize {
         let mut acks: Vec<RouteAck> = Vec::new();
         let mut control = lock(&self.control);
-        let mut in_flight = lock(&self.in_flight);
-        if in_flight.abandoned {
-            return 0;
-        }
-        let mut settled = 0;
-        let mut batch_index = 0;
-        // Only after a miss (never expected: a seq settled twice): the seqs claimed.
-        let mut claimed: Option<Vec<u64>> = None;
-        for (i, &seq) in seqs.iter().enumerate() {
-            // Events of one call are (almost always) of one batch, in order.
-            let found = match in_flight.batches.get(batch_index) {
-                Some(b) if b.contains(seq) => Some(batch_index),
-                _ => in_flight.batches.iter().position(|b| b.contains(seq)),
-            };
-            let slot = found.and_then(|index| {
-                batch_index = index;
-                let batch = &mut in_flight.batches[index];
-                let slot = batch.slots[(seq - batch.first_seq) as usize].take();
-                if slot.is_some() {
-                    batch.unresolved = batch.unresolved.saturating_sub(1);
-                }
-                slot
-            });
-            match slot {
-                Some(slot) => {
-                    settled += 1;
-                    if let Some(claimed) = &mut claimed {
-                        claimed.push(seq);
-                    }
-                    if let Some(ack) = slot.ack {
-                        acks.push(ack);
-                    }
-                }
-                None => {
-                    claimed.get_or_insert_with(|| seqs[..i].to_vec());
-                }
+        let settled = lock(&self.in_flight).settle(seqs, &mut acks);
+        let n = match settled {
+            Settled::All => {
+                control.count_seqs(seqs, outcome);
+                seqs.len()
             }
-        }
-        if in_flight.batches.iter().any(|b| b.unresolved == 0) {
-            in_flight.batches.retain(|b| b.unresolved > 0);
-        }
-        drop(in_flight);
-        match &claimed {
-            None => control.count(seqs.iter().copied(), outcome),
-            Some(claimed) => control.count(claimed.iter().copied(), outcome),
-        }
+            Settled::Only(only) => {
+                control.count(only.iter().copied(), outcome);
+                only.len()
+            }
+        };
         drop(control);
         for ack in acks {
             ack.fill(outcome.clone());
         }
-        settled
+        n
     }
 
     /// Every event with a smaller sequence number than this is settled.
     fn settled_below(&self) -> u64 {
-        let queue = lock(&self.queue);
-        let queued = queue.items.front().map_or(queue.next_seq, |q| q.seq);
-        let in_flight = lock(&self.in_flight);
-        in_flight
-            .batches
-            .iter()
-            .map(|b| b.first_seq)
-            .min()
+        let queued = lock(&self.queue).front_seq;
+        lock(&self.in_flight)
+            .first_open()
             .map_or(queued, |first| first.min(queued))
     }
 
@@ -520,6 +433,8 @@ impl Route {
                 }
                 Overflow::DropOldest => {
                     let evicted = queue.items.pop_front();
+                    let evicted_seq = queue.front_seq;
+                    queue.front_seq += 1;
                     let n = counters.dropped_evicted.fetch_add(1, Relaxed);
                     self.completed.fetch_add(1, SeqCst);
                     self.note_drop(n, "evicted by a newer event");
@@ -527,7 +442,7 @@ impl Route {
                         let outcome = Outcome::dropped(
                             "evicted by a newer event (overflow = \"drop_oldest\")",
                         );
-                        lock(&self.control).count(std::iter::once(evicted.seq), &outcome);
+                        lock(&self.control).count(std::iter::once(evicted_seq), &outcome);
                         if let Some(ack) = evicted.extra.and_then(|e| e.ack) {
                             ack.fill(outcome);
                         }
@@ -563,9 +478,7 @@ impl Route {
                 }
             }
         }
-        let seq = queue.next_seq;
-        queue.next_seq += 1;
-        queue.items.push_back(Queued { seq, event, extra });
+        queue.items.push_back(Queued { event, extra });
         counters.accepted.fetch_add(1, Relaxed);
         let len = queue.items.len();
         drop(queue);
@@ -622,7 +535,7 @@ impl Route {
             part.fill(FlushOutcome::default());
             return;
         }
-        control.push(queue.next_seq, part);
+        control.push(queue.next_seq(), part);
         drop(control);
         drop(queue);
         self.wake.notify_one();
@@ -660,19 +573,13 @@ impl Route {
     /// was in flight is dead-lettered with reason `shutdown` (counted).
     fn abandon_remaining(&self) {
         let mut queue = lock(&self.queue);
-        let mut held: Vec<Slot> = {
-            let mut in_flight = lock(&self.in_flight);
-            in_flight.abandoned = true;
-            in_flight
-                .batches
+        let mut held = lock(&self.in_flight).abandon();
+        held.extend(
+            queue
+                .items
                 .drain(..)
-                .flat_map(|b| b.slots.into_iter().flatten())
-                .collect()
-        };
-        held.extend(queue.items.drain(..).map(|q| Slot {
-            event: q.event,
-            ack: q.extra.and_then(|e| e.ack),
-        }));
+                .map(|q| (q.event, q.extra.and_then(|e| e.ack))),
+        );
         drop(queue);
         if !held.is_empty() {
             tracing::error!(
@@ -680,8 +587,7 @@ impl Route {
                 events = held.len(),
                 "eventtracking: shutdown deadline passed with events still undelivered; dead-lettering them"
             );
-            let (events, acks): (Vec<_>, Vec<_>) =
-                held.into_iter().map(|s| (s.event, s.ack)).unzip();
+            let (events, acks): (Vec<_>, Vec<_>) = held.into_iter().unzip();
             self.dead_letter_and_answer(&events, acks, SHUTDOWN_REASON, 0, true);
         }
         // Anything else unaccounted for (never expected) is at least counted.
@@ -705,12 +611,13 @@ impl Route {
     }
 
     /// Takes the next batch from the queue (all of it with `all`), recording
-    /// it as in flight; empty once the engine has abandoned the worker.
-    fn take_batch(&self, all: bool) -> TakenBatch {
+    /// it as in flight; `None` when the queue is empty or the engine has
+    /// abandoned the worker.
+    fn take_batch(&self, all: bool) -> Option<TakenBatch> {
         let mut queue = lock(&self.queue);
         let mut in_flight = lock(&self.in_flight);
-        if in_flight.abandoned {
-            return Vec::new();
+        if in_flight.is_abandoned() {
+            return None;
         }
         let n = if all {
             queue.items.len()
@@ -718,34 +625,44 @@ impl Route {
             queue.items.len().min(self.config.batch_size)
         };
         if n == 0 {
-            return Vec::new();
+            return None;
         }
-        let mut batch = Vec::with_capacity(n);
-        let mut slots = Vec::with_capacity(n);
-        let mut first_seq = None;
-        for queued in queue.items.drain(..n) {
-            first_seq.get_or_insert(queued.seq);
-            let (ack, invalid) = match queued.extra {
-                Some(extra) => (extra.ack, extra.invalid),
-                None => (None, None),
-            };
-            slots.push(Some(Slot {
-                event: queued.event.clone(),
-                ack,
-            }));
-            batch.push(((queued.seq, queued.event), invalid));
-        }
-        in_flight.batches.push_back(InFlightBatch {
-            first_seq: first_seq.unwrap_or_default(),
-            unresolved: slots.len(),
-            slots,
-        });
+        let first = queue.front_seq;
+        queue.front_seq += n as u64;
+        // Receipt handles and verdicts only when some event carries one.
+        let mut acks: Option<Vec<Option<RouteAck>>> = None;
+        let mut invalid: Option<Vec<Option<Arc<str>>>> = None;
+        let events: Arc<[Arc<Event>]> = queue
+            .items
+            .drain(..n)
+            .enumerate()
+            .map(|(index, queued)| {
+                if let Some(extra) = queued.extra {
+                    if let Some(ack) = extra.ack {
+                        acks.get_or_insert_with(|| {
+                            std::iter::repeat_with(|| None).take(n).collect()
+                        })[index] = Some(ack);
+                    }
+                    if let Some(reason) = extra.invalid {
+                        invalid.get_or_insert_with(|| vec![None; n])[index] = Some(reason);
+                    }
+                }
+                queued.event
+            })
+            .collect();
+        in_flight.push(first, events.clone(), acks);
         drop(in_flight);
         drop(queue);
         if self.config.overflow == Overflow::Block {
             self.not_full.notify_all();
         }
-        batch
+        Some(TakenBatch {
+            batch: Batch {
+                seqs: Seqs::Range { first, len: n },
+                events,
+            },
+            invalid,
+        })
     }
 
     fn queue_len(&self) -> usize {
@@ -757,512 +674,6 @@ impl Route {
 fn refuse(extra: Option<Box<Extra>>, reason: &str) {
     if let Some(ack) = extra.and_then(|e| e.ack) {
         ack.fill(Outcome::dropped(reason));
-    }
-}
-
-/// The worker of one route: waits for events, batches, sends (up to
-/// `max_in_flight` batches at once), retries, dead-letters, answers flushes.
-pub(crate) async fn run_worker(route: Arc<Route>, backend: Arc<dyn Backend>) {
-    let worker = Arc::new(Worker {
-        route: route.clone(),
-        backend,
-        catalog: catalog_hook::CatalogHook::default(),
-    });
-    worker.run().await;
-    route.worker_exited.store(true, SeqCst);
-    route.fail_pending_flushes("the backend's worker stopped before the flush completed");
-    route.notify_progress();
-}
-
-struct Worker {
-    route: Arc<Route>,
-    backend: Arc<dyn Backend>,
-    catalog: catalog_hook::CatalogHook,
-}
-
-impl Worker {
-    async fn run(self: &Arc<Self>) {
-        let route = &*self.route;
-        let mut sends = tokio::task::JoinSet::new();
-        loop {
-            if route.past_deadline() {
-                // Past the deadline nothing more is sent: what is queued is
-                // dead-lettered; sends in flight give up on their own.
-                let rest = route.take_batch(true);
-                if !rest.is_empty() {
-                    let slotted: Vec<Slotted> = rest.into_iter().map(|(s, _)| s).collect();
-                    self.fail(&slotted, SHUTDOWN_REASON, 0, true);
-                }
-                while sends.join_next().await.is_some() {}
-                break;
-            }
-            self.answer_due_flushes().await;
-            let len = route.queue_len();
-            if len == 0 || sends.len() >= route.max_in_flight {
-                if len == 0 && sends.is_empty() && route.closing.load(SeqCst) {
-                    break;
-                }
-                let woken = route.wake.notified();
-                if sends.is_empty() {
-                    woken.await;
-                } else {
-                    tokio::select! {
-                        _ = sends.join_next() => {}
-                        () = woken => {}
-                    }
-                }
-                continue;
-            }
-            if len < route.full_batch() {
-                self.linger().await;
-            }
-            let batch = route.take_batch(false);
-            if !batch.is_empty() {
-                let worker = self.clone();
-                sends.spawn(async move { worker.handle(batch).await });
-            }
-        }
-        // The last flush (an fsync, say) and the backend's shutdown get what
-        // is left of the deadline, and at least half the grace after it.
-        let budget = || {
-            let rest = route.deadline().map_or(Duration::ZERO, |d| {
-                d.saturating_duration_since(Instant::now())
-            });
-            rest.max(SHUTDOWN_GRACE / 2)
-        };
-        match tokio::time::timeout(budget(), self.backend.flush()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                route.counters.flush_errors.fetch_add(1, Relaxed);
-                tracing::error!(backend = %route.name, %error, "eventtracking: flush at shutdown failed");
-            }
-            Err(_) => {
-                route.counters.flush_errors.fetch_add(1, Relaxed);
-                tracing::error!(backend = %route.name, "eventtracking: flush at shutdown timed out");
-            }
-        }
-        match tokio::time::timeout(budget(), self.backend.shutdown()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                tracing::error!(backend = %route.name, %error, "eventtracking: backend shutdown failed")
-            }
-            Err(_) => {
-                tracing::error!(backend = %route.name, "eventtracking: backend shutdown timed out")
-            }
-        }
-    }
-
-    /// Runs `future` unless the shutdown deadline passes first (`None`).
-    async fn before_deadline<T>(&self, future: impl std::future::Future<Output = T>) -> Option<T> {
-        tokio::select! {
-            biased;
-            value = future => Some(value),
-            () = self.route.deadline_reached() => None,
-        }
-    }
-
-    /// Waits up to `linger_ms` for a full batch, so that a trickle of events
-    /// still makes full batches; a flush or shutdown cuts it short.
-    async fn linger(&self) {
-        let route = &*self.route;
-        // `linger_ms = 0`: send what is queued now. (A zero timeout would
-        // still wait for the timer's next tick, ~1 ms, on every batch.)
-        if route.config.linger.is_zero() {
-            return;
-        }
-        let deadline = tokio::time::Instant::now() + route.config.linger;
-        while route.queue_len() < route.full_batch()
-            && !route.flush_pending()
-            && !route.closing.load(SeqCst)
-        {
-            if tokio::time::timeout_at(deadline, route.wake.notified())
-                .await
-                .is_err()
-            {
-                break;
-            }
-        }
-    }
-
-    /// Answers the flush requests whose events are all settled: publishes
-    /// pending catalog entries, flushes the backend once for all of them,
-    /// and gives each its own tally and the flush's error, if any.
-    async fn answer_due_flushes(&self) {
-        let route = &*self.route;
-        let settled_below = route.settled_below();
-        let due = lock(&route.control).take_due(settled_below);
-        if due.is_empty() {
-            return;
-        }
-        let mut error = None;
-        // Entries handed in must be stored before a flush counts as complete.
-        if !self.publish_pending_types().await {
-            route.counters.flush_errors.fetch_add(1, Relaxed);
-            error = Some("publishing catalog entries failed (tried again later)".to_owned());
-        }
-        match self.before_deadline(self.backend.flush()).await {
-            Some(Ok(())) => {}
-            None => {
-                error.get_or_insert_with(|| {
-                    "the shutdown deadline passed during the backend's flush".to_owned()
-                });
-            }
-            Some(Err(flush_error)) => {
-                route.counters.flush_errors.fetch_add(1, Relaxed);
-                tracing::error!(backend = %route.name, error = %flush_error, "eventtracking: backend flush failed");
-                error = Some(format!("the backend's flush failed: {flush_error}"));
-            }
-        }
-        for flush in due {
-            flush.answer(error.clone());
-        }
-        route.notify_progress();
-    }
-
-    /// Settles an event handled without a send (filtered, processor errors) and counts it.
-    fn settle_counted(&self, seq: u64, counter: &AtomicU64, outcome: Outcome) {
-        if self.route.settle(&[seq], &outcome) == 1 {
-            counter.fetch_add(1, Relaxed);
-            self.route.complete(1);
-        }
-    }
-
-    async fn handle(&self, batch: TakenBatch) {
-        let route = &*self.route;
-        let config = &route.config;
-        let mut chunk: Vec<Slotted> = Vec::with_capacity(batch.len());
-        let mut chunk_bytes = 0usize;
-        for ((seq, event), invalid) in batch {
-            let event = if route.processors.is_empty() {
-                event
-            } else {
-                match run_chain(&route.processors, event) {
-                    Ok(Some(event)) => event,
-                    Ok(None) => {
-                        self.settle_counted(seq, &route.counters.filtered, Outcome::Filtered);
-                        continue;
-                    }
-                    Err(error) => {
-                        tracing::warn!(backend = %route.name, %error, "eventtracking: processor failed; event dropped for this backend");
-                        self.settle_counted(
-                            seq,
-                            &route.counters.processor_errors,
-                            Outcome::dropped(format!("processor error: {error}")),
-                        );
-                        continue;
-                    }
-                }
-            };
-            if config.validate_schemas {
-                if let Some(reason) = invalid {
-                    route.counters.schema_invalid.fetch_add(1, Relaxed);
-                    self.fail(&[(seq, event)], &reason, 0, false);
-                    continue;
-                }
-            }
-            // Sizes are measured only when a byte limit is set (see DeliveryConfig::batch_bytes).
-            if let Some(max) = config.max_event_bytes {
-                let size = event.to_json_bytes().len();
-                if size > max {
-                    let reason =
-                        format!("oversized: event is {size} bytes, max_event_bytes is {max}");
-                    self.fail(&[(seq, event)], &reason, 0, false);
-                    continue;
-                }
-            }
-            if let Some(limit) = config.batch_bytes {
-                let size = event.to_json_bytes().len();
-                if !chunk.is_empty() && chunk_bytes + size > limit {
-                    self.send_with_retry(std::mem::take(&mut chunk)).await;
-                    chunk_bytes = 0;
-                }
-                chunk_bytes += size + 1;
-            }
-            chunk.push((seq, event));
-        }
-        if !chunk.is_empty() {
-            self.send_with_retry(chunk).await;
-        }
-        route.notify_progress();
-    }
-
-    /// Publishes the entries handed in by `Tracker::publish_event_types`;
-    /// false (and kept for the next try) when that failed.
-    async fn publish_pending_types(&self) -> bool {
-        let route = &*self.route;
-        let entries = std::mem::take(&mut *lock(&route.pending_types));
-        if entries.is_empty() {
-            return true;
-        }
-        let timeout = route.config.send_timeout;
-        let published = self
-            .before_deadline(
-                self.catalog
-                    .publish(route, &self.backend, entries.clone(), timeout),
-            )
-            .await;
-        if published == Some(true) {
-            true
-        } else {
-            let mut pending = lock(&route.pending_types);
-            let newer = std::mem::replace(&mut *pending, entries);
-            pending.extend(newer);
-            false
-        }
-    }
-
-    /// Sends a chunk, retrying what failed retryably until it is delivered,
-    /// `max_retries` or `retry_budget_ms` is spent (then dead-lettered), or
-    /// the shutdown deadline passes (then dead-lettered with reason `shutdown`).
-    async fn send_with_retry(&self, mut pending: Vec<Slotted>) {
-        let route = &*self.route;
-        let config = &route.config;
-        let send_timeout = config.send_timeout;
-        let started = Instant::now();
-        let budget_end = deadline_after(config.retry_budget);
-        self.publish_pending_types().await;
-        // The first attempt's batch; a retry builds its own from what is left.
-        let mut first: Option<Vec<Arc<Event>>> =
-            Some(pending.iter().map(|(_, e)| e.clone()).collect());
-        if let Some(batch) = &first {
-            self.before_deadline(self.catalog.publish_new_types(
-                route,
-                &self.backend,
-                batch,
-                send_timeout,
-            ))
-            .await;
-        }
-        let mut attempt: u32 = 0;
-        let mut last_error = String::new();
-        loop {
-            if route.past_deadline() {
-                self.give_up_at_deadline(&pending, attempt, &last_error);
-                return;
-            }
-            attempt += 1;
-            route.counters.batches.fetch_add(1, Relaxed);
-            // Retries never outlast the retry budget.
-            let timeout = if attempt == 1 {
-                send_timeout
-            } else {
-                send_timeout
-                    .min(budget_end.saturating_duration_since(Instant::now()))
-                    .max(Duration::from_millis(1))
-            };
-            let batch = first
-                .take()
-                .unwrap_or_else(|| pending.iter().map(|(_, e)| e.clone()).collect());
-            let send = send_once(&self.backend, batch, timeout);
-            tokio::pin!(send);
-            let result = match self.before_deadline(&mut send).await {
-                Some(result) => result,
-                // A send under way at the deadline may be about to finish (a
-                // local write, an fsync): it gets part of the grace, which
-                // saves a duplicate in the dead-letter file.
-                None => match tokio::time::timeout(SHUTDOWN_GRACE / 4, &mut send).await {
-                    Ok(result) => result,
-                    Err(_) => {
-                        self.give_up_at_deadline(&pending, attempt, "the send was still in flight");
-                        return;
-                    }
-                },
-            };
-            last_error = match result {
-                Ok(()) => {
-                    self.delivered(&pending);
-                    return;
-                }
-                Err(BackendError::Partial(failures)) => {
-                    let mut retry = Vec::new();
-                    let mut failed = vec![false; pending.len()];
-                    for failure in &failures {
-                        let Some(flag) = failed.get_mut(failure.index) else {
-                            continue;
-                        };
-                        if std::mem::replace(flag, true) {
-                            continue;
-                        }
-                        let item = pending[failure.index].clone();
-                        if failure.retryable {
-                            retry.push(item);
-                        } else {
-                            self.fail(
-                                &[item],
-                                &format!("permanent failure: {}", failure.reason),
-                                attempt,
-                                false,
-                            );
-                        }
-                    }
-                    let delivered: Vec<Slotted> = pending
-                        .iter()
-                        .zip(&failed)
-                        .filter(|(_, failed)| !**failed)
-                        .map(|(item, _)| item.clone())
-                        .collect();
-                    self.delivered(&delivered);
-                    if retry.is_empty() {
-                        return;
-                    }
-                    let reason = failures
-                        .iter()
-                        .find(|f| f.retryable)
-                        .map(|f| f.reason.clone())
-                        .unwrap_or_default();
-                    pending = retry;
-                    reason
-                }
-                Err(BackendError::Closed(reason)) => {
-                    self.dropped_closed(&pending, &reason);
-                    return;
-                }
-                Err(error) if error.is_retryable() => error.to_string(),
-                Err(error) => {
-                    self.fail(&pending, &error.to_string(), attempt, false);
-                    return;
-                }
-            };
-            let backoff = config.backoff(attempt);
-            if attempt > config.max_retries || Instant::now() + backoff >= budget_end {
-                let reason = format!(
-                    "retries exhausted after {attempt} attempts in {:.1?} (max_retries {}, retry_budget_ms {}): {last_error}",
-                    started.elapsed(),
-                    config.max_retries,
-                    config.retry_budget.as_millis()
-                );
-                self.fail(&pending, &reason, attempt, false);
-                return;
-            }
-            route
-                .counters
-                .retried
-                .fetch_add(pending.len() as u64, Relaxed);
-            tracing::warn!(
-                backend = %route.name,
-                events = pending.len(),
-                attempt,
-                ?backoff,
-                error = %last_error,
-                "eventtracking: send failed; retrying"
-            );
-            // The deadline ends the wait (checked at the top of the loop).
-            self.before_deadline(tokio::time::sleep(backoff)).await;
-        }
-    }
-
-    /// Dead-letters what a send or retry loop still held when the shutdown deadline passed.
-    fn give_up_at_deadline(&self, pending: &[Slotted], attempts: u32, last_error: &str) {
-        let reason = if last_error.is_empty() {
-            SHUTDOWN_REASON.to_owned()
-        } else {
-            format!("{SHUTDOWN_REASON} (after {attempts} attempts; last: {last_error})")
-        };
-        self.fail(pending, &reason, attempts, true);
-    }
-
-    fn delivered(&self, items: &[Slotted]) {
-        let route = &*self.route;
-        let seqs: Vec<u64> = items.iter().map(|(seq, _)| *seq).collect();
-        let n = route.settle(&seqs, &Outcome::Delivered) as u64;
-        if n > 0 {
-            route.counters.delivered.fetch_add(n, Relaxed);
-            route.complete(n);
-        }
-    }
-
-    /// Events whose destination closed for good: counted as dropped, logged
-    /// once (see [`BackendError::Closed`]).
-    fn dropped_closed(&self, items: &[Slotted], reason: &str) {
-        let route = &*self.route;
-        let seqs: Vec<u64> = items.iter().map(|(seq, _)| *seq).collect();
-        // Settled here, so the shutdown deadline does not dead-letter them too.
-        let outcome = Outcome::dropped(format!("the output is closed: {reason}"));
-        let n = route.settle(&seqs, &outcome);
-        if n == 0 {
-            return;
-        }
-        let before = route.counters.dropped_closed.fetch_add(n as u64, Relaxed);
-        if before == 0 {
-            tracing::warn!(backend = %route.name, reason, "eventtracking: the output is closed; its events are dropped, not dead-lettered");
-        }
-        route.complete(n as u64);
-    }
-
-    /// Events that will not be delivered: to the dead-letter file, or counted as dropped.
-    fn fail(&self, items: &[Slotted], reason: &str, attempts: u32, shutdown: bool) {
-        let route = &*self.route;
-        // Claimed first, so that a shutdown giving up on this worker does
-        // not dead-letter them a second time.
-        let Some(mut claimed) = route.claim(items.iter().map(|(seq, _)| *seq)) else {
-            return;
-        };
-        if claimed.is_empty() {
-            return;
-        }
-        // `claimed` keeps the order of `items`.
-        let mut wanted = claimed.iter().map(|(seq, _)| *seq).peekable();
-        let events: Vec<Arc<Event>> = items
-            .iter()
-            .filter(|(seq, _)| wanted.next_if_eq(seq).is_some())
-            .map(|(_, event)| event.clone())
-            .collect();
-        // A file write: tell the runtime this worker thread blocks for a moment.
-        let (written, lost_because) = tokio::task::block_in_place(|| {
-            route.dead_letter_events(&events, reason, attempts, shutdown)
-        });
-        let lost = claimed.split_off(written.min(claimed.len()));
-        route.resolve(
-            claimed,
-            &Outcome::DeadLettered {
-                reason: reason.to_owned(),
-            },
-        );
-        route.resolve(lost, &Outcome::dropped(lost_because.unwrap_or_default()));
-    }
-}
-
-/// One `send_batch`, guarded (see [`guarded_call`]).
-async fn send_once(
-    backend: &Arc<dyn Backend>,
-    batch: Vec<Arc<Event>>,
-    timeout: Duration,
-) -> BackendResult {
-    let backend = backend.clone();
-    guarded_call(timeout, async move { backend.send_batch(&batch).await }).await
-}
-
-/// Runs one backend call in a task of its own, so that a panicking backend
-/// fails this call (a permanent error with the panic message: the events are
-/// dead-lettered) instead of killing the worker; past `timeout` it is aborted
-/// and counts as a retryable timeout.
-pub(super) async fn guarded_call(
-    timeout: Duration,
-    call: impl std::future::Future<Output = BackendResult> + Send + 'static,
-) -> BackendResult {
-    /// Aborts the call when the caller stops waiting (e.g. at the shutdown deadline).
-    struct AbortOnDrop(tokio::task::JoinHandle<BackendResult>);
-    impl Drop for AbortOnDrop {
-        fn drop(&mut self) {
-            self.0.abort();
-        }
-    }
-    let mut task = AbortOnDrop(tokio::spawn(call));
-    match tokio::time::timeout(timeout, &mut task.0).await {
-        Ok(Ok(result)) => result,
-        Ok(Err(join)) if join.is_panic() => Err(BackendError::Permanent(format!(
-            "the backend panicked: {}",
-            panic_message(join.into_panic().as_ref())
-        ))),
-        Ok(Err(join)) => Err(BackendError::Retryable(format!("cancelled: {join}"))),
-        Err(_) => {
-            task.0.abort();
-            // Let the aborted call unwind before the next one starts, so
-            // calls never overlap (bounded: a backend stuck outside an
-            // `.await` cannot hold the worker forever).
-            let _ = tokio::time::timeout(timeout, &mut task.0).await;
-            Err(BackendError::Timeout(timeout))
-        }
     }
 }
 
