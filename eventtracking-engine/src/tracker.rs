@@ -205,14 +205,20 @@ impl Tracker {
             .as_ref()
             .and_then(|check| check.violation(&event));
         if !ACKED {
-            for route in routes {
-                let extra = invalid.as_ref().map(|invalid| {
+            let extra = || {
+                invalid.as_ref().map(|invalid| {
                     Box::new(Extra {
                         ack: None,
                         invalid: Some(invalid.clone()),
                     })
-                });
-                route.offer(event.clone(), extra);
+                })
+            };
+            // The last route takes the caller's reference: one clone fewer.
+            if let Some((last, others)) = routes.split_last() {
+                for route in others {
+                    route.offer(event.clone(), extra());
+                }
+                last.offer(event, extra());
             }
             return Ok(None);
         }
