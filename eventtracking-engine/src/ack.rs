@@ -8,7 +8,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use eventtracking_core::uuid::Uuid;
 use serde::Serialize;
 
 use crate::answer::{Gathered, Part, Unanswered};
+use crate::delivery::Route;
 
 /// What happened to one event at one backend.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -141,11 +142,33 @@ impl Acknowledgement {
 pub struct Receipt {
     event_id: Uuid,
     answer: Gathered<Outcome>,
+    /// The routes that queued the event, with its sequence number there:
+    /// told once, when the receipt is first waited on, to send it without
+    /// waiting out their linger.
+    hurry: Vec<(Weak<Route>, u64)>,
 }
 
 impl Receipt {
     pub(crate) fn new(event_id: Uuid, answer: Gathered<Outcome>) -> Self {
-        Receipt { event_id, answer }
+        Receipt {
+            event_id,
+            answer,
+            hurry: Vec::new(),
+        }
+    }
+
+    pub(crate) fn with_hurry(mut self, hurry: Vec<(Weak<Route>, u64)>) -> Self {
+        self.hurry = hurry;
+        self
+    }
+
+    /// Someone waits: the routes still holding the event send it now.
+    fn hurry_routes(&mut self) {
+        for (route, seq) in self.hurry.drain(..) {
+            if let Some(route) = route.upgrade() {
+                route.hurry(seq);
+            }
+        }
     }
 
     /// The id of the event.
@@ -158,7 +181,9 @@ impl Receipt {
         self.answer.is_done()
     }
 
-    /// Blocks the thread until every backend has answered. It always ends:
+    /// Blocks the thread until every backend has answered. A receipt
+    /// waited on (or awaited) is sent without waiting out `linger_ms`. It
+    /// always ends:
     /// each backend answers by its retry budget, and the tracker's shutdown
     /// answers for whatever it still holds. In async code, `.await` the
     /// receipt instead.
@@ -173,6 +198,7 @@ impl Receipt {
     /// Blocks up to `timeout`; `None` if some backend has not answered yet
     /// (the receipt can be waited on again).
     pub fn wait_timeout(&mut self, timeout: Duration) -> Option<Acknowledgement> {
+        self.hurry_routes();
         let parts = self.answer.wait_timeout(timeout)?;
         Some(Acknowledgement::new(self.event_id, parts))
     }
@@ -182,6 +208,7 @@ impl Future for Receipt {
     type Output = Acknowledgement;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Acknowledgement> {
+        self.hurry_routes();
         let event_id = self.event_id;
         Pin::new(&mut self.answer)
             .poll(cx)

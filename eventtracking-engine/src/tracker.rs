@@ -223,14 +223,17 @@ impl Tracker {
             return Ok(None);
         }
         let (gathered, parts) = answer::gather(routes.iter().map(|r| r.name.clone()));
+        let mut hurry = Vec::with_capacity(routes.len());
         for (route, part) in routes.iter().zip(parts) {
             let extra = Box::new(Extra {
                 ack: Some(part),
                 invalid: invalid.clone(),
             });
-            route.offer(event.clone(), Some(extra));
+            if let Some(seq) = route.offer(event.clone(), Some(extra)) {
+                hurry.push((Arc::downgrade(route), seq));
+            }
         }
-        Ok(Some(Receipt::new(id, gathered)))
+        Ok(Some(Receipt::new(id, gathered).with_hurry(hurry)))
     }
 
     /// Pushes a named context (any serializable map) for the current thread or task.

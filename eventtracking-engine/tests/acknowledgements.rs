@@ -470,3 +470,73 @@ fn max_in_flight_zero_is_refused_naming_the_key() {
         .to_string();
     assert!(error.contains("max_in_flight"), "{error}");
 }
+
+/// A linger far longer than the test's deadline: an event that waits it out
+/// never arrives in time.
+fn lingering(dir: &std::path::Path) -> DeliveryConfig {
+    common::delivery(dir)
+        .with_linger(Duration::from_secs(3600))
+        .with_batch_size(1000)
+}
+
+#[test]
+fn a_waited_on_receipt_does_not_wait_out_the_linger() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Recorder::new();
+    let tracker = build(lingering(dir.path()), vec![("a", recorder.clone())]);
+    for i in 0..3 {
+        tracker.emit("page.view", json!({ "plain": i })).unwrap();
+    }
+    let mut receipt = tracker
+        .emit_acked("page.view", json!({"acked": 1}))
+        .unwrap();
+    let ack = receipt
+        .wait_timeout(DEADLINE)
+        .expect("the receipt resolves before the linger ends");
+    assert!(ack.is_delivered());
+    // What was queued before it went with it, in order.
+    let names: Vec<String> = recorder
+        .events()
+        .iter()
+        .map(|e| e.data().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            r#"{"plain":0}"#,
+            r#"{"plain":1}"#,
+            r#"{"plain":2}"#,
+            r#"{"acked":1}"#
+        ]
+    );
+}
+
+#[test]
+fn an_awaited_receipt_does_not_wait_out_the_linger() {
+    let dir = tempfile::tempdir().unwrap();
+    let tracker = build(lingering(dir.path()), vec![("a", Recorder::new())]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ack = runtime.block_on(async {
+        let receipt = tracker.emit_acked("page.view", json!({"i": 1})).unwrap();
+        tokio::time::timeout(DEADLINE, receipt)
+            .await
+            .expect("the receipt resolves before the linger ends")
+    });
+    assert!(ack.is_delivered());
+}
+
+#[test]
+fn a_flush_answers_a_receipt_still_lingering() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Recorder::new();
+    let tracker = build(lingering(dir.path()), vec![("a", recorder.clone())]);
+    let receipt = tracker.emit_acked("page.view", json!({"i": 1})).unwrap();
+    // A flush sends it (the linger still holds it otherwise).
+    let report = tracker.flush(DEADLINE);
+    assert!(report.complete, "{report:?}");
+    assert!(receipt.is_ready());
+    assert_eq!(recorder.events().len(), 1);
+}

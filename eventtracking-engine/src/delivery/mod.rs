@@ -157,6 +157,9 @@ pub(crate) struct Route {
     /// Something was given up because the deadline passed.
     deadline_hit: AtomicBool,
     in_flight: Mutex<InFlight>,
+    /// Events below this sequence number are waited on (their receipts):
+    /// the worker sends them without lingering.
+    hurry_below: AtomicU64,
     /// Catalog entries handed in by [`Tracker::publish_event_types`](crate::Tracker::publish_event_types),
     /// published before the next batch or flush.
     pending_types: Mutex<Vec<Arc<eventtracking_core::catalog::CatalogEntry>>>,
@@ -204,6 +207,7 @@ impl Route {
             deadline_changed: tokio::sync::Notify::new(),
             deadline_hit: AtomicBool::new(false),
             in_flight: Mutex::new(InFlight::default()),
+            hurry_below: AtomicU64::new(0),
             pending_types: Mutex::new(Vec::new()),
         })
     }
@@ -408,15 +412,16 @@ impl Route {
         self.counters.snapshot(queued)
     }
 
-    /// The emit path: append to the queue under the overflow policy. An
-    /// event refused is counted here, with its reason (and its receipt, if
-    /// any, answered `Dropped`).
-    pub(crate) fn offer(&self, event: Arc<Event>, extra: Option<Box<Extra>>) {
+    /// The emit path: append to the queue under the overflow policy; the
+    /// event's sequence number, or `None` when it was refused. An event
+    /// refused is counted here, with its reason (and its receipt, if any,
+    /// answered `Dropped`).
+    pub(crate) fn offer(&self, event: Arc<Event>, extra: Option<Box<Extra>>) -> Option<u64> {
         let counters = &self.counters;
         if self.closing.load(Relaxed) {
             counters.dropped_shutdown.fetch_add(1, Relaxed);
             refuse(extra, "shutdown: the tracker was shutting down");
-            return;
+            return None;
         }
         let capacity = self.config.queue_capacity;
         let mut queue = lock(&self.queue);
@@ -429,7 +434,7 @@ impl Route {
                         "queue full",
                     );
                     refuse(extra, "queue full (overflow = \"drop_newest\")");
-                    return;
+                    return None;
                 }
                 Overflow::DropOldest => {
                     let evicted = queue.items.pop_front();
@@ -460,14 +465,14 @@ impl Route {
                                 extra,
                                 "shutdown: the tracker shut down while emit waited for room",
                             );
-                            return;
+                            return None;
                         }
                         if now >= deadline {
                             drop(queue);
                             let n = counters.dropped_block_timeout.fetch_add(1, Relaxed);
                             self.note_drop(n, "queue still full after block_timeout_ms");
                             refuse(extra, "queue still full after block_timeout_ms");
-                            return;
+                            return None;
                         }
                         queue = self
                             .not_full
@@ -478,6 +483,7 @@ impl Route {
                 }
             }
         }
+        let seq = queue.next_seq();
         queue.items.push_back(Queued { event, extra });
         counters.accepted.fetch_add(1, Relaxed);
         let len = queue.items.len();
@@ -487,6 +493,21 @@ impl Route {
         if len == 1 || len == self.full_batch() {
             self.wake.notify_one();
         }
+        Some(seq)
+    }
+
+    /// Someone waits on the receipt of event `seq`: send it, and what is
+    /// queued before it, without waiting out the linger.
+    pub(crate) fn hurry(&self, seq: u64) {
+        self.hurry_below.fetch_max(seq + 1, SeqCst);
+        self.wake.notify_one();
+    }
+
+    /// Whether the worker may linger for a fuller batch: the queue holds
+    /// less than one and none of its events is waited on.
+    fn may_linger(&self) -> bool {
+        let queue = lock(&self.queue);
+        queue.items.len() < self.full_batch() && queue.front_seq >= self.hurry_below.load(SeqCst)
     }
 
     /// Logs the first drop and then every 10,000th, so a flood of drops stays visible but quiet.

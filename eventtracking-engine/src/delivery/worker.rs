@@ -113,7 +113,8 @@ impl Worker {
     }
 
     /// Waits up to `linger_ms` for a full batch, so that a trickle of events
-    /// still makes full batches; a flush or shutdown cuts it short.
+    /// still makes full batches; a flush, a shutdown or a waited-on receipt
+    /// cuts it short.
     async fn linger(&self) {
         let route = &*self.route;
         // `linger_ms = 0`: send what is queued now. (A zero timeout would
@@ -122,10 +123,7 @@ impl Worker {
             return;
         }
         let deadline = tokio::time::Instant::now() + route.config.linger;
-        while route.queue_len() < route.full_batch()
-            && !route.flush_pending()
-            && !route.closing.load(SeqCst)
-        {
+        while route.may_linger() && !route.flush_pending() && !route.closing.load(SeqCst) {
             if tokio::time::timeout_at(deadline, route.wake.notified())
                 .await
                 .is_err()
