@@ -247,6 +247,7 @@ fn consumer_round(brokers: &str, topic: &str, n: usize, parse: bool) -> Duration
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
+        .set("fetch.queue.backoff.ms", "10")
         .set("session.timeout.ms", "3000")
         .set("heartbeat.interval.ms", "500")
         .create()

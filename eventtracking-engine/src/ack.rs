@@ -199,6 +199,12 @@ impl Receipt {
     /// (the receipt can be waited on again).
     pub fn wait_timeout(&mut self, timeout: Duration) -> Option<Acknowledgement> {
         self.hurry_routes();
+        self.wait_timeout_unhurried(timeout)
+    }
+
+    /// [`wait_timeout`](Self::wait_timeout) that leaves batching alone: for
+    /// waiters that want throughput, not one event's latency (the relay).
+    pub(crate) fn wait_timeout_unhurried(&mut self, timeout: Duration) -> Option<Acknowledgement> {
         let parts = self.answer.wait_timeout(timeout)?;
         Some(Acknowledgement::new(self.event_id, parts))
     }

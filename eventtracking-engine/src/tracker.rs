@@ -236,6 +236,15 @@ impl Tracker {
         Ok(Some(Receipt::new(id, gathered).with_hurry(hurry)))
     }
 
+    /// Makes every backend send what is queued now without waiting out
+    /// its `linger_ms` (for a waiter that cannot go on until those events
+    /// settle, such as the relay at its `max_uncommitted` window).
+    pub(crate) fn hurry_queued(&self) {
+        for route in &self.inner.engine.routes {
+            route.hurry_queued();
+        }
+    }
+
     /// Pushes a named context (any serializable map) for the current thread or task.
     pub fn enter_context(
         &self,

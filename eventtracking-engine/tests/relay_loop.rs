@@ -135,3 +135,32 @@ fn a_lost_item_stops_the_loop_and_holds_the_commit_before_it() {
     assert!(error.contains("lost") && error.contains("store"), "{error}");
     assert_eq!(statuses.lock().unwrap()[6], Some(AckStatus::Lost));
 }
+
+#[test]
+fn a_full_window_does_not_wait_out_the_backends_linger() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Recorder::new();
+    // Batches that never fill, and a linger longer than the test: only a
+    // loop that asks for what it waits on gets past its window.
+    let delivery = common::delivery(dir.path())
+        .with_batch_size(1000)
+        .with_linger(Duration::from_secs(3600));
+    let tracker = Tracker::builder()
+        .with_delivery(delivery)
+        .with_backend("store", recorder.clone())
+        .build()
+        .unwrap();
+    let source = Numbered::new(12);
+    let relay = RelayLoop::new(source, tracker)
+        .with_max_uncommitted(4)
+        .with_commit_interval(Duration::from_millis(10))
+        .with_exit_when_idle(Duration::from_millis(300));
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(relay.run()));
+    let report = finished
+        .recv_timeout(common::DEADLINE)
+        .expect("the relay got past its full window");
+    assert_eq!(report.stop, RelayStopReason::Idle, "{report:?}");
+    assert_eq!(report.stats.committed, 12, "{report:?}");
+    assert_eq!(recorder.events().len(), 12);
+}

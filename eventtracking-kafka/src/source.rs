@@ -65,13 +65,28 @@ impl PartitionLog {
     }
 
     fn mark(&mut self, offset: i64, status: AckStatus) {
-        // Offsets are handed out in order: search from the back would do as
-        // well, but the front is where acknowledgements usually land.
-        if let Some((_, state)) = self.messages.iter_mut().find(|(o, _)| *o == offset) {
-            *state = match status {
+        // Offsets are handed out in increasing order (with gaps where the
+        // log has none to give): the log is sorted. A linear search here made
+        // every acknowledgement cost the whole window of uncommitted messages.
+        if let Ok(index) = self.messages.binary_search_by_key(&offset, |(o, _)| *o) {
+            self.messages[index].1 = match status {
                 AckStatus::Settled => State::Settled,
                 _ => State::Lost,
             };
+        }
+    }
+
+    /// Records `offset` as handed out, keeping the log sorted (a message
+    /// handed out again, after a seek, is pending again).
+    fn hand_out(&mut self, offset: i64) {
+        match self.messages.back() {
+            Some((last, _)) if *last >= offset => {
+                match self.messages.binary_search_by_key(&offset, |(o, _)| *o) {
+                    Ok(index) => self.messages[index].1 = State::Pending,
+                    Err(index) => self.messages.insert(index, (offset, State::Pending)),
+                }
+            }
+            _ => self.messages.push_back((offset, State::Pending)),
         }
     }
 
@@ -83,11 +98,15 @@ impl PartitionLog {
     }
 }
 
-type PartitionKey = (String, i32);
+/// A topic's name is shared by its partitions' keys and acknowledgement
+/// handles (no allocation per message).
+type PartitionKey = (Arc<str>, i32);
 
 #[derive(Debug, Default)]
 struct Offsets {
     partitions: BTreeMap<PartitionKey, PartitionLog>,
+    /// The topics' names seen, each allocated once.
+    topics: Vec<Arc<str>>,
     next_generation: u64,
     /// The last offset committed per partition.
     committed: BTreeMap<PartitionKey, i64>,
@@ -197,7 +216,7 @@ impl Shared {
                     .filter_map(|e| {
                         offsets
                             .partitions
-                            .get(&(e.topic().to_owned(), e.partition()))
+                            .get(&(Arc::from(e.topic()), e.partition()))
                     })
                     .map(PartitionLog::pending)
                     .sum();
@@ -220,7 +239,7 @@ impl Shared {
         for element in revoked.elements() {
             if let Some(log) = offsets
                 .partitions
-                .remove(&(element.topic().to_owned(), element.partition()))
+                .remove(&(Arc::from(element.topic()), element.partition()))
             {
                 released += log.messages.len() as u64;
             }
@@ -316,7 +335,11 @@ impl KafkaSourceMonitor {
             rebalances: shared.rebalances.load(Relaxed),
             released: shared.released.load(Relaxed),
             partitions: lock(&shared.partitions).clone(),
-            committed_offsets: lock(&shared.offsets).committed.clone(),
+            committed_offsets: lock(&shared.offsets)
+                .committed
+                .iter()
+                .map(|((topic, partition), offset)| ((topic.to_string(), *partition), *offset))
+                .collect(),
         }
     }
 }
@@ -413,9 +436,17 @@ impl KafkaSource {
 
     /// Records the message as handed out and returns its acknowledgement handle.
     fn track(&self, topic: &str, partition: i32, offset: i64) -> SourceAck {
-        let key = (topic.to_owned(), partition);
-        let generation = {
+        let (key, generation) = {
             let mut offsets = lock(&self.shared.offsets);
+            let topic = match offsets.topics.iter().find(|known| ***known == *topic) {
+                Some(known) => known.clone(),
+                None => {
+                    let new: Arc<str> = Arc::from(topic);
+                    offsets.topics.push(new.clone());
+                    new
+                }
+            };
+            let key = (topic, partition);
             let next = offsets.next_generation;
             let log = offsets
                 .partitions
@@ -425,11 +456,11 @@ impl KafkaSource {
                     messages: VecDeque::new(),
                 });
             let generation = log.generation;
-            log.messages.push_back((offset, State::Pending));
+            log.hand_out(offset);
             if generation == next {
                 offsets.next_generation += 1;
             }
-            generation
+            (key, generation)
         };
         let shared = Arc::downgrade(&self.shared);
         SourceAck::new(move |status| {
@@ -604,5 +635,19 @@ mod tests {
         log.mark(1, AckStatus::Lost);
         assert_eq!(log.committable(), None);
         assert_eq!(log.pending(), 0);
+    }
+
+    #[test]
+    fn the_log_stays_sorted_when_a_message_is_handed_out_again() {
+        let mut log = log(&[(4, State::Settled), (7, State::Settled)]);
+        log.hand_out(9);
+        log.hand_out(5);
+        log.hand_out(7);
+        let offsets: Vec<i64> = log.messages.iter().map(|(o, _)| *o).collect();
+        assert_eq!(offsets, vec![4, 5, 7, 9]);
+        assert_eq!(log.pending(), 3, "5, 7 (again) and 9");
+        log.mark(5, AckStatus::Settled);
+        log.mark(7, AckStatus::Settled);
+        assert_eq!(log.committable(), Some((8, 3)));
     }
 }

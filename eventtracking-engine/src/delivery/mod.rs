@@ -503,6 +503,14 @@ impl Route {
         self.wake.notify_one();
     }
 
+    /// Everything queued now is waited on: send it without lingering.
+    pub(crate) fn hurry_queued(&self) {
+        let next = lock(&self.queue).next_seq();
+        if let Some(last) = next.checked_sub(1) {
+            self.hurry(last);
+        }
+    }
+
     /// Whether the worker may linger for a fuller batch: the queue holds
     /// less than one and none of its events is waited on.
     fn may_linger(&self) -> bool {
