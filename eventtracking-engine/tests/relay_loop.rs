@@ -156,7 +156,9 @@ fn a_full_window_does_not_wait_out_the_backends_linger() {
         .with_commit_interval(Duration::from_millis(10))
         .with_exit_when_idle(Duration::from_millis(300));
     let (done, finished) = std::sync::mpsc::channel();
-    std::thread::spawn(move || done.send(relay.run()));
+    std::thread::spawn(move || {
+        let _ = done.send(Box::new(relay.run()));
+    });
     let report = finished
         .recv_timeout(common::DEADLINE)
         .expect("the relay got past its full window");
