@@ -1,0 +1,60 @@
+//! `validate = true`: events checked against the catalog.
+
+mod common;
+
+use common::{config, delivered, memory_tracker, Server};
+use eventtracking::TrackedEvent;
+use http::StatusCode;
+use serde_json::json;
+
+/// A page was viewed.
+#[derive(TrackedEvent)]
+#[tracked_event(crate = "eventtracking", name = "test.page.view", version = 2)]
+#[allow(dead_code)]
+struct PageView {
+    /// The page.
+    url: String,
+    /// How far down, in percent.
+    scroll: Option<u8>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_checked_against_their_type() {
+    let (tracker, memory) = memory_tracker();
+    let server = Server::start(tracker.clone(), config().with_validate(true)).await;
+    let reply = server
+        .post(&json!({"events": [
+            {"name": "test.page.view", "data": {"url": "/a", "scroll": 40}},
+            {"name": "test.page.view", "data": {"url": 7}},
+            {"name": "test.page.view", "data": {"scroll": 3}},
+            {"name": "test.unknown", "data": {}},
+        ]}))
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{reply:?}");
+    assert_eq!(reply.body["accepted"], 1);
+    let rejected = reply.body["rejected"].as_array().unwrap();
+    assert_eq!(rejected[0]["pointer"], "/events/1/data/url");
+    assert!(
+        rejected[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("test.page.view@2"),
+        "{rejected:?}"
+    );
+    assert_eq!(rejected[1]["pointer"], "/events/2/data");
+    assert_eq!(rejected[2]["pointer"], "/events/3/data");
+    assert!(rejected[2]["error"]
+        .as_str()
+        .unwrap()
+        .contains("no event type"));
+    assert_eq!(delivered(&tracker, &memory).await.len(), 1);
+
+    // Without `validate`, the same events all go through.
+    let server2 = Server::start(tracker.clone(), config()).await;
+    let reply = server2
+        .post(&json!([{"name": "test.page.view", "data": {"url": 7}}]))
+        .await;
+    assert_eq!(reply.body["accepted"], 1);
+    server.stop().await;
+    server2.stop().await;
+}
