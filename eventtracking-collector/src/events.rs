@@ -10,6 +10,17 @@ use serde_json::Value;
 use crate::context::ServerContext;
 use crate::limits::Limits;
 use crate::response::{Problem, Rejection};
+use crate::validate::Violation;
+
+/// The catalog check of one event's name and data (see `validate`).
+pub(crate) type Check<'a> = &'a dyn Fn(&str, &Value) -> Option<Violation>;
+
+/// The events made from a body, each with its index, and those refused.
+pub(crate) struct Made {
+    pub(crate) events: Vec<(usize, Arc<Event>)>,
+    pub(crate) rejected: Vec<Rejection>,
+    pub(crate) pointers: Pointers,
+}
 
 /// The fields an event may have.
 const FIELDS: &[&str] = &["name", "data", "context", "id", "timestamp"];
@@ -87,8 +98,8 @@ impl Batch {
         self,
         server: &ServerContext,
         limits: Limits,
-        check: &dyn Fn(&str, &Value) -> Option<(String, String)>,
-    ) -> (Vec<(usize, Arc<Event>)>, Vec<Rejection>, Pointers) {
+        check: Check<'_>,
+    ) -> Made {
         let mut events = Vec::with_capacity(self.items.len());
         let mut rejected = Vec::new();
         let pointers = self.pointers;
@@ -102,7 +113,11 @@ impl Batch {
                 }),
             }
         }
-        (events, rejected, pointers)
+        Made {
+            events,
+            rejected,
+            pointers,
+        }
     }
 }
 
@@ -111,8 +126,8 @@ fn one_event(
     item: Value,
     server: &ServerContext,
     limits: Limits,
-    check: &dyn Fn(&str, &Value) -> Option<(String, String)>,
-) -> Result<Event, (String, String)> {
+    check: Check<'_>,
+) -> Result<Event, Violation> {
     let Value::Object(mut map) = item else {
         return Err((
             String::new(),

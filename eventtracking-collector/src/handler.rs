@@ -12,7 +12,7 @@ use http::{HeaderValue, StatusCode};
 
 use crate::auth::presented_key;
 use crate::context::ServerContext;
-use crate::events::{Batch, Pointers};
+use crate::events::{Batch, Made, Pointers};
 use crate::limits::Limits;
 use crate::rate_limit::Refusal;
 use crate::response::{self, Problem, Rejection};
@@ -73,7 +73,11 @@ async fn handle(shared: &Shared, request: Request) -> Result<Response, Problem> 
             None
         }
     };
-    let (events, rejected, pointers) = batch.into_events(&server, limits, &check);
+    let Made {
+        events,
+        rejected,
+        pointers,
+    } = batch.into_events(&server, limits, &check);
     if events.is_empty() && !rejected.is_empty() {
         return Err(Problem::all_invalid(rejected));
     }

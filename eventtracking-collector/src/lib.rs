@@ -199,7 +199,7 @@ impl Collector {
                 tracker,
                 config,
                 capacities,
-                catalog: validate::CatalogCheck::default(),
+                catalog: validate::CatalogCheck::new(),
                 draining: AtomicBool::new(false),
             }),
         })

@@ -31,6 +31,10 @@ mod imp {
     }
 
     impl CatalogCheck {
+        pub(crate) fn new() -> Self {
+            Self::default()
+        }
+
         pub(crate) fn violation(&self, name: &str, data: &Value) -> Option<Violation> {
             let known = self
                 .validators
@@ -89,11 +93,15 @@ pub(crate) use imp::CatalogCheck;
 /// Without the feature, nothing is checked (`validate = true` is refused
 /// when the config is read).
 #[cfg(not(feature = "validate"))]
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct CatalogCheck;
 
 #[cfg(not(feature = "validate"))]
 impl CatalogCheck {
+    pub(crate) fn new() -> Self {
+        CatalogCheck
+    }
+
     pub(crate) fn violation(&self, _name: &str, _data: &serde_json::Value) -> Option<Violation> {
         None
     }
