@@ -79,6 +79,7 @@ async fn handle(shared: &Shared, request: Request) -> Result<Response, Problem> 
         pointers,
     } = batch.into_events(&server, limits, &check);
     if events.is_empty() && !rejected.is_empty() {
+        count(&shared.metrics.events_rejected, rejected.len());
         return Err(Problem::all_invalid(rejected));
     }
     emit(shared, events, rejected, pointers)
@@ -149,6 +150,8 @@ fn emit(
 ) -> Result<Response, Problem> {
     let n = events.len() as u64;
     if shared.draining() {
+        count(&shared.metrics.events_unavailable, events.len());
+        count(&shared.metrics.events_rejected, rejected.len());
         return Err(Problem::unavailable(
             "the collector is shutting down",
             0,
@@ -159,6 +162,8 @@ fn emit(
     for (name, capacity) in &shared.capacities {
         let queued = report.backends.get(name).map_or(0, |stats| stats.queued);
         if queued + n > *capacity as u64 {
+            count(&shared.metrics.events_unavailable, events.len());
+            count(&shared.metrics.events_rejected, rejected.len());
             return Err(Problem::unavailable(
                 format!(
                     "backend {name:?}'s queue is full ({queued} of {capacity} queued): retry later"
@@ -210,6 +215,9 @@ fn emit(
             }),
         }
     }
+    count(&shared.metrics.events_accepted, accepted);
+    count(&shared.metrics.events_rejected, rejected.len());
+    count(&shared.metrics.events_unavailable, unavailable.len());
     if !unavailable.is_empty() {
         rejected.extend(unavailable);
         rejected.sort_by_key(|r| r.index);
@@ -220,4 +228,8 @@ fn emit(
         ));
     }
     Ok(response::accepted(accepted, &rejected))
+}
+
+fn count(counter: &std::sync::atomic::AtomicU64, n: usize) {
+    counter.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
 }

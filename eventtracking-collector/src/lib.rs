@@ -96,7 +96,23 @@
 //!
 //! **`GET /healthz`**: 200 while the process serves. **`GET /readyz`**: 200
 //! when not shutting down and every backend's queue has room, else 503;
-//! with each backend's queue length and counters.
+//! with each backend's queue length and counters. The tracker does not
+//! probe a backend's store, so a store that is down shows here once its
+//! queue fills.
+//!
+//! **`GET /metrics`**: the Prometheus text format: the tracker's counters
+//! (`eventtracking_tracker_*_total`), each backend's
+//! (`eventtracking_backend_*_total{backend}`, `eventtracking_backend_queued`),
+//! the collector's events by outcome
+//! (`eventtracking_collector_events_total{outcome="accepted|rejected|unavailable"}`),
+//! HTTP requests by route and status
+//! (`eventtracking_collector_http_requests_total{route,status}`) and a latency
+//! histogram (`eventtracking_collector_http_request_duration_seconds{route}`).
+//!
+//! **`GET /openapi.json`**: an OpenAPI 3.0 document of these endpoints.
+//!
+//! `/healthz`, `/readyz`, `/metrics` and `/openapi.json` need no key: keep
+//! them from the public side of your proxy if they should not be seen.
 //!
 //! CORS: a preflight (`OPTIONS` with `Origin` and
 //! `Access-Control-Request-Method`) from an allowed origin gets 204 and the
@@ -122,6 +138,8 @@ mod events;
 mod handler;
 mod health;
 mod limits;
+mod metrics;
+mod openapi;
 mod rate_limit;
 mod response;
 mod validate;
@@ -163,6 +181,7 @@ pub(crate) struct Shared {
     pub(crate) per_key: Option<rate_limit::Limiter<usize>>,
     pub(crate) per_ip: Option<rate_limit::Limiter<IpAddr>>,
     pub(crate) catalog: validate::CatalogCheck,
+    pub(crate) metrics: metrics::Metrics,
     draining: AtomicBool,
 }
 
@@ -200,6 +219,7 @@ impl Collector {
                 config,
                 capacities,
                 catalog: validate::CatalogCheck::new(),
+                metrics: metrics::Metrics::default(),
                 draining: AtomicBool::new(false),
             }),
         })
@@ -244,9 +264,15 @@ impl Collector {
             .route("/v1/events", post(handler::post_events))
             .route("/healthz", get(health::healthz))
             .route("/readyz", get(health::readyz))
+            .route("/metrics", get(metrics::metrics))
+            .route("/openapi.json", get(openapi::openapi))
             .with_state(self.shared.clone())
             .layer(layer)
             .layer(axum::middleware::from_fn_with_state(cors, cors::middleware))
+            .layer(axum::middleware::from_fn_with_state(
+                self.shared.clone(),
+                metrics::middleware,
+            ))
     }
 
     /// Marks the collector as shutting down: `/readyz` answers 503 and new
