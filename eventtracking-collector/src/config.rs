@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
+use std::time::Duration;
 
 use eventtracking_tower::IpNetwork;
 use serde::Deserialize;
@@ -21,6 +22,8 @@ pub const DEFAULT_MAX_STRING_BYTES: usize = 16 * 1024;
 pub const DEFAULT_MAX_OBJECT_KEYS: usize = 256;
 /// The deepest nesting of arrays and objects in an event's `data` or `context`.
 pub const MAX_DEPTH: usize = 64;
+/// The longest a client may take to send its body: 30 s.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The `source` context value unless `source` says otherwise.
 pub const DEFAULT_SOURCE: &str = "browser";
 
@@ -98,6 +101,9 @@ pub struct CollectorConfig {
     pub max_string_bytes: usize,
     /// The most keys of one object in `data` or `context` (`max_object_keys`).
     pub max_object_keys: usize,
+    /// The longest a client may take to send its body (`body_timeout_ms`);
+    /// then the answer is 408.
+    pub body_timeout: Duration,
 }
 
 impl Default for CollectorConfig {
@@ -115,6 +121,7 @@ impl Default for CollectorConfig {
             validate: false,
             max_string_bytes: DEFAULT_MAX_STRING_BYTES,
             max_object_keys: DEFAULT_MAX_OBJECT_KEYS,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
         }
     }
 }
@@ -159,6 +166,7 @@ struct Raw {
     validate: Option<bool>,
     max_string_bytes: Option<usize>,
     max_object_keys: Option<usize>,
+    body_timeout_ms: Option<u64>,
 }
 
 impl CollectorConfig {
@@ -237,6 +245,9 @@ impl CollectorConfig {
         if let Some(keys) = raw.max_object_keys {
             config.max_object_keys = keys;
         }
+        if let Some(ms) = raw.body_timeout_ms {
+            config.body_timeout = Duration::from_millis(ms);
+        }
         config.check()?;
         Ok(config)
     }
@@ -273,6 +284,9 @@ impl CollectorConfig {
                     format!("`{origin}` is not \"*\" or an origin such as \"https://www.example.com\" (scheme, host, optional port; no path)"),
                 ));
             }
+        }
+        if self.body_timeout.is_zero() {
+            return Err(invalid("body_timeout_ms", "must be at least 1"));
         }
         if self.source.trim().is_empty() {
             return Err(invalid("source", "must not be empty"));
@@ -360,6 +374,12 @@ impl CollectorConfig {
         self.max_object_keys = keys;
         self
     }
+
+    /// Sets [`body_timeout`](Self::body_timeout).
+    pub fn with_body_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = timeout;
+        self
+    }
 }
 
 fn rate_limit(
@@ -445,6 +465,7 @@ mod tests {
             validate = false
             max_string_bytes = 99
             max_object_keys = 9
+            body_timeout_ms = 1500
             "#,
         )
         .unwrap();
@@ -461,6 +482,7 @@ mod tests {
         assert_eq!(config.trusted_proxies.len(), 2);
         assert_eq!(config.source, "mobile");
         assert_eq!((config.max_string_bytes, config.max_object_keys), (99, 9));
+        assert_eq!(config.body_timeout, Duration::from_millis(1500));
     }
 
     #[test]
@@ -476,6 +498,7 @@ mod tests {
         assert!(err("allowed_origins = [\"https://x.com/path\"]")
             .contains("collector.allowed_origins[0]"));
         assert!(err("source = \"\"").contains("collector.source"));
+        assert!(err("body_timeout_ms = 0").contains("collector.body_timeout_ms"));
         let text = err("write_keys = \"s3cret-key\"");
         assert!(
             text.contains("collector.write_keys") && !text.contains("s3cret"),

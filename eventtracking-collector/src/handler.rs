@@ -50,7 +50,11 @@ async fn handle(shared: &Shared, request: Request) -> Result<Response, Problem> 
     let (parts, body) = request.into_parts();
     let key = authenticate(shared, &parts)?;
     let gzip = crate::body::check_headers(&parts.headers, config.max_body_bytes)?;
-    let bytes = crate::body::read(body, gzip, config.max_body_bytes).await?;
+    let reading = crate::body::read(body, gzip, config.max_body_bytes);
+    // A slow client must not hold a connection and its buffer for ever.
+    let bytes = tokio::time::timeout(config.body_timeout, reading)
+        .await
+        .map_err(|_| Problem::timeout(config.body_timeout))??;
     let batch = Batch::from_body(crate::body::parse(&bytes)?)?;
     drop(bytes);
     let n = batch.len();

@@ -39,6 +39,7 @@
 //! | `validate` | `false` | check each event's data against the catalog's JSON Schema of its type (highest version); a name the catalog does not know is refused. Needs the crate feature `validate` |
 //! | `max_string_bytes` | `16384` | the longest string (or object key) in `data` or `context` |
 //! | `max_object_keys` | `256` | the most keys of one object in `data` or `context` |
+//! | `body_timeout_ms` | `30000` | the longest a client may take to send its body (then 408) |
 //!
 //! Nesting in `data` and `context` is limited to [`MAX_DEPTH`] (64) levels of
 //! arrays and objects. Every backend must keep the delivery default
@@ -73,6 +74,7 @@
 //! | 202 | accepted | `{"accepted": n, "rejected": [{"index": i, "pointer": "/events/3/name", "error": "..."}]}` |
 //! | 400 | malformed JSON, or not one of the three shapes | `{"error": "malformed JSON at line L, column C: ...", "line": L, "column": C}` |
 //! | 401 | no key or a bad key | `WWW-Authenticate: Bearer` |
+//! | 408 | the body took longer than `body_timeout_ms` to arrive (not in issue 15's table: a slow client must not hold a connection) | |
 //! | 413 | body over `max_body_bytes`, more than `max_events_per_request` events, or more than a rate limit's burst | |
 //! | 415 | a content type other than JSON or text, a charset other than UTF-8, an encoding other than gzip | |
 //! | 422 | every event invalid | `{"accepted": 0, "rejected": [...]}`, each with its JSON pointer |
@@ -156,9 +158,9 @@ use eventtracking_tower::TrackingContextLayer;
 
 pub use auth::{WriteKeys, KEY_HEADER, KEY_PARAMETER};
 pub use config::{
-    CollectorConfig, CollectorConfigError, RateLimit, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_EVENTS_PER_REQUEST, DEFAULT_MAX_OBJECT_KEYS, DEFAULT_MAX_STRING_BYTES,
-    DEFAULT_SOURCE, MAX_DEPTH,
+    CollectorConfig, CollectorConfigError, RateLimit, DEFAULT_BODY_TIMEOUT, DEFAULT_LISTEN,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_EVENTS_PER_REQUEST, DEFAULT_MAX_OBJECT_KEYS,
+    DEFAULT_MAX_STRING_BYTES, DEFAULT_SOURCE, MAX_DEPTH,
 };
 pub use context::SERVER_KEYS;
 /// Networks for [`CollectorConfig::trusted_proxies`] (from `eventtracking-tower`).

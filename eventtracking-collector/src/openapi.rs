@@ -70,6 +70,7 @@ fn build() -> Value {
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Malformed"}}}
                         },
                         "401": error_response("No write key, or one that is not a write key."),
+                        "408": error_response("The body did not arrive within body_timeout_ms."),
                         "413": error_response("The body, the batch, or a rate limit's burst is exceeded."),
                         "415": error_response("Not JSON or text, not UTF-8, or an encoding other than gzip."),
                         "422": {

@@ -54,6 +54,17 @@ impl Problem {
         Self::new(StatusCode::UNAUTHORIZED, message)
     }
 
+    /// 408: the body did not arrive within `limit`.
+    pub(crate) fn timeout(limit: Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the body did not arrive within body_timeout_ms ({} ms)",
+                limit.as_millis()
+            ),
+        )
+    }
+
     /// 413: the body or the batch is too large.
     pub(crate) fn too_large(message: impl Into<String>) -> Self {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, message)
