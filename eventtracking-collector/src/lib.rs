@@ -17,6 +17,19 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Running it: `eventtracking serve`
+//!
+//! ```text
+//! eventtracking serve --config eventtracking.toml [--listen 127.0.0.1:0] [--timeout 30]
+//! ```
+//!
+//! serves the config's `[collector]` in front of its backends until
+//! SIGINT or SIGTERM; then it stops taking requests, finishes those in
+//! progress, shuts the tracker down (delivering what was accepted within
+//! `--timeout` seconds, dead-lettering the rest; a second signal stops
+//! waiting) and prints the delivery report on stderr. Exit code 0 when
+//! nothing accepted was dropped or failed, 1 otherwise, 2 for a bad config.
+//!
 //! # Configuration: the `[collector]` table
 //!
 //! In the same TOML file as the tracker's `[delivery]` and `[backends]`

@@ -104,6 +104,9 @@ async fn keys_never_appear_in_logs_errors_or_debug() {
     let collector = Collector::new(tracker.clone(), config()).unwrap();
     let debug2 = format!("{collector:?}");
     server.stop().await;
+    // No keys on loopback: allowed, with a warning.
+    let open = Server::start(tracker.clone(), CollectorConfig::default()).await;
+    open.stop().await;
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(
@@ -111,6 +114,10 @@ async fn keys_never_appear_in_logs_errors_or_debug() {
         "the refusals are logged: {logs}"
     );
     assert!(logs.contains("listening"), "{logs}");
+    assert!(
+        logs.contains("WARN") && logs.contains("no write_keys"),
+        "{logs}"
+    );
     for text in [
         &logs,
         &debug,

@@ -29,6 +29,12 @@
 //! is an error that names it. `EVENTTRACKING_*` environment variables
 //! override the delivery keys of every backend (see [`DeliveryConfig`]);
 //! `EVENTTRACKING_CONFIG` names the file for [`Config::from_env`].
+//!
+//! Two more tables are kept for other parts and ignored by
+//! [`Config::build`]: `[source]` (the relay's input, [`Config::source`]) and
+//! `[collector]` (the HTTP collector of `eventtracking serve`, crate
+//! `eventtracking-collector`, [`Config::collector`]), whose keys that crate
+//! checks.
 
 use std::collections::BTreeMap;
 use std::path::Path;
