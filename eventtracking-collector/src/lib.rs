@@ -208,11 +208,17 @@ impl Shared {
 }
 
 impl Collector {
-    /// A collector for `tracker` with `config` (checked again here). Every
-    /// backend must use `overflow = "drop_newest"` (the default): see the
-    /// crate docs.
+    /// A collector for `tracker` with `config` (checked again here). The
+    /// tracker needs a backend, and every backend must use `overflow =
+    /// "drop_newest"` (the default): see the crate docs.
     pub fn new(tracker: Tracker, config: CollectorConfig) -> Result<Self, CollectorConfigError> {
         config.check()?;
+        if tracker.backend_names().is_empty() {
+            return Err(CollectorConfigError::Invalid {
+                key: "backends".into(),
+                reason: "the tracker has no backend: every event would be dropped".into(),
+            });
+        }
         let mut capacities = Vec::new();
         for name in tracker.backend_names() {
             let Some(delivery) = tracker.delivery_config(&name) else {

@@ -163,7 +163,7 @@ async fn a_receipt_dropped_for_a_full_queue_is_503_listing_the_event() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_backend_that_blocks_or_evicts_is_refused_at_start() {
+async fn a_tracker_without_backends_or_with_one_that_blocks_or_evicts_is_refused_at_start() {
     for overflow in [
         eventtracking::Overflow::Block,
         eventtracking::Overflow::DropOldest,
