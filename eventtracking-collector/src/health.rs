@@ -1,4 +1,5 @@
-//! `GET /healthz` (the process answers) and `GET /readyz` (it can take events).
+//! `GET /healthz` (the process answers), `GET /readyz` (it can take events)
+//! and `GET /catalog.json` (the event types it knows).
 
 use std::sync::Arc;
 
@@ -48,4 +49,16 @@ pub(crate) async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
         status,
         &json!({ "ready": ready, "shutting_down": shared.draining(), "backends": backends }),
     )
+}
+
+/// The catalog of the event types linked into the program, as `eventtracking
+/// catalog` prints it: `{"event_types": [...]}`; 500 if two types clash.
+pub(crate) async fn catalog_json() -> Response {
+    match eventtracking_core::catalog::catalog() {
+        Ok(catalog) => json_response(StatusCode::OK, &catalog.to_json()),
+        Err(error) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({ "error": error.to_string() }),
+        ),
+    }
 }

@@ -126,7 +126,10 @@
 //!
 //! **`GET /openapi.json`**: an OpenAPI 3.0 document of these endpoints.
 //!
-//! `/healthz`, `/readyz`, `/metrics` and `/openapi.json` need no key: keep
+//! **`GET /catalog.json`**: the event types linked into the program (as
+//! `eventtracking catalog` prints them), each with its JSON Schema.
+//!
+//! `/healthz`, `/readyz`, `/metrics`, `/openapi.json` and `/catalog.json` need no key: keep
 //! them from the public side of your proxy if they should not be seen.
 //!
 //! CORS: a preflight (`OPTIONS` with `Origin` and
@@ -286,6 +289,7 @@ impl Collector {
             .route("/healthz", get(health::healthz))
             .route("/readyz", get(health::readyz))
             .route("/metrics", get(metrics::metrics))
+            .route("/catalog.json", get(health::catalog_json))
             .route("/openapi.json", get(openapi::openapi))
             .with_state(self.shared.clone())
             .layer(layer)

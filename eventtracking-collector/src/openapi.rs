@@ -114,6 +114,16 @@ fn build() -> Value {
                     "responses": {"200": {"description": "The text exposition format 0.0.4.", "content": {"text/plain": {"schema": {"type": "string"}}}}}
                 }
             },
+            "/catalog.json": {
+                "get": {
+                    "summary": "The event types this program knows, with their JSON Schemas",
+                    "operationId": "catalog",
+                    "responses": {
+                        "200": {"description": "{\"event_types\": [...]}.", "content": {"application/json": {"schema": {"type": "object", "required": ["event_types"], "properties": {"event_types": {"type": "array", "items": {"type": "object"}}}}}}},
+                        "500": error_response("Two linked event types share a name and version with different schemas.")
+                    }
+                }
+            },
             "/openapi.json": {
                 "get": {
                     "summary": "This document",

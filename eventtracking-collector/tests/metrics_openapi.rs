@@ -92,7 +92,13 @@ async fn the_openapi_document_lists_every_answer_and_the_answers_match_it() {
             "{status} is not documented"
         );
     }
-    for path in ["/healthz", "/readyz", "/metrics", "/openapi.json"] {
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+        "/catalog.json",
+    ] {
         assert!(document["paths"].get(path).is_some(), "{path}");
     }
 

@@ -58,3 +58,23 @@ async fn events_are_checked_against_their_type() {
     server.stop().await;
     server2.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalog_is_served_as_json() {
+    let (tracker, _memory) = memory_tracker();
+    let server = Server::start(tracker, config()).await;
+    let reply = server.get("/catalog.json").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let types = reply.body["event_types"].as_array().unwrap();
+    let page_view = types
+        .iter()
+        .find(|t| t["name"] == "test.page.view")
+        .expect("the test's type is listed");
+    assert_eq!(page_view["version"], 2);
+    assert_eq!(page_view["description"], "A page was viewed.");
+    assert!(
+        page_view["schema"]["properties"].get("url").is_some(),
+        "{page_view}"
+    );
+    server.stop().await;
+}
