@@ -9,6 +9,7 @@
 //! | `eventtracking engines` | lists the backend and processor engines linked in |
 //! | `eventtracking catalog [--format json\|markdown]` | documents the typed event types linked in (the demo's at least) |
 //! | `eventtracking relay --config FILE` | reads events from Kafka (the config's `[source]`) into its backends, committing offsets after delivery; SIGINT/SIGTERM stop it cleanly |
+//! | `eventtracking serve --config FILE` | the HTTP collector (the config's `[collector]`): `POST /v1/events` into its backends until SIGINT/SIGTERM, then the delivery report |
 //!
 //! Without `--config` (or `EVENTTRACKING_CONFIG`) the pipeline is the
 //! embedded default: JSON lines on stdout. The delivery report goes to
@@ -36,6 +37,7 @@ mod import_command;
 mod output;
 mod relay_command;
 mod seed;
+mod serve_command;
 
 use bulk::{PipelineArgs, Progress};
 
@@ -43,7 +45,7 @@ use bulk::{PipelineArgs, Progress};
 #[command(
     name = "eventtracking",
     version,
-    about = "Context-aware event tracking: demo, send, replay, import, engines, relay"
+    about = "Context-aware event tracking: demo, send, replay, import, engines, relay, serve"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -109,6 +111,9 @@ enum Command {
     /// Deliver the events of Kafka topics (the config's [source]) to the config's
     /// backends, committing offsets only after delivery; SIGINT/SIGTERM stop it cleanly.
     Relay(relay_command::RelayArgs),
+    /// Collect events over HTTP (POST /v1/events; the config's [collector])
+    /// into the config's backends until SIGINT/SIGTERM, then print the report.
+    Serve(serve_command::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -135,6 +140,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
         Command::Engines => engines(),
         Command::Catalog { format } => catalog(format),
         Command::Relay(args) => relay_command::run(args),
+        Command::Serve(args) => serve_command::run(args),
         Command::Import(args) => import_command::run(args),
         Command::Demo { pipeline, count } => bulk::run(&pipeline, move |tracker, progress| {
             for i in 0..count {

@@ -30,6 +30,8 @@ const SECRET_WORDS: &[&str] = &[
     "credential",
     "privatekey",
     "apikey",
+    // The HTTP collector's `write_keys` (and an `X-Eventtracking-Key`-like name).
+    "writekey",
     // librdkafka: `ssl.key.pem`, `ssl.key.password`, `ssl.key.location`.
     "sslkey",
     // librdkafka: may hold a client secret or a password.
@@ -43,7 +45,7 @@ const SECRET_WORDS: &[&str] = &[
 /// query parameter or an environment variable. The rule, in any case and
 /// with `.`, `_`, `-` ignored: the key contains `password`, `passwd`, `pwd`,
 /// `passphrase`, `secret`, `token`, `credential`, `private key`, `api key`,
-/// or is key material or a mechanism config (`ssl.key.*`,
+/// `write key` (the collector's `write_keys`), or is key material or a mechanism config (`ssl.key.*`,
 /// `sasl.oauthbearer.config`, `sasl.jaas.config`,
 /// `authMechanismProperties`).
 ///
@@ -53,7 +55,7 @@ const SECRET_WORDS: &[&str] = &[
 ///     "sasl.password", "sasl.passwd", "ssl.key.pem", "ssl.key.password",
 ///     "sasl.oauthbearer.client.secret", "sasl.oauthbearer.config",
 ///     "AWS_SESSION_TOKEN", "tlsCertificateKeyFilePassword",
-///     "authMechanismProperties", "private_key", "credentials",
+///     "authMechanismProperties", "private_key", "credentials", "write_keys",
 /// ] {
 ///     assert!(is_secret_key(key), "{key}");
 /// }

@@ -29,6 +29,12 @@
 //! is an error that names it. `EVENTTRACKING_*` environment variables
 //! override the delivery keys of every backend (see [`DeliveryConfig`]);
 //! `EVENTTRACKING_CONFIG` names the file for [`Config::from_env`].
+//!
+//! Two more tables are kept for other parts and ignored by
+//! [`Config::build`]: `[source]` (the relay's input, [`Config::source`]) and
+//! `[collector]` (the HTTP collector of `eventtracking serve`, crate
+//! `eventtracking-collector`, [`Config::collector`]), whose keys that crate
+//! checks.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -85,6 +91,10 @@ pub struct Config {
     /// relay`); [`Config::build`] ignores it. See [`Config::source`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     source: Option<toml::Table>,
+    /// The HTTP collector's settings (`[collector]`, used by `eventtracking
+    /// serve`); [`Config::build`] ignores it. See [`Config::collector`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    collector: Option<toml::Table>,
     /// Where the config came from, for error messages.
     #[serde(skip)]
     origin: Option<String>,
@@ -102,6 +112,7 @@ impl std::fmt::Debug for Config {
             .field("processors", &shown(serde_json::to_value(&self.processors)))
             .field("backends", &shown(serde_json::to_value(&self.backends)))
             .field("source", &shown(serde_json::to_value(&self.source)))
+            .field("collector", &shown(serde_json::to_value(&self.collector)))
             .field("origin", &self.origin)
             .finish()
     }
@@ -250,6 +261,21 @@ impl Config {
             .as_ref()
             .map(|table| component("source", table, &[]))
             .transpose()
+    }
+
+    /// The `[collector]` table as written, for the HTTP collector
+    /// (`eventtracking-collector`) to read its own keys from; `None` when
+    /// the config has none. The engine does not check its keys: the
+    /// collector does, naming any it does not know.
+    ///
+    /// ```
+    /// use eventtracking::Config;
+    /// let config = Config::from_toml_str("[collector]\nlisten = \"127.0.0.1:9000\"").unwrap();
+    /// assert_eq!(config.collector().unwrap()["listen"].as_str(), Some("127.0.0.1:9000"));
+    /// assert!(Config::from_toml_str("").unwrap().collector().is_none());
+    /// ```
+    pub fn collector(&self) -> Option<&toml::Table> {
+        self.collector.as_ref()
     }
 
     /// Builds the tracker: processors, backends (by engine name through the

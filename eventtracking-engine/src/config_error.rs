@@ -39,6 +39,16 @@ pub(crate) fn parse_error_message(source: &str, error: &toml::de::Error) -> Stri
     }
 }
 
+/// How many more `[` than `]` a line holds (a rough count: brackets inside
+/// strings count too, which only ever hides more).
+fn bracket_balance(line: &str) -> i64 {
+    line.chars().fold(0, |n, c| match c {
+        '[' => n + 1,
+        ']' => n - 1,
+        _ => n,
+    })
+}
+
 /// The 0-based line holding byte `offset`.
 fn line_of(source: &str, offset: usize) -> usize {
     let offset = offset.min(source.len());
@@ -60,7 +70,19 @@ impl SecretLines {
         let mut values = Vec::new();
         // The delimiter of a multi-line string still open, and whether its key is secret.
         let mut open: Option<(&str, bool)> = None;
+        // Brackets still open of a secret key's multi-line array (`write_keys = [`).
+        let mut secret_array_depth = 0i64;
         for line in source.split('\n') {
+            if secret_array_depth > 0 {
+                secret.push(true);
+                let item = line.trim().trim_end_matches(',').trim_end_matches(']');
+                let item = item.trim().trim_matches(['"', '\'']);
+                if !item.is_empty() {
+                    values.push(item.to_owned());
+                }
+                secret_array_depth += bracket_balance(line);
+                continue;
+            }
             if let Some((delimiter, is_secret)) = open {
                 secret.push(is_secret);
                 if is_secret && !line.trim().is_empty() {
@@ -76,6 +98,9 @@ impl SecretLines {
             let is_secret = (is_secret_key(key) && !value.trim().is_empty())
                 || Redactor::new().redact(line) != line;
             secret.push(is_secret);
+            if is_secret && bracket_balance(value) > 0 {
+                secret_array_depth = bracket_balance(value);
+            }
             if is_secret {
                 let value = value.trim().trim_matches(['"', '\'']);
                 if !value.is_empty() {
@@ -117,6 +142,11 @@ mod tests {
             ("[a]\n\"sasl.passwd\" = \"abc\\qdef\"\n", "def"),
             ("[a]\ntoken = bare-s3cret\n", "bare-s3cret"),
             ("[a]\nx = { password = \"inl1ne\" \n", "inl1ne"),
+            (
+                "[collector]\nwrite_keys = [\n  \"k-one\",\n  \"k-two\n]\n",
+                "k-two",
+            ),
+            ("[collector]\nwrite_keys = [\"k-one\", \"k-tw\n", "k-tw"),
         ] {
             let text = message(source);
             assert!(!text.contains(secret), "{source:?} gave {text}");

@@ -1,0 +1,157 @@
+//! Helpers shared by the integration tests: the collector on an ephemeral
+//! loopback port (real TCP, real HTTP/1.1), a client, in-memory trackers.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventtracking::{Event, InMemoryBackend, Tracker};
+use eventtracking_collector::{Collector, CollectorConfig};
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// Longest wait for a flush; only reached when something is broken.
+pub(crate) const DEADLINE: Duration = Duration::from_secs(30);
+
+/// The write key most tests use.
+pub(crate) const KEY: &str = "wk_test_8d2f1c";
+
+/// A tracker whose only backend keeps events in memory.
+pub(crate) fn memory_tracker() -> (Tracker, InMemoryBackend) {
+    let memory = InMemoryBackend::new();
+    let tracker = Tracker::builder()
+        .with_backend("memory", memory.clone())
+        .build()
+        .expect("tracker");
+    (tracker, memory)
+}
+
+/// Settings on an ephemeral loopback port with [`KEY`] as the write key.
+pub(crate) fn config() -> CollectorConfig {
+    CollectorConfig::default()
+        .with_write_keys([KEY])
+        .expect("a valid key")
+}
+
+/// A running collector.
+pub(crate) struct Server {
+    pub(crate) addr: SocketAddr,
+    pub(crate) collector: Collector,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+/// An answer: status, headers and the body (as JSON when it is JSON).
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Value,
+}
+
+impl Reply {
+    /// A header as text.
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+impl Server {
+    /// Starts `tracker` behind a collector with `config` on 127.0.0.1:0.
+    pub(crate) async fn start(tracker: Tracker, config: CollectorConfig) -> Server {
+        let collector = Collector::new(tracker, config).expect("collector");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let serving = collector.clone();
+        let task = tokio::spawn(serving.serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        Server {
+            addr,
+            collector,
+            stop: Some(stop),
+            task: Some(task),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    /// Sends a request; `headers` as name/value pairs.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Reply {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Full::new(body.into())).expect("request");
+        let response = self.client.request(request).await.expect("response");
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.expect("body").to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    /// POSTs JSON to `/v1/events` with [`KEY`] as a bearer token.
+    pub(crate) async fn post(&self, body: &Value) -> Reply {
+        self.post_with(&[], body).await
+    }
+
+    /// POSTs JSON with [`KEY`] and more headers.
+    pub(crate) async fn post_with(&self, headers: &[(&str, &str)], body: &Value) -> Reply {
+        let bearer = format!("Bearer {KEY}");
+        let mut all = vec![
+            ("content-type", "application/json"),
+            ("authorization", bearer.as_str()),
+        ];
+        all.extend_from_slice(headers);
+        self.send(Method::POST, "/v1/events", &all, body.to_string())
+            .await
+    }
+
+    /// A GET.
+    pub(crate) async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, &[], Bytes::new()).await
+    }
+
+    /// Stops serving (the tracker keeps running).
+    pub(crate) async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("the server task").expect("serve");
+        }
+    }
+}
+
+/// Every event delivered so far.
+pub(crate) async fn delivered(tracker: &Tracker, memory: &InMemoryBackend) -> Vec<Arc<Event>> {
+    let report = tracker.flush_async(DEADLINE).await;
+    assert!(report.complete, "flush did not complete: {report}");
+    memory.events()
+}

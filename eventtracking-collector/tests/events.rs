@@ -1,0 +1,534 @@
+//! `POST /v1/events` over real HTTP: the accepted shapes, each status code,
+//! the server-side context, ids, gzip and beacons.
+
+mod common;
+
+use std::io::Write;
+
+use common::{config, delivered, memory_tracker, Server, KEY};
+use eventtracking::uuid::Uuid;
+use eventtracking_collector::IpNetwork;
+use http::{Method, StatusCode};
+use serde_json::{json, Value};
+
+fn event(name: &str) -> Value {
+    json!({"name": name, "data": {"url": "/home"}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_three_shapes_are_accepted() {
+    let (tracker, memory) = memory_tracker();
+    let server = Server::start(tracker.clone(), config()).await;
+
+    let reply = server.post(&event("page.view")).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{reply:?}");
+    assert_eq!(reply.body, json!({"accepted": 1, "rejected": []}));
+
+    let reply = server.post(&json!([event("a.one"), event("a.two")])).await;
+    assert_eq!(reply.body, json!({"accepted": 2, "rejected": []}));
+
+    let reply = server
+        .post(&json!({"events": [event("b.one"), event("b.two"), event("b.three")]}))
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED);
+    assert_eq!(reply.body["accepted"], 3);
+
+    let names: Vec<String> = delivered(&tracker, &memory)
+        .await
+        .iter()
+        .map(|e| e.name().to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["page.view", "a.one", "a.two", "b.one", "b.two", "b.three"]
+    );
+    assert_eq!(memory.events()[0].data(), &json!({"url": "/home"}));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_json_is_400_naming_line_and_column() {
+    let (tracker, memory) = memory_tracker();
+    let server = Server::start(tracker.clone(), config()).await;
+    let bearer = format!("Bearer {KEY}");
+    let headers = [
+        ("content-type", "application/json"),
+        ("authorization", bearer.as_str()),
+    ];
+    let reply = server
+        .send(
+            Method::POST,
+            "/v1/events",
+            &headers,
+            "{\"name\": \"a\",\n  \"data\": {\"x\": tru}\n}",
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        (reply.body["line"].as_u64(), reply.body["column"].as_u64()),
+        (Some(2), Some(20))
+    );
+    let message = reply.body["error"].as_str().unwrap();
+    assert!(message.contains("line 2, column 20"), "{message}");
+
+    // Valid JSON of the wrong shape.
+    let reply = server
+        .send(Method::POST, "/v1/events", &headers, "42")
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(reply.body["error"]
+        .as_str()
+        .unwrap()
+        .contains("event object"));
+    assert!(delivered(&tracker, &memory).await.is_empty());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_or_wrong_key_is_401_and_each_place_for_a_key_works() {
+    let (tracker, memory) = memory_tracker();
+    let server = Server::start(tracker.clone(), config()).await;
+    let body = event("page.view").to_string();
+    let json = ("content-type", "application/json");
+
+    let reply = server
+        .send(Method::POST, "/v1/events", &[json], body.clone())
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.header("www-authenticate"), Some("Bearer"));
+    let reply = server
+        .send(
+            Method::POST,
+            "/v1/events",
+            &[json, ("authorization", "Bearer wrong")],
+            body.clone(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    // A prefix of the key is not the key.
+    let prefix = format!("Bearer {}", &KEY[..KEY.len() - 1]);
+    let reply = server
+        .send(
+            Method::POST,
+            "/v1/events",
+            &[json, ("authorization", prefix.as_str())],
+            body.clone(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert!(delivered(&tracker, &memory).await.is_empty());
+
+    let bearer = format!("Bearer {KEY}");
+    for (path, headers) in [
+        (
+            "/v1/events".to_owned(),
+            vec![json, ("authorization", bearer.as_str())],
+        ),
+        (
+            "/v1/events".to_owned(),
+            vec![json, ("x-eventtracking-key", KEY)],
+        ),
+        (format!("/v1/events?key={KEY}"), vec![json]),
+    ] {
+        let reply = server
+            .send(Method::POST, &path, &headers, body.clone())
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::ACCEPTED,
+            "{path} {headers:?}: {reply:?}"
+        );
+    }
+    assert_eq!(delivered(&tracker, &memory).await.len(), 3);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_large_is_413_and_other_media_types_are_415() {
+    let (tracker, memory) = memory_tracker();
+    let server = Server::start(
+        tracker.clone(),
+        config()
+            .with_max_body_bytes(2_000)
+            .with_max_events_per_request(3),
+    )
+    .await;
+    let big = json!({"name": "big", "data": {"text": "x".repeat(3_000)}});
+    let reply = server.post(&big).await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE, "{reply:?}");
+    assert!(reply.body["error"]
+        .as_str()
+        .unwrap()
+        .contains("max_body_bytes"));
+
+    let reply = server
+        .post(&json!([event("a"), event("b"), event("c"), event("d")]))
+        .await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(reply.body["error"]
+        .as_str()
+        .unwrap()
+        .contains("max_events_per_request"));
+
+    let bearer = format!("Bearer {KEY}");
+    for headers in [
+        vec![("content-type", "application/x-www-form-urlencoded")],
+        vec![],
+        vec![
+            ("content-type", "application/json"),
+            ("content-encoding", "br"),
+        ],
+        vec![("content-type", "text/plain; charset=latin1")],
+    ] {
+        let mut headers = headers;
+        headers.push(("authorization", bearer.as_str()));
+        let reply = server
+            .send(Method::POST, "/v1/events", &headers, event("a").to_string())
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{headers:?}"
+        );
+    }
+    assert!(delivered(&tracker, &memory).await.is_empty());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_invalid_is_422_with_pointers_and_some_invalid_is_202() {
+    let (tracker, memory) = memory_tracker();
+    let server = Server::start(tracker.clone(), config()).await;
+    let reply = server
+        .post(&json!({"events": [
+            {"name": "has space", "data": {}},
+            {"data": {}},
+            {"name": "x", "data": {}, "context": "not an object"},
+            {"name": "x", "data": {}, "id": "not-a-uuid"},
+            {"name": "x", "data": {}, "timestamp": "yesterday"},
+            {"name": "x"},
+            {"name": "x", "data": {}, "nmae": 1},
+            "just a string",
+        ]}))
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{reply:?}");
+    let pointers: Vec<&str> = reply.body["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["pointer"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        pointers,
+        [
+            "/events/0/name",
+            "/events/1/name",
+            "/events/2/context",
+            "/events/3/id",
+            "/events/4/timestamp",
+            "/events/5/data",
+            "/events/6/nmae",
+            "/events/7",
+        ]
+    );
+    assert!(reply.body["rejected"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("whitespace"));
+
+    // An array body: pointers from the root; one good event makes it a 202.
+    let reply = server
+        .post(&json!([{"name": "bad name"}, event("good.one")]))
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED);
+    assert_eq!(reply.body["accepted"], 1);
+    assert_eq!(reply.body["rejected"][0]["index"], 0);
+    assert_eq!(reply.body["rejected"][0]["pointer"], "/0/name");
+
+    // A single event: pointers from the root too.
+    let reply = server.post(&json!({"name": "", "data": 1})).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.body["rejected"][0]["pointer"], "/name");
+
+    let events = delivered(&tracker, &memory).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].name(), "good.one");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_on_depth_strings_and_keys_are_refused_with_their_pointer() {
+    let (tracker, memory) = memory_tracker();
+    let server = Server::start(
+        tracker.clone(),
+        config().with_max_string_bytes(10).with_max_object_keys(3),
+    )
+    .await;
+    let mut deep = json!(1);
+    for _ in 0..65 {
+        deep = json!([deep]);
+    }
+    let reply = server
+        .post(&json!([
+            {"name": "x", "data": {"s": "01234567890"}},
+            {"name": "x", "data": {"o": {"a": 1, "b": 2, "c": 3, "d": 4}}},
+            {"name": "x", "data": deep},
+            {"name": "x", "data": {}, "context": {"page": {"title": "a very long title"}}},
+            {"name": "x", "data": {"ok": "short"}},
+        ]))
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{reply:?}");
+    assert_eq!(reply.body["accepted"], 1);
+    let rejected = reply.body["rejected"].as_array().unwrap();
+    assert_eq!(rejected[0]["pointer"], "/0/data/s");
+    assert!(rejected[0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("max_string_bytes"));
+    assert_eq!(rejected[1]["pointer"], "/1/data/o");
+    assert!(rejected[1]["error"]
+        .as_str()
+        .unwrap()
+        .contains("max_object_keys"));
+    assert!(rejected[2]["pointer"]
+        .as_str()
+        .unwrap()
+        .starts_with("/2/data/0/0"));
+    assert!(rejected[2]["error"]
+        .as_str()
+        .unwrap()
+        .contains("deeper than 64"));
+    assert_eq!(rejected[3]["pointer"], "/3/context/page/title");
+    assert_eq!(delivered(&tracker, &memory).await.len(), 1);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_side_context_cannot_be_overridden() {
+    let (tracker, memory) = memory_tracker();
+    let config = config()
+        .with_source("mobile")
+        .with_trusted_proxies(["127.0.0.1".parse::<IpNetwork>().unwrap()]);
+    let server = Server::start(tracker.clone(), config).await;
+    let forged = json!({
+        "received_at": "1999-01-01T00:00:00Z",
+        "client_ip": "6.6.6.6",
+        "user_agent": "forged",
+        "referer": "https://forged.example",
+        "source": "server",
+        "request_id": "forged",
+        "client_timestamp": "forged",
+        "page": "/checkout",
+    });
+    let reply = server
+        .post_with(
+            &[
+                ("user-agent", "TestBrowser/1.0"),
+                ("x-forwarded-for", "203.0.113.9"),
+                ("x-request-id", "req-42"),
+            ],
+            &json!([
+                {"name": "a", "data": {}, "context": forged, "timestamp": "2026-01-02T03:04:05.678Z"},
+                {"name": "b", "data": {}, "context": forged},
+            ]),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{reply:?}");
+    let events = delivered(&tracker, &memory).await;
+    assert_eq!(events.len(), 2);
+    for event in &events {
+        let context = event.context();
+        assert_eq!(context["client_ip"], "203.0.113.9", "{context:?}");
+        assert_eq!(context["user_agent"], "TestBrowser/1.0");
+        assert_eq!(context["request_id"], "req-42");
+        assert_eq!(context["source"], "mobile");
+        assert_eq!(
+            context["page"], "/checkout",
+            "the client's own keys are kept"
+        );
+        assert!(
+            context.get("referer").is_none(),
+            "no Referer header: the client's is removed"
+        );
+        // The event's time is the receive time, and `received_at` says it.
+        assert_eq!(context["received_at"], event.timestamp_rfc3339().as_str());
+        assert_ne!(context["received_at"], "1999-01-01T00:00:00Z");
+    }
+    assert_eq!(
+        events[0].context()["client_timestamp"],
+        "2026-01-02T03:04:05.678Z"
+    );
+    assert!(events[1].context().get("client_timestamp").is_none());
+    assert!(
+        events[0].timestamp()
+            > std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_767_000_000)
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_for_is_ignored_without_trusted_proxies() {
+    let (tracker, memory) = memory_tracker();
+    let server = Server::start(tracker.clone(), config()).await;
+    let reply = server
+        .post_with(
+            &[
+                ("x-forwarded-for", "203.0.113.9"),
+                ("referer", "https://shop.example/cart"),
+            ],
+            &event("a"),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED);
+    let events = delivered(&tracker, &memory).await;
+    assert_eq!(events[0].context()["client_ip"], "127.0.0.1");
+    assert_eq!(events[0].context()["referer"], "https://shop.example/cart");
+    assert_eq!(events[0].context()["source"], "browser");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_id_is_kept_and_otherwise_a_uuidv7_is_made() {
+    let (tracker, memory) = memory_tracker();
+    let server = Server::start(tracker.clone(), config()).await;
+    let id = "0190f3a2-7b1c-7d4e-8f00-123456789abc";
+    let reply = server
+        .post(&json!([{"name": "a", "data": {}, "id": id}, {"name": "b", "data": {}}]))
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED);
+    // The same beacon again: the same id (a backend writing by id stores it once).
+    server
+        .post(&json!({"name": "a", "data": {}, "id": id}))
+        .await;
+    let events = delivered(&tracker, &memory).await;
+    assert_eq!(events[0].id(), Uuid::parse_str(id).unwrap());
+    assert_eq!(events[2].id(), events[0].id());
+    assert_eq!(events[1].id().get_version_num(), 7);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_and_text_plain_beacons_are_read() {
+    let (tracker, memory) = memory_tracker();
+    let server = Server::start(tracker.clone(), config().with_max_body_bytes(4_096)).await;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder
+        .write_all(
+            json!([event("zipped.one"), event("zipped.two")])
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
+    let gzipped = encoder.finish().unwrap();
+    let bearer = format!("Bearer {KEY}");
+    let reply = server
+        .send(
+            Method::POST,
+            "/v1/events",
+            &[
+                ("content-type", "application/json"),
+                ("content-encoding", "gzip"),
+                ("authorization", bearer.as_str()),
+            ],
+            gzipped,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{reply:?}");
+    assert_eq!(reply.body["accepted"], 2);
+
+    // What sendBeacon sends: a string as text/plain, the key in the query.
+    let reply = server
+        .send(
+            Method::POST,
+            &format!("/v1/events?key={KEY}"),
+            &[("content-type", "text/plain;charset=UTF-8")],
+            json!({"events": [event("beacon.one")]}).to_string(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{reply:?}");
+
+    // A gzip bomb: small on the wire, over the limit once decoded.
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let padded = json!({"name": "bomb", "data": {"pad": " ".repeat(100_000)}}).to_string();
+    encoder.write_all(padded.as_bytes()).unwrap();
+    let bomb = encoder.finish().unwrap();
+    assert!(bomb.len() < 4_096);
+    let reply = server
+        .send(
+            Method::POST,
+            "/v1/events",
+            &[
+                ("content-type", "application/json"),
+                ("content-encoding", "gzip"),
+                ("authorization", bearer.as_str()),
+            ],
+            bomb,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+    // Not gzip at all.
+    let reply = server
+        .send(
+            Method::POST,
+            "/v1/events",
+            &[
+                ("content-type", "application/json"),
+                ("content-encoding", "gzip"),
+                ("authorization", bearer.as_str()),
+            ],
+            event("plain").to_string(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+
+    let names: Vec<String> = delivered(&tracker, &memory)
+        .await
+        .iter()
+        .map(|e| e.name().to_owned())
+        .collect();
+    assert_eq!(names, ["zipped.one", "zipped.two", "beacon.one"]);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_readiness() {
+    let (tracker, _memory) = memory_tracker();
+    let server = Server::start(tracker.clone(), config()).await;
+    let reply = server.get("/healthz").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body["status"], "ok");
+    let reply = server.get("/readyz").await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    assert_eq!(reply.body["backends"]["memory"]["ready"], true);
+    server.collector.start_draining();
+    let reply = server.get("/readyz").await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(reply.body["shutting_down"], true);
+    let reply = server.post(&event("late")).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(reply.header("retry-after").is_some());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_never_arrives_is_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (tracker, _memory) = memory_tracker();
+    let server = Server::start(
+        tracker,
+        config().with_body_timeout(std::time::Duration::from_millis(200)),
+    )
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"name\""
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut response = vec![0; 1024];
+    let n = stream.read(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response[..n]);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("body_timeout_ms"), "{text}");
+    drop(stream);
+    server.stop().await;
+}
