@@ -14,6 +14,7 @@ use crate::auth::presented_key;
 use crate::context::ServerContext;
 use crate::events::{Batch, Made, Pointers};
 use crate::limits::Limits;
+use crate::metrics::EventOutcome;
 use crate::rate_limit::Refusal;
 use crate::response::{self, Problem, Rejection};
 use crate::Shared;
@@ -83,7 +84,9 @@ async fn handle(shared: &Shared, request: Request) -> Result<Response, Problem> 
         pointers,
     } = batch.into_events(&server, limits, &check);
     if events.is_empty() && !rejected.is_empty() {
-        count(&shared.metrics.events_rejected, rejected.len());
+        shared
+            .metrics
+            .count_events(EventOutcome::Rejected, rejected.len());
         return Err(Problem::all_invalid(rejected));
     }
     emit(shared, events, rejected, pointers)
@@ -154,8 +157,12 @@ fn emit(
 ) -> Result<Response, Problem> {
     let n = events.len() as u64;
     if shared.draining() {
-        count(&shared.metrics.events_unavailable, events.len());
-        count(&shared.metrics.events_rejected, rejected.len());
+        shared
+            .metrics
+            .count_events(EventOutcome::Unavailable, events.len());
+        shared
+            .metrics
+            .count_events(EventOutcome::Rejected, rejected.len());
         return Err(Problem::unavailable(
             "the collector is shutting down",
             0,
@@ -166,8 +173,12 @@ fn emit(
     for (name, capacity) in &shared.capacities {
         let queued = report.backends.get(name).map_or(0, |stats| stats.queued);
         if queued + n > *capacity as u64 {
-            count(&shared.metrics.events_unavailable, events.len());
-            count(&shared.metrics.events_rejected, rejected.len());
+            shared
+                .metrics
+                .count_events(EventOutcome::Unavailable, events.len());
+            shared
+                .metrics
+                .count_events(EventOutcome::Rejected, rejected.len());
             return Err(Problem::unavailable(
                 format!(
                     "backend {name:?}'s queue is full ({queued} of {capacity} queued): retry later"
@@ -219,9 +230,15 @@ fn emit(
             }),
         }
     }
-    count(&shared.metrics.events_accepted, accepted);
-    count(&shared.metrics.events_rejected, rejected.len());
-    count(&shared.metrics.events_unavailable, unavailable.len());
+    shared
+        .metrics
+        .count_events(EventOutcome::Accepted, accepted);
+    shared
+        .metrics
+        .count_events(EventOutcome::Rejected, rejected.len());
+    shared
+        .metrics
+        .count_events(EventOutcome::Unavailable, unavailable.len());
     if !unavailable.is_empty() {
         rejected.extend(unavailable);
         rejected.sort_by_key(|r| r.index);
@@ -232,8 +249,4 @@ fn emit(
         ));
     }
     Ok(response::accepted(accepted, &rejected))
-}
-
-fn count(counter: &std::sync::atomic::AtomicU64, n: usize) {
-    counter.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
 }

@@ -115,7 +115,7 @@
 //! probe a backend's store, so a store that is down shows here once its
 //! queue fills.
 //!
-//! **`GET /metrics`**: the Prometheus text format: the tracker's counters
+//! **`GET /metrics`**: the OpenMetrics text exposition (Prometheus scrapes it; written by `prometheus-client`): the tracker's counters
 //! (`eventtracking_tracker_*_total`), each backend's
 //! (`eventtracking_backend_*_total{backend}`, `eventtracking_backend_queued`),
 //! the collector's events by outcome
@@ -235,6 +235,7 @@ impl Collector {
             }
             capacities.push((name, delivery.queue_capacity));
         }
+        let metrics = metrics::Metrics::new(tracker.clone(), capacities.clone());
         Ok(Collector {
             shared: Arc::new(Shared {
                 per_key: config.rate_limit_per_key.map(rate_limit::Limiter::new),
@@ -243,7 +244,7 @@ impl Collector {
                 config,
                 capacities,
                 catalog: validate::CatalogCheck::new(),
-                metrics: metrics::Metrics::default(),
+                metrics,
                 draining: AtomicBool::new(false),
             }),
         })

@@ -1,30 +1,37 @@
-//! `GET /metrics`: the Prometheus text format (version 0.0.4) of the
-//! tracker's counters, the collector's event outcomes, and HTTP requests by
-//! route and status with a latency histogram. Written by hand: a few
-//! counters do not need a metrics crate.
+//! `GET /metrics`: the OpenMetrics text exposition (which Prometheus
+//! scrapes) of the tracker's counters, the collector's event outcomes, and
+//! HTTP requests by route and status with a latency histogram, through
+//! `prometheus-client`.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::Response;
-use eventtracking_core::sync::lock;
+use axum::response::{IntoResponse, Response};
+use eventtracking_engine::{BackendStats, Tracker};
 use http::header::CONTENT_TYPE;
-use http::HeaderValue;
+use http::{HeaderValue, StatusCode};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 
 use crate::Shared;
 
-/// The routes requests are counted under (anything else is `other`).
+/// The routes requests are counted under (anything else is `other`, so a
+/// scan of random paths cannot grow the label set).
 const ROUTES: &[&str] = &[
     "/v1/events",
     "/healthz",
     "/readyz",
     "/metrics",
     "/openapi.json",
+    "/catalog.json",
 ];
 
 /// Upper bounds of the latency buckets, in seconds.
@@ -32,51 +39,103 @@ const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
-/// One route's latency histogram.
-#[derive(Debug, Default)]
-struct Histogram {
-    /// Requests at or below each bound (not cumulative; summed when written).
-    buckets: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    sum_micros: AtomicU64,
+const CONTENT_TYPE_OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: &'static str,
+    status: u16,
 }
 
-impl Histogram {
-    fn observe(&self, elapsed: Duration) {
-        let seconds = elapsed.as_secs_f64();
-        if let Some(i) = BUCKETS.iter().position(|bound| seconds <= *bound) {
-            self.buckets[i].fetch_add(1, Relaxed);
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+/// What happened to events the collector received.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum EventOutcome {
+    /// Answered 202 (queued).
+    Accepted,
+    /// Refused as invalid (in a 202's or a 422's `rejected`).
+    Rejected,
+    /// Refused for want of room or during shutdown (503).
+    Unavailable,
+}
+
+/// The collector's metrics and the registry they are written from.
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    events: Family<OutcomeLabels, Counter>,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
+impl Metrics {
+    /// The collector's own metrics, and the tracker's counters read at each scrape.
+    pub(crate) fn new(tracker: Tracker, capacities: Vec<(String, usize)>) -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "eventtracking_collector_http_requests",
+            "HTTP requests answered, by route and status",
+            requests.clone(),
+        );
+        let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
+        registry.register(
+            "eventtracking_collector_http_request_duration_seconds",
+            "Time from the request to the response head, by route",
+            latency.clone(),
+        );
+        let events = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "eventtracking_collector_events",
+            "Events received by the collector, by outcome: accepted (202), rejected (invalid), unavailable (503)",
+            events.clone(),
+        );
+        registry.register_collector(Box::new(TrackerCounters {
+            tracker,
+            capacities,
+        }));
+        Metrics {
+            registry,
+            requests,
+            latency,
+            events,
         }
-        self.count.fetch_add(1, Relaxed);
-        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        self.sum_micros.fetch_add(micros, Relaxed);
+    }
+
+    /// Counts `n` events with this outcome.
+    pub(crate) fn count_events(&self, outcome: EventOutcome, n: usize) {
+        let outcome = match outcome {
+            EventOutcome::Accepted => "accepted",
+            EventOutcome::Rejected => "rejected",
+            EventOutcome::Unavailable => "unavailable",
+        };
+        self.events
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc_by(n as u64);
     }
 }
 
-/// What the collector counts itself.
-#[derive(Debug, Default)]
-pub(crate) struct Metrics {
-    /// Requests by (route index, status code).
-    requests: Mutex<BTreeMap<(usize, u16), u64>>,
-    /// One histogram per route, `other` last.
-    latency: [Histogram; ROUTES.len() + 1],
-    /// Events answered 202 (queued).
-    pub(crate) events_accepted: AtomicU64,
-    /// Events refused as invalid (in a 202's or a 422's `rejected`).
-    pub(crate) events_rejected: AtomicU64,
-    /// Events refused for want of room or during shutdown (503).
-    pub(crate) events_unavailable: AtomicU64,
-}
-
-fn route_index(path: &str) -> usize {
+fn route_label(path: &str) -> &'static str {
     ROUTES
         .iter()
-        .position(|r| *r == path)
-        .unwrap_or(ROUTES.len())
-}
-
-fn route_name(index: usize) -> &'static str {
-    ROUTES.get(index).copied().unwrap_or("other")
+        .find(|route| **route == path)
+        .copied()
+        .unwrap_or("other")
 }
 
 /// Times and counts every request.
@@ -85,219 +144,164 @@ pub(crate) async fn middleware(
     request: Request,
     next: Next,
 ) -> Response {
-    let route = route_index(request.uri().path());
+    let route = route_label(request.uri().path());
     let start = Instant::now();
     let response = next.run(request).await;
     let metrics = &shared.metrics;
-    metrics.latency[route].observe(start.elapsed());
-    *lock(&metrics.requests)
-        .entry((route, response.status().as_u16()))
-        .or_insert(0) += 1;
+    metrics
+        .latency
+        .get_or_create(&RouteLabels { route })
+        .observe(start.elapsed().as_secs_f64());
+    metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            route,
+            status: response.status().as_u16(),
+        })
+        .inc();
     response
 }
 
 /// The handler.
 pub(crate) async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    let mut response = Response::new(axum::body::Body::from(render(&shared)));
+    let mut text = String::with_capacity(8192);
+    if let Err(error) =
+        prometheus_client::encoding::text::encode(&mut text, &shared.metrics.registry)
+    {
+        tracing::error!(%error, "eventtracking collector: encoding the metrics failed");
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    let mut response = Response::new(axum::body::Body::from(text));
     response.headers_mut().insert(
         CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        HeaderValue::from_static(CONTENT_TYPE_OPENMETRICS),
     );
     response
 }
 
-/// A metric's `# HELP` and `# TYPE` lines.
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
+/// The tracker's and its backends' counters, read at each scrape.
+#[derive(Debug)]
+struct TrackerCounters {
+    tracker: Tracker,
+    capacities: Vec<(String, usize)>,
 }
 
-/// A label value, escaped as the text format wants.
-fn label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
+type BackendField = fn(&BackendStats) -> u64;
 
-fn render(shared: &Shared) -> String {
-    let mut out = String::with_capacity(4096);
-    let report = shared.tracker.report();
-    let tracker = &report.tracker;
-    for (name, value, help) in [
-        (
-            "emitted",
-            tracker.emitted,
-            "Events emitted into the tracker.",
-        ),
-        (
-            "invalid",
-            tracker.invalid,
-            "Emits refused: bad name or data.",
-        ),
-        (
-            "filtered",
-            tracker.filtered,
-            "Events a tracker-level processor dropped on purpose.",
-        ),
-        (
-            "processor_errors",
-            tracker.processor_errors,
-            "Events dropped because a tracker-level processor failed.",
-        ),
-        (
-            "no_backend",
-            tracker.no_backend,
-            "Events emitted on a tracker with no backend.",
-        ),
-        (
-            "after_shutdown",
-            tracker.after_shutdown,
-            "Emits refused because the tracker was shut down.",
-        ),
-    ] {
-        let metric = format!("eventtracking_tracker_{name}_total");
-        header(&mut out, &metric, "counter", help);
-        let _ = writeln!(out, "{metric} {value}");
-    }
-    type Field = fn(&eventtracking_engine::BackendStats) -> u64;
-    let backend_counters: [(&str, Field, &str); 10] = [
-        (
-            "accepted",
-            |s| s.accepted,
-            "Events that entered the backend's queue.",
-        ),
-        ("delivered", |s| s.delivered, "Events the backend stored."),
-        ("retried", |s| s.retried, "Event sends retried."),
-        (
-            "failed",
-            |s| s.failed,
-            "Events that could not be delivered.",
-        ),
-        (
-            "dead_lettered",
-            |s| s.dead_lettered,
-            "Failed events written to the dead-letter file.",
-        ),
-        (
-            "dropped",
-            |s| s.dropped,
-            "Events dropped, all reasons together.",
-        ),
-        (
-            "dropped_queue_full",
-            |s| s.dropped_by_reason.queue_full,
-            "Events refused by a full queue.",
-        ),
-        (
-            "batches",
-            |s| s.batches,
-            "Batches handed to the backend, attempts included.",
-        ),
-        (
-            "flush_errors",
-            |s| s.flush_errors,
-            "Backend flushes that failed.",
-        ),
-        (
-            "schema_invalid",
-            |s| s.schema_invalid,
-            "Failed events that broke their type's JSON Schema.",
-        ),
-    ];
-    for (name, field, help) in backend_counters {
-        let metric = format!("eventtracking_backend_{name}_total");
-        header(&mut out, &metric, "counter", help);
-        for (backend, stats) in &report.backends {
-            let _ = writeln!(
-                out,
-                "{metric}{{backend=\"{}\"}} {}",
-                label(backend),
-                field(stats)
-            );
-        }
-    }
-    header(
-        &mut out,
-        "eventtracking_backend_queued",
-        "gauge",
-        "Events waiting in the backend's queue.",
-    );
-    header(
-        &mut out,
-        "eventtracking_backend_queue_capacity",
-        "gauge",
-        "The backend's queue capacity.",
-    );
-    for (backend, capacity) in &shared.capacities {
-        let queued = report.backends.get(backend).map_or(0, |s| s.queued);
-        let backend = label(backend);
-        let _ = writeln!(
-            out,
-            "eventtracking_backend_queued{{backend=\"{backend}\"}} {queued}"
-        );
-        let _ = writeln!(
-            out,
-            "eventtracking_backend_queue_capacity{{backend=\"{backend}\"}} {capacity}"
-        );
-    }
+/// The backends' counters: name (without `_total`), value, help.
+const BACKEND_COUNTERS: [(&str, BackendField, &str); 10] = [
+    (
+        "accepted",
+        |s| s.accepted,
+        "Events that entered the backend's queue",
+    ),
+    ("delivered", |s| s.delivered, "Events the backend stored"),
+    ("retried", |s| s.retried, "Event sends retried"),
+    ("failed", |s| s.failed, "Events that could not be delivered"),
+    (
+        "dead_lettered",
+        |s| s.dead_lettered,
+        "Failed events written to the dead-letter file",
+    ),
+    (
+        "dropped",
+        |s| s.dropped,
+        "Events dropped, all reasons together",
+    ),
+    (
+        "dropped_queue_full",
+        |s| s.dropped_by_reason.queue_full,
+        "Events refused by a full queue",
+    ),
+    (
+        "batches",
+        |s| s.batches,
+        "Batches handed to the backend, attempts included",
+    ),
+    (
+        "flush_errors",
+        |s| s.flush_errors,
+        "Backend flushes that failed",
+    ),
+    (
+        "schema_invalid",
+        |s| s.schema_invalid,
+        "Failed events that broke their type's JSON Schema",
+    ),
+];
 
-    let metrics = &shared.metrics;
-    let name = "eventtracking_collector_events_total";
-    header(&mut out, name, "counter", "Events received by the collector, by outcome: accepted (202), rejected (invalid), unavailable (503).");
-    for (outcome, counter) in [
-        ("accepted", &metrics.events_accepted),
-        ("rejected", &metrics.events_rejected),
-        ("unavailable", &metrics.events_unavailable),
-    ] {
-        let _ = writeln!(
-            out,
-            "{name}{{outcome=\"{outcome}\"}} {}",
-            counter.load(Relaxed)
-        );
-    }
-    let name = "eventtracking_collector_http_requests_total";
-    header(
-        &mut out,
-        name,
-        "counter",
-        "HTTP requests answered, by route and status.",
-    );
-    for ((route, status), count) in lock(&metrics.requests).iter() {
-        let _ = writeln!(
-            out,
-            "{name}{{route=\"{}\",status=\"{status}\"}} {count}",
-            route_name(*route)
-        );
-    }
-    let name = "eventtracking_collector_http_request_duration_seconds";
-    header(
-        &mut out,
-        name,
-        "histogram",
-        "Time from the request to the response head, by route.",
-    );
-    for (index, histogram) in metrics.latency.iter().enumerate() {
-        let count = histogram.count.load(Relaxed);
-        if count == 0 {
-            continue;
+impl Collector for TrackerCounters {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let report = self.tracker.report();
+        let tracker = &report.tracker;
+        for (name, value, help) in [
+            (
+                "emitted",
+                tracker.emitted,
+                "Events emitted into the tracker",
+            ),
+            (
+                "invalid",
+                tracker.invalid,
+                "Emits refused: bad name or data",
+            ),
+            (
+                "filtered",
+                tracker.filtered,
+                "Events a tracker-level processor dropped on purpose",
+            ),
+            (
+                "processor_errors",
+                tracker.processor_errors,
+                "Events dropped because a tracker-level processor failed",
+            ),
+            (
+                "no_backend",
+                tracker.no_backend,
+                "Events emitted on a tracker with no backend",
+            ),
+            (
+                "after_shutdown",
+                tracker.after_shutdown,
+                "Emits refused because the tracker was shut down",
+            ),
+        ] {
+            let counter = ConstCounter::new(value);
+            let full_name = format!("eventtracking_tracker_{name}");
+            let metric =
+                encoder.encode_descriptor(&full_name, help, None, counter.metric_type())?;
+            counter.encode(metric)?;
         }
-        let route = route_name(index);
-        let mut cumulative = 0;
-        for (bound, bucket) in BUCKETS.iter().zip(&histogram.buckets) {
-            cumulative += bucket.load(Relaxed);
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}"
-            );
+        for (name, field, help) in BACKEND_COUNTERS {
+            let full_name = format!("eventtracking_backend_{name}");
+            let mut metric =
+                encoder.encode_descriptor(&full_name, help, None, MetricType::Counter)?;
+            for (backend, stats) in &report.backends {
+                let labels = [("backend", backend.as_str())];
+                ConstCounter::new(field(stats)).encode(metric.encode_family(&labels)?)?;
+            }
         }
-        let _ = writeln!(
-            out,
-            "{name}_bucket{{route=\"{route}\",le=\"+Inf\"}} {count}"
-        );
-        let sum = histogram.sum_micros.load(Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum{{route=\"{route}\"}} {sum}");
-        let _ = writeln!(out, "{name}_count{{route=\"{route}\"}} {count}");
+        let mut queued = encoder.encode_descriptor(
+            "eventtracking_backend_queued",
+            "Events waiting in the backend's queue",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (backend, _) in &self.capacities {
+            let value = report.backends.get(backend).map_or(0, |s| s.queued);
+            let labels = [("backend", backend.as_str())];
+            ConstGauge::new(value as i64).encode(queued.encode_family(&labels)?)?;
+        }
+        let mut capacity = encoder.encode_descriptor(
+            "eventtracking_backend_queue_capacity",
+            "The backend's queue capacity",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (backend, value) in &self.capacities {
+            let labels = [("backend", backend.as_str())];
+            ConstGauge::new(*value as i64).encode(capacity.encode_family(&labels)?)?;
+        }
+        Ok(())
     }
-    out
 }

@@ -111,7 +111,7 @@ fn build() -> Value {
                 "get": {
                     "summary": "Prometheus metrics",
                     "operationId": "metrics",
-                    "responses": {"200": {"description": "The text exposition format 0.0.4.", "content": {"text/plain": {"schema": {"type": "string"}}}}}
+                    "responses": {"200": {"description": "The OpenMetrics text exposition (Prometheus scrapes it).", "content": {"application/openmetrics-text": {"schema": {"type": "string"}}}}}
                 }
             },
             "/catalog.json": {

@@ -1,4 +1,4 @@
-//! `/metrics` (Prometheus text) and `/openapi.json` (the answers match it).
+//! `/metrics` (OpenMetrics text) and `/openapi.json` (the answers match it).
 
 mod common;
 
@@ -29,7 +29,7 @@ async fn metrics_count_requests_events_and_deliveries() {
     assert!(reply
         .header("content-type")
         .unwrap()
-        .starts_with("text/plain; version=0.0.4"));
+        .starts_with("application/openmetrics-text; version=1.0.0"));
     let text = reply.body.as_str().unwrap().to_owned();
     for line in [
         "eventtracking_collector_http_requests_total{route=\"/v1/events\",status=\"202\"} 1",
@@ -37,7 +37,7 @@ async fn metrics_count_requests_events_and_deliveries() {
         "eventtracking_collector_http_requests_total{route=\"/v1/events\",status=\"401\"} 1",
         "eventtracking_collector_events_total{outcome=\"accepted\"} 2",
         "eventtracking_collector_events_total{outcome=\"rejected\"} 2",
-        "eventtracking_collector_http_request_duration_seconds_bucket{route=\"/v1/events\",le=\"+Inf\"} 3",
+        "eventtracking_collector_http_request_duration_seconds_bucket{le=\"+Inf\",route=\"/v1/events\"} 3",
         "eventtracking_collector_http_request_duration_seconds_count{route=\"/v1/events\"} 3",
         "eventtracking_backend_delivered_total{backend=\"memory\"} 2",
         "eventtracking_tracker_emitted_total 2",
@@ -49,14 +49,16 @@ async fn metrics_count_requests_events_and_deliveries() {
     let buckets: Vec<u64> = text
         .lines()
         .filter(|l| {
-            l.starts_with(
-                "eventtracking_collector_http_request_duration_seconds_bucket{route=\"/v1/events\"",
-            )
+            l.starts_with("eventtracking_collector_http_request_duration_seconds_bucket{")
+                && l.contains("route=\"/v1/events\"")
         })
         .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
         .collect();
     assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
+    assert_eq!(buckets.len(), 13, "12 bounds and +Inf: {buckets:?}");
     assert_eq!(buckets.last(), Some(&3));
+    // OpenMetrics ends the exposition explicitly.
+    assert_eq!(text.lines().last(), Some("# EOF"));
     server.stop().await;
 }
 
