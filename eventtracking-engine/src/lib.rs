@@ -57,6 +57,7 @@
 
 mod ack;
 mod answer;
+pub mod buffer;
 mod config;
 mod config_error;
 pub mod delivery;
