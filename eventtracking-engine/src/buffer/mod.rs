@@ -84,7 +84,7 @@ use std::time::{Duration, Instant, SystemTime};
 use eventtracking_core::sync::lock;
 
 use ledger::{Ledger, Position};
-use record::{Parsed, FRAME_HEADER};
+use record::{Parsed, Source, FRAME_HEADER};
 use segment::SEGMENT_HEADER;
 
 /// Pending bytes an append may leave unwritten (under `Interval` and `Never`).
@@ -210,6 +210,11 @@ struct Shared {
     first_unacked_id: u64,
     /// Bumped when segments are deleted: writers waiting for space retry.
     freed: u64,
+    /// Bumped when a failed write is cut back: bytes the reader buffered
+    /// past the readable end may have changed.
+    cuts: u64,
+    /// Readers in [`DiskBuffer::wait_for_data`]: appends wake them only then.
+    waiting_readers: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -227,7 +232,7 @@ struct InFlight {
 
 struct Reader {
     cursor: Position,
-    file: Option<(u64, File)>,
+    file: Option<(u64, Source)>,
     /// Items read and not yet passed by the acknowledged position, in file order.
     in_flight: VecDeque<InFlight>,
     /// The sequence number of `in_flight[0]`.
@@ -237,6 +242,8 @@ struct Reader {
     next_unacked_id: u64,
     ledger_dirty: bool,
     next_corrupt: u64,
+    /// [`Shared::cuts`] when the read-ahead was last trusted.
+    cuts: u64,
 }
 
 impl Reader {
@@ -447,13 +454,15 @@ fn recover(dir: &Path, options: &DiskBufferOptions) -> Result<Recovered, BufferE
             .write(true)
             .open(&path)
             .map_err(io_error(&path))?;
-        let header = segment::read_header(&mut file, last).map_err(io_error(&path))?;
+        let mut source = Source::new(file.try_clone().map_err(io_error(&path))?);
+        let header = segment::read_header(&mut source, last).map_err(io_error(&path))?;
         if let Some(header) = header {
             next_id = next_id.max(header.first_id);
         }
         // A bad header is scanned from 0: records after it are still found.
         let start = if header.is_some() { SEGMENT_HEADER } else { 0 };
-        let scan = segment::scan(&mut file, start, len).map_err(io_error(&path))?;
+        let scan = segment::scan(&mut source, start, len).map_err(io_error(&path))?;
+        drop(source);
         first_found = scan.first_id;
         if let Some(id) = scan.last_id {
             next_id = next_id.max(id.saturating_add(1));
@@ -510,7 +519,7 @@ fn recover(dir: &Path, options: &DiskBufferOptions) -> Result<Recovered, BufferE
             let oldest = segments.keys().next().copied().unwrap_or(write_segment);
             let path = segment::path(dir, oldest);
             let from_header = File::open(&path)
-                .and_then(|mut file| segment::read_header(&mut file, oldest))
+                .and_then(|file| segment::read_header(&mut Source::new(file), oldest))
                 .ok()
                 .flatten()
                 .map(|header| header.first_id);
@@ -540,6 +549,7 @@ fn recover(dir: &Path, options: &DiskBufferOptions) -> Result<Recovered, BufferE
             next_unacked_id: first_unacked_id,
             ledger_dirty: false,
             next_corrupt: 0,
+            cuts: 0,
         },
         shared: Shared {
             segments,
@@ -549,6 +559,8 @@ fn recover(dir: &Path, options: &DiskBufferOptions) -> Result<Recovered, BufferE
             next_id,
             first_unacked_id,
             freed: 0,
+            cuts: 0,
+            waiting_readers: 0,
         },
         corrupt,
     })
@@ -664,14 +676,18 @@ impl DiskBuffer {
                 return Err(error.into());
             }
         }
-        w.next_id += 1;
-        {
+        w.next_id = w.next_id.saturating_add(1);
+        let wake = {
             let mut shared = lock(&self.shared);
             shared.total_bytes += frame;
             shared.segments.insert(w.segment, w.size);
             shared.next_id = w.next_id;
+            shared.waiting_readers > 0
+        };
+        // A notification is a syscall: only when a reader waits.
+        if wake {
+            self.data.notify_all();
         }
-        self.data.notify_all();
         if sync {
             self.fsync(w)?;
         }
@@ -719,6 +735,7 @@ impl DiskBuffer {
             // boundary and a retry appends whole records after it.
             let _ = w.file.set_len(w.flushed);
             let _ = w.file.seek(SeekFrom::Start(w.flushed));
+            lock(&self.shared).cuts += 1;
             return Err(BufferError::Io {
                 path: segment::path(&self.dir, w.segment),
                 source,
@@ -804,6 +821,12 @@ impl DiskBuffer {
             let segment = r.cursor.segment;
             let (end, write_end) = {
                 let shared = lock(&self.shared);
+                if shared.cuts != r.cuts {
+                    r.cuts = shared.cuts;
+                    if let Some((_, source)) = r.file.as_mut() {
+                        source.invalidate();
+                    }
+                }
                 match shared.segments.get(&segment) {
                     None => match shared.segments.range(segment..).next() {
                         Some((&next, _)) => {
@@ -824,10 +847,13 @@ impl DiskBuffer {
             let path = segment::path(&self.dir, segment);
             if r.file.as_ref().is_none_or(|(number, _)| *number != segment) {
                 let mut file = match File::open(&path) {
-                    Ok(file) => file,
+                    Ok(file) => Source::new(file),
                     Err(error) if error.kind() == io::ErrorKind::NotFound => {
                         // Removed behind our back: go on with the next one.
-                        lock(&self.shared).segments.remove(&segment);
+                        let mut shared = lock(&self.shared);
+                        if let Some(size) = shared.segments.remove(&segment) {
+                            shared.total_bytes = shared.total_bytes.saturating_sub(size);
+                        }
                         continue;
                     }
                     Err(error) => return Err(io_error(&path)(error)),
@@ -1002,7 +1028,7 @@ impl DiskBuffer {
                 .collect();
             for n in &doomed {
                 if let Some(size) = shared.segments.remove(n) {
-                    shared.total_bytes -= size;
+                    shared.total_bytes = shared.total_bytes.saturating_sub(size);
                 }
             }
             if !doomed.is_empty() {
@@ -1078,7 +1104,7 @@ impl DiskBuffer {
         for (number, end) in segments {
             let path = segment::path(&self.dir, number);
             let mut file = match File::open(&path) {
-                Ok(file) => file,
+                Ok(file) => Source::new(file),
                 Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
                 Err(error) => return Err(io_error(&path)(error)),
             };

@@ -14,7 +14,7 @@
 //! bytes whose checksum does not match).
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 
 /// The bytes before the payload.
 pub(crate) const FRAME_HEADER: u64 = 20;
@@ -22,6 +22,65 @@ pub(crate) const FRAME_HEADER: u64 = 20;
 pub(crate) const MARKER: u32 = 0xE7B0_F7C5;
 /// How much a resynchronising scan reads at once.
 const SCAN_CHUNK: usize = 64 * 1024;
+/// The read-ahead of a [`Source`]: records are read a buffer at a time, not
+/// with two syscalls each.
+const READ_AHEAD: usize = 256 * 1024;
+
+/// A segment file read through a buffer, seeking only when a read does not
+/// start where the last one ended (a seek discards the buffer).
+#[derive(Debug)]
+pub(crate) struct Source {
+    reader: BufReader<File>,
+    /// Where the next buffered byte is from, when known.
+    pos: Option<u64>,
+}
+
+impl Source {
+    pub(crate) fn new(file: File) -> Self {
+        Source {
+            reader: BufReader::with_capacity(READ_AHEAD, file),
+            pos: None,
+        }
+    }
+
+    /// Forgets the read-ahead: bytes past the readable end of the segment
+    /// being written may change (a failed write is cut back and rewritten).
+    pub(crate) fn invalidate(&mut self) {
+        self.pos = None;
+    }
+
+    /// Fills `buf` from `offset`; `Ok(false)` if the file ends first.
+    pub(crate) fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<bool> {
+        if self.pos != Some(offset) {
+            let delta = self
+                .pos
+                .and_then(|pos| i64::try_from(i128::from(offset) - i128::from(pos)).ok());
+            let moved = match delta {
+                Some(delta) => self.reader.seek_relative(delta),
+                None => self.reader.seek(SeekFrom::Start(offset)).map(drop),
+            };
+            if let Err(error) = moved {
+                self.pos = None;
+                return Err(error);
+            }
+            self.pos = Some(offset);
+        }
+        match self.reader.read_exact(buf) {
+            Ok(()) => {
+                self.pos = Some(offset + buf.len() as u64);
+                Ok(true)
+            }
+            Err(error) => {
+                self.pos = None;
+                if error.kind() == io::ErrorKind::UnexpectedEof {
+                    Ok(false)
+                } else {
+                    Err(error)
+                }
+            }
+        }
+    }
+}
 
 fn checksum(len: u32, id: u64, payload: &[u8]) -> u32 {
     let mut hasher = crc32fast::Hasher::new();
@@ -62,7 +121,7 @@ pub(crate) enum Parsed {
 /// The record at `offset` if one whole, valid record starts there and ends
 /// at or before `end`.
 pub(crate) fn record_at(
-    file: &mut File,
+    file: &mut Source,
     offset: u64,
     end: u64,
 ) -> io::Result<Option<(u64, Vec<u8>)>> {
@@ -70,8 +129,10 @@ pub(crate) fn record_at(
         return Ok(None);
     }
     let mut header = [0u8; FRAME_HEADER as usize];
-    file.seek(SeekFrom::Start(offset))?;
-    file.read_exact(&mut header)?;
+    // A file shorter than `end` (cut by someone else) holds no record there.
+    if !file.read_exact_at(offset, &mut header)? {
+        return Ok(None);
+    }
     let word = |at: usize| {
         u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
     };
@@ -89,7 +150,9 @@ pub(crate) fn record_at(
         return Ok(None);
     }
     let mut payload = vec![0u8; len as usize];
-    file.read_exact(&mut payload)?;
+    if !file.read_exact_at(offset + FRAME_HEADER, &mut payload)? {
+        return Ok(None);
+    }
     if checksum(len, id, &payload) != crc {
         return Ok(None);
     }
@@ -98,14 +161,15 @@ pub(crate) fn record_at(
 
 /// The first offset after `from` (exclusive) and before `end` where a valid
 /// record starts, if any.
-pub(crate) fn resync(file: &mut File, from: u64, end: u64) -> io::Result<Option<u64>> {
+pub(crate) fn resync(file: &mut Source, from: u64, end: u64) -> io::Result<Option<u64>> {
     let marker = MARKER.to_le_bytes();
     let mut start = from.saturating_add(1);
     let mut chunk = vec![0u8; SCAN_CHUNK];
     while end.saturating_sub(start) >= FRAME_HEADER {
         let want = usize::try_from((end - start).min(SCAN_CHUNK as u64)).unwrap_or(SCAN_CHUNK);
-        file.seek(SeekFrom::Start(start))?;
-        file.read_exact(&mut chunk[..want])?;
+        if !file.read_exact_at(start, &mut chunk[..want])? {
+            return Ok(None);
+        }
         let window = &chunk[..want];
         for at in 0..want.saturating_sub(marker.len() - 1) {
             if window[at..at + marker.len()] == marker {
@@ -123,7 +187,7 @@ pub(crate) fn resync(file: &mut File, from: u64, end: u64) -> io::Result<Option<
 }
 
 /// What starts at `offset` (before `end`).
-pub(crate) fn parse_at(file: &mut File, offset: u64, end: u64) -> io::Result<Parsed> {
+pub(crate) fn parse_at(file: &mut Source, offset: u64, end: u64) -> io::Result<Parsed> {
     if offset >= end {
         return Ok(Parsed::End);
     }
@@ -143,13 +207,20 @@ pub(crate) fn parse_at(file: &mut File, offset: u64, end: u64) -> io::Result<Par
     })
 }
 
-/// The bytes of `[from, to)`.
-pub(crate) fn read_range(file: &mut File, from: u64, to: u64) -> io::Result<Vec<u8>> {
+/// The bytes of `[from, to)`, fewer if the file ends first.
+pub(crate) fn read_range(file: &mut Source, from: u64, to: u64) -> io::Result<Vec<u8>> {
     let len = usize::try_from(to.saturating_sub(from))
         .map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
     let mut bytes = vec![0u8; len];
-    file.seek(SeekFrom::Start(from))?;
-    file.read_exact(&mut bytes)?;
+    if file.read_exact_at(from, &mut bytes)? {
+        return Ok(bytes);
+    }
+    // Short: what there is, a byte at a time through the read-ahead.
+    bytes.clear();
+    let mut byte = [0u8; 1];
+    while bytes.len() < len && file.read_exact_at(from + bytes.len() as u64, &mut byte)? {
+        bytes.push(byte[0]);
+    }
     Ok(bytes)
 }
 
@@ -158,10 +229,10 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn file_of(bytes: &[u8]) -> (tempfile::NamedTempFile, File) {
+    fn file_of(bytes: &[u8]) -> (tempfile::NamedTempFile, Source) {
         let mut named = tempfile::NamedTempFile::new().unwrap();
         named.write_all(bytes).unwrap();
-        let file = File::open(named.path()).unwrap();
+        let file = Source::new(File::open(named.path()).unwrap());
         (named, file)
     }
 
@@ -192,5 +263,17 @@ mod tests {
         encode(1, b"x", &mut bytes);
         let (_keep, mut file) = file_of(&bytes);
         assert_eq!(resync(&mut file, 0, bytes.len() as u64).unwrap(), Some(at));
+    }
+
+    #[test]
+    fn a_file_shorter_than_believed_is_no_record_and_no_error() {
+        let mut bytes = Vec::new();
+        encode(1, b"payload", &mut bytes);
+        let (_keep, mut file) = file_of(&bytes[..10]);
+        let end = bytes.len() as u64;
+        assert!(
+            matches!(parse_at(&mut file, 0, end).unwrap(), Parsed::Corrupt { next, resynced: false } if next == end)
+        );
+        assert_eq!(read_range(&mut file, 0, end).unwrap(), &bytes[..10]);
     }
 }

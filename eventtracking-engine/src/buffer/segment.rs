@@ -14,10 +14,10 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
 use std::path::{Path, PathBuf};
 
-use super::record::{self, Parsed};
+use super::record::{self, Parsed, Source};
 
 /// Bytes of a segment header.
 pub(crate) const SEGMENT_HEADER: u64 = 32;
@@ -87,17 +87,10 @@ pub(crate) struct Header {
 
 /// The header of `file` if it is whole, of this format version, checksummed
 /// and names segment `number` (a segment renamed by hand is not trusted).
-pub(crate) fn read_header(file: &mut File, number: u64) -> io::Result<Option<Header>> {
+pub(crate) fn read_header(file: &mut Source, number: u64) -> io::Result<Option<Header>> {
     let mut bytes = [0u8; SEGMENT_HEADER as usize];
-    file.seek(SeekFrom::Start(0))?;
-    let mut read = 0;
-    while read < bytes.len() {
-        match file.read(&mut bytes[read..]) {
-            Ok(0) => return Ok(None),
-            Ok(n) => read += n,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
-        }
+    if !file.read_exact_at(0, &mut bytes)? {
+        return Ok(None);
     }
     let stored = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
     let field = |at: usize| {
@@ -132,7 +125,7 @@ pub(crate) struct Scan {
 /// Walks every record of a segment from `start` to `end`. Corruption
 /// followed by a valid record is stepped over (the reader hands it back
 /// later); corruption with no valid record after it is the tail.
-pub(crate) fn scan(file: &mut File, start: u64, end: u64) -> io::Result<Scan> {
+pub(crate) fn scan(file: &mut Source, start: u64, end: u64) -> io::Result<Scan> {
     let mut scan = Scan {
         good_end: start,
         first_id: None,
@@ -190,7 +183,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("h");
         std::fs::write(&path, header(3, 99)).unwrap();
-        let mut file = File::open(&path).unwrap();
+        let mut file = Source::new(File::open(&path).unwrap());
         assert_eq!(
             read_header(&mut file, 3).unwrap().map(|h| h.first_id),
             Some(99)
@@ -199,7 +192,7 @@ mod tests {
         let mut bytes = header(3, 99);
         bytes[25] ^= 1;
         std::fs::write(&path, bytes).unwrap();
-        let mut file = File::open(&path).unwrap();
+        let mut file = Source::new(File::open(&path).unwrap());
         assert!(read_header(&mut file, 3).unwrap().is_none());
     }
 }
