@@ -428,6 +428,42 @@ fn a_blocked_writer_is_woken_when_an_acknowledgement_frees_a_segment() {
 }
 
 #[test]
+fn a_drained_buffer_retires_its_write_segment_to_take_a_large_record() {
+    let dir = tempfile::tempdir().unwrap();
+    // Segments of at most max_bytes / 4 = 100 bytes: one 40-byte record each.
+    let options = options(1 << 20, FsyncPolicy::Never).with_max_bytes(400);
+    let buffer = Arc::new(DiskBuffer::open(dir.path(), options).unwrap());
+    let record = [b'x'; 40];
+    for _ in 0..4 {
+        buffer.append(&record).unwrap();
+    }
+    assert!(matches!(
+        buffer.append(&record),
+        Err(AppendError::Full { .. })
+    ));
+    // 300 + 20 + 32 fits in 400 only once the acknowledged write segment is gone.
+    let large = [b'y'; 280];
+    let writer = {
+        let buffer = Arc::clone(&buffer);
+        std::thread::spawn(move || buffer.append_timeout(&large, GENEROUS))
+    };
+    let items = read_all(&buffer);
+    assert_eq!(items.len(), 4);
+    buffer.acknowledge(ids(&items)).unwrap();
+    let id = writer
+        .join()
+        .unwrap()
+        .expect("the write segment was retired");
+    let items = read_all(&buffer);
+    assert_eq!(
+        (ids(&items), payloads(&items)),
+        (vec![id], vec![large.to_vec()])
+    );
+    assert_eq!(segment_files(dir.path()).len(), 1);
+    assert_eq!(buffer.stats().bytes, SEGMENT_HEADER + FRAME_HEADER + 280);
+}
+
+#[test]
 fn a_waiting_reader_is_woken_by_an_append() {
     let dir = tempfile::tempdir().unwrap();
     let buffer =

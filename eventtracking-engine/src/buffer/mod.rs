@@ -199,6 +199,30 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// Takes out the segments wholly before the acknowledged position (never
+    /// the write segment), for [`DiskBuffer::unlink`].
+    fn doomed(&mut self) -> Vec<u64> {
+        let acked = self.acked;
+        let write_segment = self.write_segment;
+        let doomed: Vec<u64> = self
+            .segments
+            .iter()
+            .filter(|&(&n, &size)| {
+                n < acked.segment
+                    || (n == acked.segment && n < write_segment && acked.offset >= size)
+            })
+            .map(|(&n, _)| n)
+            .collect();
+        for n in &doomed {
+            if let Some(size) = self.segments.remove(n) {
+                self.total_bytes = self.total_bytes.saturating_sub(size);
+            }
+        }
+        doomed
+    }
+}
+
 struct Shared {
     /// Segment number → bytes (for the write segment, pending ones included).
     segments: BTreeMap<u64, u64>,
@@ -208,13 +232,18 @@ struct Shared {
     published: u64,
     next_id: u64,
     first_unacked_id: u64,
-    /// Bumped when segments are deleted: writers waiting for space retry.
-    freed: u64,
+    /// The acknowledged position, once in the ledger.
+    acked: Position,
+    /// Bumped when the acknowledged position moves (space may be freed, or
+    /// freeable by retiring the write segment): waiting writers retry.
+    progress: u64,
     /// Bumped when a failed write is cut back: bytes the reader buffered
     /// past the readable end may have changed.
     cuts: u64,
     /// Readers in [`DiskBuffer::wait_for_data`]: appends wake them only then.
     waiting_readers: usize,
+    /// Writers in [`DiskBuffer::append_timeout`]: acknowledgements wake them only then.
+    waiting_writers: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -294,6 +323,9 @@ pub struct DiskBuffer {
     dir: PathBuf,
     key: PathBuf,
     options: DiskBufferOptions,
+    /// The segment size used: at most a quarter of `max_bytes`, so that a
+    /// full buffer frees space in steps smaller than itself.
+    segment_bytes: u64,
     writer: Mutex<Writer>,
     reader: Mutex<Reader>,
     shared: Mutex<Shared>,
@@ -395,6 +427,11 @@ fn check_writable(dir: &Path) -> Result<(), BufferError> {
     std::fs::remove_file(&probe).map_err(not_writable)
 }
 
+/// The segment size used: see [`DiskBufferOptions::with_segment_bytes`].
+fn effective_segment_bytes(options: &DiskBufferOptions) -> u64 {
+    options.segment_bytes().min(options.max_bytes() / 4)
+}
+
 /// What [`recover`] found.
 struct Recovered {
     writer: Writer,
@@ -447,7 +484,9 @@ fn recover(dir: &Path, options: &DiskBufferOptions) -> Result<Recovered, BufferE
     let mut next_id = ledger.map_or(0, |ledger| ledger.next_unacked_id);
     let mut first_found = None;
     let mut continue_last = None;
-    if let Some((&last, &len)) = segments.iter().next_back() {
+    // The newest segment; if it holds nothing valid it is removed and the
+    // one before it is the newest.
+    while let Some((&last, &len)) = segments.iter().next_back() {
         let path = segment::path(dir, last);
         let mut file = OpenOptions::new()
             .read(true)
@@ -493,11 +532,12 @@ fn recover(dir: &Path, options: &DiskBufferOptions) -> Result<Recovered, BufferE
             }
             // A ledger past the end (a hand-edited file) would skip appends here.
             let behind = position.segment == last && position.offset > good_end;
-            if header.is_some() && good_end < options.segment_bytes() && !behind {
+            if header.is_some() && good_end < effective_segment_bytes(options) && !behind {
                 file.seek(SeekFrom::Start(good_end))
                     .map_err(io_error(&path))?;
                 continue_last = Some((file, last, good_end));
             }
+            break;
         }
     }
 
@@ -558,9 +598,11 @@ fn recover(dir: &Path, options: &DiskBufferOptions) -> Result<Recovered, BufferE
             published: size,
             next_id,
             first_unacked_id,
-            freed: 0,
+            acked: position,
+            progress: 0,
             cuts: 0,
             waiting_readers: 0,
+            waiting_writers: 0,
         },
         corrupt,
     })
@@ -597,6 +639,7 @@ impl DiskBuffer {
             session_first_id: recovered.writer.next_id,
             dir,
             key,
+            segment_bytes: effective_segment_bytes(&options),
             options,
             writer: Mutex::new(recovered.writer),
             reader: Mutex::new(recovered.reader),
@@ -642,14 +685,33 @@ impl DiskBuffer {
         }
         let mut writer = lock(&self.writer);
         let w = &mut *writer;
-        let roll = w.size > SEGMENT_HEADER && w.size + frame > self.options.segment_bytes();
+        let mut roll = w.size > SEGMENT_HEADER && w.size + frame > self.segment_bytes;
         let needed = frame + if roll { SEGMENT_HEADER } else { 0 };
-        {
+        let full = {
             let shared = lock(&self.shared);
-            if shared.total_bytes + needed > max_bytes {
+            (shared.total_bytes + needed > max_bytes).then_some((shared.total_bytes, shared.acked))
+        };
+        if let Some((buffered, acked)) = full {
+            // Space is freed a segment at a time, and the write segment is
+            // never deleted: when it is wholly acknowledged, a new one takes
+            // its place (and it is deleted), or a buffer whose records are
+            // all delivered could stay full.
+            let retire =
+                acked.segment == w.segment && acked.offset >= w.size && w.size > SEGMENT_HEADER;
+            if !retire {
                 return Err(AppendError::Full {
                     needed,
-                    buffered: shared.total_bytes,
+                    buffered,
+                    max_bytes,
+                });
+            }
+            self.roll(w)?;
+            roll = false;
+            let buffered = lock(&self.shared).total_bytes;
+            if buffered + frame > max_bytes {
+                return Err(AppendError::Full {
+                    needed: frame,
+                    buffered,
                     max_bytes,
                 });
             }
@@ -694,9 +756,10 @@ impl DiskBuffer {
         Ok(RecordId(id))
     }
 
-    /// [`append`](Self::append), waiting up to `timeout` for acknowledged
-    /// segments to be deleted while the buffer is full (the `block` overflow
-    /// policy). [`AppendError::Full`] when still full after `timeout`.
+    /// [`append`](Self::append), waiting up to `timeout` while the buffer is
+    /// full (the `block` overflow policy): it tries again each time
+    /// acknowledgements move the position. [`AppendError::Full`] when still
+    /// full after `timeout`.
     pub fn append_timeout(
         &self,
         payload: &[u8],
@@ -704,7 +767,7 @@ impl DiskBuffer {
     ) -> Result<RecordId, AppendError> {
         let deadline = Instant::now().checked_add(timeout);
         loop {
-            let generation = lock(&self.shared).freed;
+            let generation = lock(&self.shared).progress;
             let full = match self.append(payload) {
                 Err(full @ AppendError::Full { .. }) => full,
                 other => return other,
@@ -716,10 +779,13 @@ impl DiskBuffer {
             if left.is_zero() {
                 return Err(full);
             }
-            let shared = wait(&self.space, lock(&self.shared), left, |shared| {
-                shared.freed == generation
+            let mut shared = lock(&self.shared);
+            shared.waiting_writers += 1;
+            let mut shared = wait(&self.space, shared, left, |shared| {
+                shared.progress == generation
             });
-            if shared.freed == generation {
+            shared.waiting_writers -= 1;
+            if shared.progress == generation {
                 return Err(full);
             }
         }
@@ -775,11 +841,16 @@ impl DiskBuffer {
         w.segment = number;
         w.size = SEGMENT_HEADER;
         w.flushed = SEGMENT_HEADER;
-        let mut shared = lock(&self.shared);
-        shared.segments.insert(number, SEGMENT_HEADER);
-        shared.total_bytes += SEGMENT_HEADER;
-        shared.write_segment = number;
-        shared.published = SEGMENT_HEADER;
+        let doomed = {
+            let mut shared = lock(&self.shared);
+            shared.segments.insert(number, SEGMENT_HEADER);
+            shared.total_bytes += SEGMENT_HEADER;
+            shared.write_segment = number;
+            shared.published = SEGMENT_HEADER;
+            // The old write segment, sealed now, may be wholly acknowledged.
+            shared.doomed()
+        };
+        self.unlink(doomed);
         Ok(())
     }
 
@@ -1013,38 +1084,30 @@ impl DiskBuffer {
         ledger::store(&self.dir, &ledger, self.durable())
             .map_err(|(path, source)| BufferError::Io { path, source })?;
         r.ledger_dirty = false;
-        let doomed: Vec<u64> = {
+        let (doomed, wake) = {
             let mut shared = lock(&self.shared);
             shared.first_unacked_id = shared.first_unacked_id.max(r.next_unacked_id);
-            let write_segment = shared.write_segment;
-            let doomed: Vec<u64> = shared
-                .segments
-                .iter()
-                .filter(|&(&n, &size)| {
-                    n < r.acked.segment
-                        || (n == r.acked.segment && n < write_segment && r.acked.offset >= size)
-                })
-                .map(|(&n, _)| n)
-                .collect();
-            for n in &doomed {
-                if let Some(size) = shared.segments.remove(n) {
-                    shared.total_bytes = shared.total_bytes.saturating_sub(size);
-                }
-            }
-            if !doomed.is_empty() {
-                shared.freed += 1;
-            }
-            doomed
+            shared.acked = r.acked;
+            shared.progress += 1;
+            (shared.doomed(), shared.waiting_writers > 0)
         };
-        if doomed.is_empty() {
-            return Ok(());
+        if wake {
+            self.space.notify_all();
         }
-        self.space.notify_all();
         if r.file
             .as_ref()
             .is_some_and(|(number, _)| doomed.contains(number))
         {
             r.file = None;
+        }
+        self.unlink(doomed);
+        Ok(())
+    }
+
+    /// Deletes segments taken out of the accounting by [`Shared::doomed`].
+    fn unlink(&self, doomed: Vec<u64>) {
+        if doomed.is_empty() {
+            return;
         }
         for number in doomed {
             // The ledger is past it: a segment left behind is removed at the next open.
@@ -1057,7 +1120,6 @@ impl DiskBuffer {
                 tracing::warn!(path = %self.dir.display(), %error, "eventtracking: disk buffer: cannot fsync the directory");
             }
         }
-        Ok(())
     }
 
     /// The counters.
@@ -1170,5 +1232,113 @@ impl Drop for DiskBuffer {
             tracing::warn!(path = %self.dir.display(), %error, "eventtracking: disk buffer: cannot close cleanly");
         }
         lock(&OPEN_DIRS).remove(&self.key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segment_of(number: u64, first_id: u64, records: &[(u64, &[u8])]) -> Vec<u8> {
+        let mut bytes = segment::header(number, first_id).to_vec();
+        for (id, payload) in records {
+            record::encode(*id, payload, &mut bytes);
+        }
+        bytes
+    }
+
+    fn drain(buffer: &DiskBuffer) -> Vec<BufferedRecord> {
+        let mut out = Vec::new();
+        loop {
+            let items = buffer.read(16, 1 << 20).unwrap();
+            if items.is_empty() {
+                return out;
+            }
+            for item in items {
+                match item {
+                    ReadItem::Record(record) => out.push(record),
+                    ReadItem::Corrupt(corrupt) => panic!("{corrupt:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn crafted_ids_duplicates_and_the_largest_id_never_panic_nor_stick() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = segment_of(0, 5, &[(5, b"a"), (5, b"dup"), (u64::MAX, b"max")]);
+        std::fs::write(dir.path().join(segment::file_name(0)), bytes).unwrap();
+        let buffer = DiskBuffer::open(dir.path(), DiskBufferOptions::default()).unwrap();
+        let records = drain(&buffer);
+        let ids: Vec<u64> = records.iter().map(|r| r.id.get()).collect();
+        assert_eq!(ids, [5, 5, u64::MAX]);
+        // The duplicate goes with the first: the position passes all three.
+        assert_eq!(
+            buffer
+                .acknowledge([RecordId(5), RecordId(u64::MAX)])
+                .unwrap(),
+            2
+        );
+        assert_eq!(buffer.stats().records, 0);
+        let id = buffer.append(b"x").unwrap();
+        assert_eq!(
+            drain(&buffer).iter().map(|r| r.id).collect::<Vec<_>>(),
+            [id]
+        );
+        buffer.acknowledge([id]).unwrap();
+        drop(buffer);
+        let buffer = DiskBuffer::open(dir.path(), DiskBufferOptions::default()).unwrap();
+        assert!(drain(&buffer).is_empty());
+    }
+
+    #[test]
+    fn a_ledger_past_the_cut_tail_sends_appends_to_a_new_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = segment_of(0, 0, &[(0, b"a")]);
+        let len = bytes.len() as u64;
+        std::fs::write(dir.path().join(segment::file_name(0)), bytes).unwrap();
+        let ledger = Ledger {
+            position: Position {
+                segment: 0,
+                offset: len + 100,
+            },
+            next_unacked_id: 1,
+        };
+        ledger::store(dir.path(), &ledger, false).unwrap();
+        let buffer = DiskBuffer::open(dir.path(), DiskBufferOptions::default()).unwrap();
+        let id = buffer.append(b"b").unwrap();
+        let records = drain(&buffer);
+        assert_eq!(
+            records.iter().map(|r| r.id).collect::<Vec<_>>(),
+            [id],
+            "not skipped"
+        );
+        assert!(dir.path().join(segment::file_name(1)).exists());
+    }
+
+    #[test]
+    fn a_newest_segment_cut_short_at_creation_is_removed_without_counting() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(segment::file_name(0)),
+            segment_of(0, 0, &[(0, b"a")]),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join(segment::file_name(1)),
+            &segment::header(1, 1)[..10],
+        )
+        .unwrap();
+        let buffer = DiskBuffer::open(dir.path(), DiskBufferOptions::default()).unwrap();
+        assert_eq!(buffer.stats().corrupt_records, 0);
+        assert!(!dir.path().join(segment::file_name(1)).exists());
+        assert_eq!(
+            drain(&buffer)
+                .iter()
+                .map(|r| r.payload.clone())
+                .collect::<Vec<_>>(),
+            [b"a".to_vec()]
+        );
+        assert_eq!(buffer.append(b"b").unwrap().get(), 1);
     }
 }

@@ -69,7 +69,8 @@ impl DiskBufferOptions {
 
     /// The size at which a segment is closed and the next one started
     /// (a segment holds at least one record, however large). Space is freed
-    /// a whole segment at a time, so it should be well below `max_bytes`.
+    /// a whole segment at a time, so at most a quarter of `max_bytes` is
+    /// used.
     pub fn with_segment_bytes(mut self, segment_bytes: u64) -> Self {
         self.segment_bytes = segment_bytes;
         self
