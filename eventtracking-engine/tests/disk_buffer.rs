@@ -468,6 +468,53 @@ fn a_blocked_writer_is_woken_when_an_acknowledgement_frees_a_segment() {
 }
 
 #[test]
+fn drop_oldest_makes_room_forgets_its_records_and_counts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = options(128, FsyncPolicy::Always).with_max_bytes(400);
+    let written: Vec<Vec<u8>> = (0..5).map(|i| vec![b'a' + i as u8; 40]).collect();
+    {
+        let buffer = DiskBuffer::open(dir.path(), options.clone()).unwrap();
+        for p in &written[..4] {
+            buffer.append(p).unwrap();
+        }
+        assert!(matches!(
+            buffer.append(&written[4]),
+            Err(AppendError::Full { .. })
+        ));
+        // The first record is in flight when its segment is dropped.
+        let in_flight = buffer.read(1, 1 << 20).unwrap();
+        let dropped = buffer.drop_oldest().unwrap().unwrap();
+        assert_eq!((dropped.records, dropped.bytes), (1, 92));
+        assert_eq!(buffer.acknowledge(ids(&in_flight)).unwrap(), 0, "forgotten");
+        buffer.append(&written[4]).unwrap();
+        assert_eq!(buffer.stats().records, 4);
+        assert_eq!(payloads(&read_all(&buffer)), written[1..].to_vec());
+    }
+    // Not read again after a restart, and the rest is.
+    let buffer = DiskBuffer::open(dir.path(), options).unwrap();
+    assert_eq!(payloads(&read_all(&buffer)), written[1..].to_vec());
+}
+
+#[test]
+fn drop_oldest_of_a_single_segment_starts_a_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = DiskBuffer::open(dir.path(), options(1 << 20, FsyncPolicy::Never)).unwrap();
+    assert!(buffer.drop_oldest().unwrap().is_none(), "nothing to drop");
+    for i in 0..3 {
+        buffer.append(&payload(i)).unwrap();
+    }
+    let first = buffer.read(1, 1 << 20).unwrap();
+    buffer.acknowledge(ids(&first)).unwrap();
+    let dropped = buffer.drop_oldest().unwrap().unwrap();
+    assert_eq!(dropped.records, 2);
+    assert_eq!(buffer.stats().records, 0);
+    assert!(read_all(&buffer).is_empty());
+    buffer.append(b"next").unwrap();
+    assert_eq!(payloads(&read_all(&buffer)), vec![b"next".to_vec()]);
+    assert_eq!(segment_files(dir.path()).len(), 1);
+}
+
+#[test]
 fn a_drained_buffer_retires_its_write_segment_to_take_a_large_record() {
     let dir = tempfile::tempdir().unwrap();
     // Segments of at most max_bytes / 4 = 100 bytes: one 40-byte record each.
@@ -724,6 +771,8 @@ enum Op {
     Reopen {
         clean: bool,
     },
+    /// `drop_oldest`, the overflow policy.
+    DropOldest,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -732,6 +781,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (1usize..6).prop_map(Op::Read),
         3 => prop::collection::vec(any::<prop::sample::Index>(), 0..6).prop_map(Op::Ack),
         1 => any::<bool>().prop_map(|clean| Op::Reopen { clean }),
+        1 => Just(Op::DropOldest),
     ]
 }
 
@@ -781,6 +831,25 @@ proptest! {
                     prop_assert_eq!(buffer.acknowledge(chosen).unwrap(), distinct.len());
                     for entry in model.iter_mut().filter(|e| distinct.contains(&e.0)) {
                         entry.2 = State::Acked;
+                    }
+                    while model.front().is_some_and(|e| e.2 == State::Acked) {
+                        model.pop_front();
+                    }
+                }
+                Op::DropOldest => {
+                    let dropped = buffer.drop_oldest().unwrap();
+                    // The segment is a prefix of the records kept; the ids
+                    // after it are what the buffer still counts.
+                    let kept = buffer.stats().records as usize;
+                    prop_assert!(kept <= model.len());
+                    let gone: Vec<_> = model.drain(..model.len() - kept).collect();
+                    match dropped {
+                        Some(dropped) => {
+                            prop_assert!(!gone.is_empty());
+                            let unacknowledged = gone.iter().filter(|e| e.2 != State::Acked).count();
+                            prop_assert_eq!(dropped.records, unacknowledged as u64);
+                        }
+                        None => prop_assert!(gone.is_empty()),
                     }
                     while model.front().is_some_and(|e| e.2 == State::Acked) {
                         model.pop_front();

@@ -52,6 +52,22 @@
 //! - a missing or corrupt ledger means reading from the oldest segment
 //!   (logged with `tracing::warn!`).
 //!
+//! # Acknowledgements and space
+//!
+//! Every item read ([`ReadItem::Record`] and [`ReadItem::Corrupt`]) is in
+//! flight until acknowledged ([`acknowledge`](DiskBuffer::acknowledge),
+//! [`acknowledge_corrupt`](DiskBuffer::acknowledge_corrupt)), in any order.
+//! The position advances over the longest acknowledged prefix of what was
+//! read and is then written to the ledger (once per call): records
+//! acknowledged beyond a gap are read again after a crash or a restart.
+//! Segments wholly before the position are deleted. Space is freed a
+//! segment at a time (segments are at most a quarter of `max_bytes`); a
+//! full buffer answers [`AppendError::Full`] and the caller applies its
+//! overflow policy: [`append_timeout`](DiskBuffer::append_timeout) waits
+//! for acknowledgements, [`drop_oldest`](DiskBuffer::drop_oldest) drops the
+//! oldest segment, and dropping the new record is the caller's. A record
+//! that can never fit is [`AppendError::TooLarge`].
+//!
 //! # Concurrency and the hot path
 //!
 //! Writers share one mutex; an append encodes the frame into an in-memory
@@ -94,8 +110,10 @@ const PENDING_LIMIT: usize = 64 * 1024;
 /// interleave their segments.
 static OPEN_DIRS: LazyLock<Mutex<HashSet<PathBuf>>> = LazyLock::new(Default::default);
 
-/// The id of an appended record: increases by one per append, never reused
-/// in a directory (across restarts too).
+/// The id of an appended record: increases by one per append, across
+/// segments and restarts. Only the id of a record that never reached the
+/// disk whole (lost in a crash before a sync, or cut as a torn tail) is
+/// given again, to the next record appended after the restart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RecordId(u64);
 
@@ -146,6 +164,16 @@ pub enum ReadItem {
     Record(BufferedRecord),
     /// Corrupt bytes, for the dead-letter file.
     Corrupt(CorruptRecord),
+}
+
+/// What [`DiskBuffer::drop_oldest`] dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Dropped {
+    /// Records not yet acknowledged that were in it (counted by id).
+    pub records: u64,
+    /// Bytes of the segment file.
+    pub bytes: u64,
 }
 
 /// The counters of a [`DiskBuffer`].
@@ -628,14 +656,16 @@ impl DiskBuffer {
         if !lock(&OPEN_DIRS).insert(key.clone()) {
             return Err(BufferError::InUse { path: dir });
         }
-        let recovered = match recover(&dir, &options) {
+        let mut recovered = match recover(&dir, &options) {
             Ok(recovered) => recovered,
             Err(error) => {
                 lock(&OPEN_DIRS).remove(&key);
                 return Err(error);
             }
         };
-        Ok(DiskBuffer {
+        // A segment the position reached the end of, closed at open.
+        let doomed = recovered.shared.doomed();
+        let buffer = DiskBuffer {
             session_first_id: recovered.writer.next_id,
             dir,
             key,
@@ -648,7 +678,9 @@ impl DiskBuffer {
             space: Condvar::new(),
             corrupt: AtomicU64::new(recovered.corrupt),
             replayed: AtomicU64::new(0),
-        })
+        };
+        buffer.unlink(doomed);
+        Ok(buffer)
     }
 
     /// The directory.
@@ -1120,6 +1152,82 @@ impl DiskBuffer {
                 tracing::warn!(path = %self.dir.display(), %error, "eventtracking: disk buffer: cannot fsync the directory");
             }
         }
+    }
+
+    /// Drops the oldest segment, read or not, acknowledged or not (the
+    /// `drop_oldest` overflow policy): the position moves past it, its
+    /// records in flight are forgotten (acknowledging them later does
+    /// nothing), and it is deleted. When it is the segment being written, a
+    /// new one is started first. `None` when the buffer holds no record.
+    pub fn drop_oldest(&self) -> Result<Option<Dropped>, BufferError> {
+        let mut reader = lock(&self.reader);
+        let r = &mut *reader;
+        let (oldest, write_segment, size) = {
+            let mut shared = lock(&self.shared);
+            // A wholly acknowledged segment is no drop.
+            let doomed = shared.doomed();
+            self.unlink(doomed);
+            match shared.segments.iter().next() {
+                Some((&oldest, &size)) => (oldest, shared.write_segment, size),
+                None => return Ok(None),
+            }
+        };
+        if oldest == write_segment {
+            if size <= SEGMENT_HEADER || (r.acked.segment == oldest && r.acked.offset >= size) {
+                return Ok(None);
+            }
+            let mut writer = lock(&self.writer);
+            self.roll(&mut writer)?;
+        }
+        let (next, next_id) = {
+            let shared = lock(&self.shared);
+            let next = shared.segments.range(oldest + 1..).next().map(|(&n, _)| n);
+            (next.unwrap_or(shared.write_segment), shared.next_id)
+        };
+        // The first id after the dropped segment: the next one's header.
+        let path = segment::path(&self.dir, next);
+        let next_first_id = File::open(&path)
+            .and_then(|file| segment::read_header(&mut Source::new(file), next))
+            .ok()
+            .flatten()
+            .map_or(next_id, |header| header.first_id);
+        let mut acknowledged = 0u64;
+        while r
+            .in_flight
+            .front()
+            .is_some_and(|entry| entry.end.segment <= oldest)
+        {
+            if let Some(entry) = r.in_flight.pop_front() {
+                r.front_seq += 1;
+                if entry.acked && entry.id.is_some() {
+                    acknowledged += 1;
+                }
+            }
+        }
+        r.index.retain(|_, seq| *seq >= r.front_seq);
+        let records = next_first_id
+            .saturating_sub(r.next_unacked_id)
+            .saturating_sub(acknowledged);
+        let bytes = lock(&self.shared)
+            .segments
+            .get(&oldest)
+            .copied()
+            .unwrap_or(0);
+        let start = Position {
+            segment: next,
+            offset: 0,
+        };
+        r.acked = start;
+        r.next_unacked_id = r.next_unacked_id.max(next_first_id);
+        if r.cursor < start {
+            r.cursor = start;
+            r.file = None;
+        }
+        r.ledger_dirty = true;
+        tracing::warn!(path = %self.dir.display(), segment = oldest, records, bytes,
+            "eventtracking: disk buffer: dropped the oldest segment");
+        self.advance(r)?;
+        Ok(Some(Dropped { records, bytes }))
     }
 
     /// The counters.
