@@ -92,6 +92,7 @@ pub use options::{DiskBufferOptions, FsyncPolicy};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
+use std::ops::Bound::{Excluded, Unbounded};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, LazyLock, Mutex, MutexGuard, PoisonError};
@@ -868,7 +869,11 @@ impl DiskBuffer {
                 .map_err(io_error(&segment::path(&self.dir, w.segment)))?;
             w.unsynced = false;
         }
-        let number = w.segment + 1;
+        // Only a hand-made segment name gets near the end of the numbers.
+        let number = w.segment.checked_add(1).ok_or_else(|| BufferError::Io {
+            path: segment::path(&self.dir, w.segment),
+            source: io::Error::other("segment numbers exhausted"),
+        })?;
         w.file = create_segment(&self.dir, number, w.next_id, self.durable())?;
         w.segment = number;
         w.size = SEGMENT_HEADER;
@@ -983,7 +988,7 @@ impl DiskBuffer {
                     None => {
                         let next = lock(&self.shared)
                             .segments
-                            .range(segment + 1..)
+                            .range((Excluded(segment), Unbounded))
                             .next()
                             .map(|(&n, _)| n);
                         match next {
@@ -1181,7 +1186,11 @@ impl DiskBuffer {
         }
         let (next, next_id) = {
             let shared = lock(&self.shared);
-            let next = shared.segments.range(oldest + 1..).next().map(|(&n, _)| n);
+            let next = shared
+                .segments
+                .range((Excluded(oldest), Unbounded))
+                .next()
+                .map(|(&n, _)| n);
             (next.unwrap_or(shared.write_segment), shared.next_id)
         };
         // The first id after the dropped segment: the next one's header.
@@ -1397,6 +1406,34 @@ mod tests {
         drop(buffer);
         let buffer = DiskBuffer::open(dir.path(), DiskBufferOptions::default()).unwrap();
         assert!(drain(&buffer).is_empty());
+    }
+
+    #[test]
+    fn the_largest_segment_number_never_panics() {
+        let dir = tempfile::tempdir().unwrap();
+        let full = segment_of(u64::MAX, 0, &[(0, &[b'x'; 100])]);
+        std::fs::write(dir.path().join(segment::file_name(u64::MAX)), full).unwrap();
+        let options = DiskBufferOptions::default().with_segment_bytes(200);
+        let buffer = DiskBuffer::open(dir.path(), options.clone()).unwrap();
+        assert_eq!(drain(&buffer).len(), 1);
+        // No segment can follow it: an append that needs one fails, cleanly.
+        assert!(matches!(
+            buffer.append(&[b'y'; 100]),
+            Err(AppendError::Io(_))
+        ));
+        let id = buffer.append(b"y").unwrap();
+        assert_eq!(
+            drain(&buffer).iter().map(|r| r.id).collect::<Vec<_>>(),
+            [id]
+        );
+        assert!(buffer.drop_oldest().is_err());
+        drop(buffer);
+        // Full and last: opening needs a new segment and says why it cannot.
+        let small = options.with_segment_bytes(100);
+        assert!(matches!(
+            DiskBuffer::open(dir.path(), small),
+            Err(BufferError::Io { .. })
+        ));
     }
 
     #[test]
