@@ -79,6 +79,10 @@
 //! waiting for data ([`wait_for_data`](DiskBuffer::wait_for_data)), the
 //! other writers waiting for space
 //! ([`append_timeout`](DiskBuffer::append_timeout)).
+//!
+//! A directory is open in one [`DiskBuffer`] of a process at a time
+//! ([`BufferError::InUse`]); two processes on one directory are not
+//! detected (no lock file yet) and would interleave their segments.
 
 mod error;
 mod ledger;
