@@ -190,7 +190,8 @@ pub struct BufferStats {
     /// read and acknowledged everything, when it is exactly 0.
     pub records: u64,
     /// Bytes of the segment files (headers and frames included, and the
-    /// acknowledged records of a segment not yet wholly acknowledged).
+    /// acknowledged records of a segment not yet wholly acknowledged), with
+    /// appended bytes not yet written: what `max_bytes` bounds.
     pub bytes: u64,
     /// Segment files.
     pub segments: u64,
@@ -919,10 +920,12 @@ impl DiskBuffer {
     }
 
     /// Reads up to `max_records` items from the read position, stopping
-    /// before `max_bytes` of payload is passed (at least one item is read,
-    /// however large). Empty when everything is read. Each item stays in
-    /// flight until acknowledged; corrupt bytes come back as
-    /// [`ReadItem::Corrupt`] and are counted.
+    /// once `max_bytes` of payload is reached (the last item may pass it, so
+    /// that a record larger than `max_bytes` is still read, alone). Empty
+    /// when everything appended is read. Each item stays in flight until
+    /// acknowledged; corrupt bytes come back as [`ReadItem::Corrupt`] and
+    /// are counted. Appended records not yet written are written first, so
+    /// the reader sees every append that returned.
     pub fn read(&self, max_records: usize, max_bytes: usize) -> Result<Vec<ReadItem>, BufferError> {
         let mut reader = lock(&self.reader);
         let r = &mut *reader;
