@@ -316,8 +316,8 @@ fn a_flipped_byte_mid_segment_comes_back_corrupt_with_its_bytes() {
     assert_eq!(bad.len(), 1);
     assert!(matches!(items[2], ReadItem::Corrupt(_)), "in file order");
     assert_eq!(
-        (bad[0].offset, &bad[0].bytes, &bad[0].path),
-        (third as u64, &expected_bytes, &file)
+        (bad[0].segment, bad[0].offset, &bad[0].bytes, &bad[0].path),
+        (0, third as u64, &expected_bytes, &file)
     );
     assert_eq!(
         payloads(&items),

@@ -123,6 +123,13 @@ static OPEN_DIRS: LazyLock<Mutex<HashSet<PathBuf>>> = LazyLock::new(Default::def
 pub struct RecordId(u64);
 
 impl RecordId {
+    /// The id of a number from [`get`](Self::get), e.g. kept by a caller
+    /// between [`read`](DiskBuffer::read) and
+    /// [`acknowledge`](DiskBuffer::acknowledge).
+    pub const fn new(id: u64) -> Self {
+        RecordId(id)
+    }
+
     /// The id as a number.
     pub const fn get(self) -> u64 {
         self.0
@@ -153,6 +160,8 @@ pub struct BufferedRecord {
 pub struct CorruptRecord {
     /// Its id, to [`acknowledge_corrupt`](DiskBuffer::acknowledge_corrupt) it.
     pub id: CorruptId,
+    /// The segment's number.
+    pub segment: u64,
     /// The segment file.
     pub path: PathBuf,
     /// Where the bytes start in it.
@@ -1043,6 +1052,7 @@ impl DiskBuffer {
                     r.push(Key::Corrupt(id), r.cursor, None);
                     items.push(ReadItem::Corrupt(CorruptRecord {
                         id: CorruptId(id),
+                        segment,
                         path,
                         offset,
                         bytes: raw,
