@@ -937,8 +937,30 @@ impl DiskBuffer {
     /// the reader sees every append that returned.
     pub fn read(&self, max_records: usize, max_bytes: usize) -> Result<Vec<ReadItem>, BufferError> {
         let mut reader = lock(&self.reader);
-        let r = &mut *reader;
         let mut items = Vec::new();
+        match self.read_into(&mut reader, max_records, max_bytes, &mut items) {
+            Ok(()) => {
+                self.settle(&mut reader);
+                Ok(items)
+            }
+            Err(error) if items.is_empty() => Err(error),
+            Err(error) => {
+                // The items read are in flight: they must reach the caller,
+                // or the position could never pass them. The error comes
+                // back at the next read.
+                tracing::warn!(%error, "eventtracking: disk buffer: read stopped early");
+                Ok(items)
+            }
+        }
+    }
+
+    fn read_into(
+        &self,
+        r: &mut Reader,
+        max_records: usize,
+        max_bytes: usize,
+        items: &mut Vec<ReadItem>,
+    ) -> Result<(), BufferError> {
         let mut bytes = 0usize;
         let mut flushed = false;
         while items.len() < max_records && (items.is_empty() || bytes < max_bytes) {
@@ -1060,8 +1082,7 @@ impl DiskBuffer {
                 }
             }
         }
-        self.settle(r);
-        Ok(items)
+        Ok(())
     }
 
     /// Waits up to `timeout` for something to read; `true` if there is
