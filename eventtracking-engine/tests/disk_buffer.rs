@@ -83,6 +83,12 @@ fn segment_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 #[test]
+fn the_buffer_is_shared_between_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<DiskBuffer>();
+}
+
+#[test]
 fn round_trip_across_segments_deletes_acknowledged_segments() {
     let dir = tempfile::tempdir().unwrap();
     let buffer = DiskBuffer::open(dir.path(), options(256, FsyncPolicy::Never)).unwrap();

@@ -10,11 +10,17 @@ pub enum FsyncPolicy {
     /// an `Ok` means the record survives a power loss.
     Always,
     /// At most once per interval, from `append` or
-    /// [`sync_if_due`](super::DiskBuffer::sync_if_due): a crash loses at
-    /// most about the last interval.
+    /// [`sync_if_due`](super::DiskBuffer::sync_if_due) (which the owner
+    /// calls on a timer, or a quiet period's last records wait for the next
+    /// append). Records are held in memory until then (or until 64 KiB are
+    /// pending, or the reader reaches them): a crash, of the process or of
+    /// the machine, loses about the last interval.
     Interval(Duration),
-    /// Never by the buffer (the OS writes back when it likes); the ledger is
-    /// still replaced atomically, but without fsync.
+    /// Never by the buffer: records are written to the file when 64 KiB are
+    /// pending, when the reader reaches them, and at
+    /// [`sync`](super::DiskBuffer::sync) and close, and the OS writes them
+    /// back when it likes. A process crash loses what was pending. The
+    /// ledger is still replaced atomically, but without fsync.
     Never,
 }
 
