@@ -56,6 +56,7 @@ fn main() {
             count,
         ),
         ("always", FsyncPolicy::Always, count.min(2_000)),
+        ("always, 512s", FsyncPolicy::Always, count),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let options = DiskBufferOptions::default().with_fsync(fsync);
@@ -63,8 +64,16 @@ fn main() {
         let part = &lines[..n];
         let part_bytes: usize = part.iter().map(Vec::len).sum();
         let start = Instant::now();
-        for line in part {
-            buffer.append(line).unwrap();
+        if name.ends_with("512s") {
+            // append_many: one fsync per batch (a group commit).
+            for batch in part.chunks(512) {
+                let outcome = buffer.append_many(batch);
+                assert!(outcome.error.is_none());
+            }
+        } else {
+            for line in part {
+                buffer.append(line).unwrap();
+            }
         }
         buffer.sync().unwrap();
         println!(

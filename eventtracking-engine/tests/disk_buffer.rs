@@ -449,6 +449,31 @@ fn a_full_buffer_says_full_and_takes_records_again_after_an_acknowledgement() {
 }
 
 #[test]
+fn append_many_appends_in_order_and_stops_at_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = options(128, FsyncPolicy::Always).with_max_bytes(400);
+    let buffer = DiskBuffer::open(dir.path(), options.clone()).unwrap();
+    let batch: Vec<Vec<u8>> = (0..6).map(|i| vec![b'a' + i as u8; 40]).collect();
+    let outcome = buffer.append_many(&batch);
+    // Four 92-byte segments fit in 400 bytes.
+    assert_eq!(outcome.ids.len(), 4);
+    assert!(
+        matches!(outcome.error, Some(AppendError::Full { .. })),
+        "{:?}",
+        outcome.error
+    );
+    drop(buffer);
+    // Fsynced and in order.
+    let buffer = DiskBuffer::open(dir.path(), options).unwrap();
+    let items = read_all(&buffer);
+    assert_eq!(ids(&items), outcome.ids);
+    assert_eq!(payloads(&items), batch[..4].to_vec());
+    let empty: [&[u8]; 0] = [];
+    let outcome = buffer.append_many(&empty);
+    assert!(outcome.ids.is_empty() && outcome.error.is_none());
+}
+
+#[test]
 fn a_blocked_writer_is_woken_when_an_acknowledgement_frees_a_segment() {
     let dir = tempfile::tempdir().unwrap();
     let options = options(128, FsyncPolicy::Never).with_max_bytes(400);
@@ -778,6 +803,7 @@ fn cases(default: u32) -> ProptestConfig {
 #[derive(Debug, Clone)]
 enum Op {
     Append(Vec<u8>),
+    AppendMany(Vec<Vec<u8>>),
     Read(usize),
     /// Acknowledge some of the records in flight, in this order (indexes
     /// into the in-flight list).
@@ -793,6 +819,7 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => prop::collection::vec(any::<u8>(), 0..60).prop_map(Op::Append),
+        1 => prop::collection::vec(prop::collection::vec(any::<u8>(), 0..60), 0..5).prop_map(Op::AppendMany),
         3 => (1usize..6).prop_map(Op::Read),
         3 => prop::collection::vec(any::<prop::sample::Index>(), 0..6).prop_map(Op::Ack),
         1 => any::<bool>().prop_map(|clean| Op::Reopen { clean }),
@@ -825,6 +852,14 @@ proptest! {
                 Op::Append(bytes) => {
                     let id = buffer.append(&bytes).unwrap();
                     model.push_back((id, bytes, State::Unread));
+                }
+                Op::AppendMany(batch) => {
+                    let outcome = buffer.append_many(&batch);
+                    prop_assert!(outcome.error.is_none());
+                    prop_assert_eq!(outcome.ids.len(), batch.len());
+                    for (id, bytes) in outcome.ids.into_iter().zip(batch) {
+                        model.push_back((id, bytes, State::Unread));
+                    }
                 }
                 Op::Read(n) => {
                     let items = buffer.read(n, 1 << 20).unwrap();

@@ -180,6 +180,17 @@ pub enum ReadItem {
     Corrupt(CorruptRecord),
 }
 
+/// What [`DiskBuffer::append_many`] did.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct AppendMany {
+    /// The ids of the records appended, from the first, in order.
+    pub ids: Vec<RecordId>,
+    /// Why the others were not (or, under [`FsyncPolicy::Always`], why the
+    /// final fsync failed: then `ids` are written, durability unknown).
+    pub error: Option<AppendError>,
+}
+
 /// What [`DiskBuffer::drop_oldest`] dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -721,6 +732,50 @@ impl DiskBuffer {
     /// record is not in the buffer, except when only the fsync failed: then
     /// it was written and may be delivered).
     pub fn append(&self, payload: &[u8]) -> Result<RecordId, AppendError> {
+        let mut writer = lock(&self.writer);
+        let always = self.options.fsync() == FsyncPolicy::Always;
+        let id = self.append_locked(&mut writer, payload, always)?;
+        if always {
+            self.fsync(&mut writer)?;
+        }
+        Ok(id)
+    }
+
+    /// Appends records in order under one lock, with one fsync at the end
+    /// under [`FsyncPolicy::Always`] (a group commit: every record whose id
+    /// is returned is durable when this returns). Stops at the first record
+    /// that fails ([`AppendError::Full`] included): the ids of those before
+    /// it come back with the error.
+    pub fn append_many<P: AsRef<[u8]>>(&self, payloads: &[P]) -> AppendMany {
+        let mut writer = lock(&self.writer);
+        let mut ids = Vec::with_capacity(payloads.len());
+        let mut error = None;
+        for payload in payloads {
+            match self.append_locked(&mut writer, payload.as_ref(), false) {
+                Ok(id) => ids.push(id),
+                Err(failed) => {
+                    error = Some(failed);
+                    break;
+                }
+            }
+        }
+        if self.options.fsync() == FsyncPolicy::Always && !ids.is_empty() {
+            if let Err(failed) = self.fsync(&mut writer) {
+                // Written, durability unknown: the ids stay (they may be delivered).
+                error = Some(failed.into());
+            }
+        }
+        AppendMany { ids, error }
+    }
+
+    /// One append under the writer lock; `write_now` writes the record to
+    /// the file before returning (the caller fsyncs).
+    fn append_locked(
+        &self,
+        w: &mut Writer,
+        payload: &[u8],
+        write_now: bool,
+    ) -> Result<RecordId, AppendError> {
         let max_bytes = self.options.max_bytes();
         let frame = FRAME_HEADER + payload.len() as u64;
         if u32::try_from(payload.len()).is_err() || frame.saturating_add(SEGMENT_HEADER) > max_bytes
@@ -730,8 +785,6 @@ impl DiskBuffer {
                 max_bytes,
             });
         }
-        let mut writer = lock(&self.writer);
-        let w = &mut *writer;
         let mut roll = w.size > SEGMENT_HEADER && w.size + frame > self.segment_bytes;
         let needed = frame + if roll { SEGMENT_HEADER } else { 0 };
         let full = {
@@ -771,7 +824,7 @@ impl DiskBuffer {
         record::encode(id, payload, &mut w.pending);
         w.size += frame;
         let (flush, sync) = match self.options.fsync() {
-            FsyncPolicy::Always => (true, true),
+            FsyncPolicy::Always => (write_now || w.pending.len() >= PENDING_LIMIT, false),
             FsyncPolicy::Interval(every) => {
                 let due = w.last_sync.elapsed() >= every;
                 (due || w.pending.len() >= PENDING_LIMIT, due)
