@@ -73,7 +73,9 @@
 //! Writers share one mutex; an append encodes the frame into an in-memory
 //! pending buffer (64 KiB), written with one `write` when it fills, when the
 //! reader catches up with it, at an fsync, or at a segment change. Under
-//! [`FsyncPolicy::Always`] every append writes and fsyncs before returning.
+//! [`FsyncPolicy::Always`] every append writes and fsyncs before returning
+//! (fsyncs are not shared between threads);
+//! [`append_many`](DiskBuffer::append_many) fsyncs once for a batch.
 //! The reader and acknowledgements share a second mutex; the byte and record
 //! counts a third, with two condition variables: one wakes a reader
 //! waiting for data ([`wait_for_data`](DiskBuffer::wait_for_data)), the
