@@ -9,6 +9,8 @@
 //! - [`delivery`]: bounded queues, batching, retry with jittered backoff,
 //!   the dead-letter file ([`DeadLetterWriter`]), flush/shutdown reports
 //!   and counters.
+//! - [`buffer`]: a durable, bounded disk buffer for one backend (its
+//!   storage layer; not yet used by the delivery engine).
 //! - [`Config`]: the TOML config file that names registered engines.
 //! - [`processors`]: the built-in processors (`allow`, `block`, `enrich`,
 //!   `redact`, `sample`).
@@ -57,6 +59,7 @@
 
 mod ack;
 mod answer;
+pub mod buffer;
 mod config;
 mod config_error;
 pub mod delivery;

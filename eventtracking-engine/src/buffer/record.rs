@@ -1,0 +1,279 @@
+//! One record: a length-prefixed, checksummed payload.
+//!
+//! ```text
+//! offset  size  field
+//! 0       4     marker 0xE7B0_F7C5 (LE): where a reader looks for the next record after corruption
+//! 4       4     payload length (LE)
+//! 8       8     record id (LE)
+//! 16      4     CRC-32 (crc32fast) of the length, the id and the payload
+//! 20      len   payload (one event's JSON line)
+//! ```
+//!
+//! The checksum covers the length and the id, so that a flipped length is
+//! caught like a flipped payload byte (it then points past the record or at
+//! bytes whose checksum does not match).
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+
+/// The bytes before the payload.
+pub(crate) const FRAME_HEADER: u64 = 20;
+/// Marks the start of every record.
+pub(crate) const MARKER: u32 = 0xE7B0_F7C5;
+/// How much a resynchronising scan reads at once.
+const SCAN_CHUNK: usize = 64 * 1024;
+/// The read-ahead of a [`Source`]: records are read a buffer at a time, not
+/// with two syscalls each.
+const READ_AHEAD: usize = 256 * 1024;
+
+/// A segment file read through a buffer, seeking only when a read does not
+/// start where the last one ended (a seek discards the buffer).
+#[derive(Debug)]
+pub(crate) struct Source {
+    reader: BufReader<File>,
+    /// Where the next buffered byte is from, when known.
+    pos: Option<u64>,
+}
+
+impl Source {
+    pub(crate) fn new(file: File) -> Self {
+        Source {
+            reader: BufReader::with_capacity(READ_AHEAD, file),
+            pos: None,
+        }
+    }
+
+    /// Forgets the read-ahead: bytes past the readable end of the segment
+    /// being written may change (a failed write is cut back and rewritten).
+    pub(crate) fn invalidate(&mut self) {
+        self.pos = None;
+    }
+
+    /// Fills `buf` from `offset`; `Ok(false)` if the file ends first.
+    pub(crate) fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<bool> {
+        if self.pos != Some(offset) {
+            let delta = self
+                .pos
+                .and_then(|pos| i64::try_from(i128::from(offset) - i128::from(pos)).ok());
+            let moved = match delta {
+                Some(delta) => self.reader.seek_relative(delta),
+                None => self.reader.seek(SeekFrom::Start(offset)).map(drop),
+            };
+            if let Err(error) = moved {
+                self.pos = None;
+                return Err(error);
+            }
+            self.pos = Some(offset);
+        }
+        match self.reader.read_exact(buf) {
+            Ok(()) => {
+                self.pos = Some(offset + buf.len() as u64);
+                Ok(true)
+            }
+            Err(error) => {
+                self.pos = None;
+                if error.kind() == io::ErrorKind::UnexpectedEof {
+                    Ok(false)
+                } else {
+                    Err(error)
+                }
+            }
+        }
+    }
+}
+
+fn checksum(len: u32, id: u64, payload: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&len.to_le_bytes());
+    hasher.update(&id.to_le_bytes());
+    hasher.update(payload);
+    hasher.finalize()
+}
+
+/// Appends the frame of one record to `out`. The caller checked that the
+/// payload length fits in a `u32`.
+pub(crate) fn encode(id: u64, payload: &[u8], out: &mut Vec<u8>) {
+    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    out.reserve(FRAME_HEADER as usize + payload.len());
+    out.extend_from_slice(&MARKER.to_le_bytes());
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&id.to_le_bytes());
+    out.extend_from_slice(&checksum(len, id, payload).to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// What is at an offset of a segment.
+#[derive(Debug)]
+pub(crate) enum Parsed {
+    /// A whole record whose checksum matches; `next` is where the following one starts.
+    Record {
+        id: u64,
+        payload: Vec<u8>,
+        next: u64,
+    },
+    /// Bytes that are not a whole, valid record, up to `next`: the start of
+    /// the next valid record (`resynced`), or `end` when there is none.
+    Corrupt { next: u64, resynced: bool },
+    /// `offset` is at (or past) `end`.
+    End,
+}
+
+/// The record at `offset` if one whole, valid record starts there and ends
+/// at or before `end`.
+pub(crate) fn record_at(
+    file: &mut Source,
+    offset: u64,
+    end: u64,
+) -> io::Result<Option<(u64, Vec<u8>)>> {
+    if end.saturating_sub(offset) < FRAME_HEADER {
+        return Ok(None);
+    }
+    let mut header = [0u8; FRAME_HEADER as usize];
+    // A file shorter than `end` (cut by someone else) holds no record there.
+    if !file.read_exact_at(offset, &mut header)? {
+        return Ok(None);
+    }
+    let word = |at: usize| {
+        u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
+    if word(0) != MARKER {
+        return Ok(None);
+    }
+    let len = word(4);
+    let mut id_bytes = [0u8; 8];
+    id_bytes.copy_from_slice(&header[8..16]);
+    let id = u64::from_le_bytes(id_bytes);
+    let crc = word(16);
+    // Checked before allocating: a garbage length never allocates more
+    // than the file holds.
+    if u64::from(len) > end - offset - FRAME_HEADER {
+        return Ok(None);
+    }
+    let mut payload = vec![0u8; len as usize];
+    if !file.read_exact_at(offset + FRAME_HEADER, &mut payload)? {
+        return Ok(None);
+    }
+    if checksum(len, id, &payload) != crc {
+        return Ok(None);
+    }
+    Ok(Some((id, payload)))
+}
+
+/// The first offset after `from` (exclusive) and before `end` where a valid
+/// record starts, if any.
+pub(crate) fn resync(file: &mut Source, from: u64, end: u64) -> io::Result<Option<u64>> {
+    let marker = MARKER.to_le_bytes();
+    let mut start = from.saturating_add(1);
+    let mut chunk = vec![0u8; SCAN_CHUNK];
+    while end.saturating_sub(start) >= FRAME_HEADER {
+        let want = usize::try_from((end - start).min(SCAN_CHUNK as u64)).unwrap_or(SCAN_CHUNK);
+        if !file.read_exact_at(start, &mut chunk[..want])? {
+            return Ok(None);
+        }
+        let window = &chunk[..want];
+        for at in 0..want.saturating_sub(marker.len() - 1) {
+            if window[at..at + marker.len()] == marker {
+                let candidate = start + at as u64;
+                if record_at(file, candidate, end)?.is_some() {
+                    return Ok(Some(candidate));
+                }
+            }
+        }
+        // Overlap by the marker's length less one, so that a marker across
+        // two chunks is still seen.
+        start += (want - (marker.len() - 1)) as u64;
+    }
+    Ok(None)
+}
+
+/// What starts at `offset` (before `end`).
+pub(crate) fn parse_at(file: &mut Source, offset: u64, end: u64) -> io::Result<Parsed> {
+    if offset >= end {
+        return Ok(Parsed::End);
+    }
+    if let Some((id, payload)) = record_at(file, offset, end)? {
+        let next = offset + FRAME_HEADER + payload.len() as u64;
+        return Ok(Parsed::Record { id, payload, next });
+    }
+    Ok(match resync(file, offset, end)? {
+        Some(next) => Parsed::Corrupt {
+            next,
+            resynced: true,
+        },
+        None => Parsed::Corrupt {
+            next: end,
+            resynced: false,
+        },
+    })
+}
+
+/// The bytes of `[from, to)`, fewer if the file ends first.
+pub(crate) fn read_range(file: &mut Source, from: u64, to: u64) -> io::Result<Vec<u8>> {
+    let len = usize::try_from(to.saturating_sub(from))
+        .map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
+    let mut bytes = vec![0u8; len];
+    if file.read_exact_at(from, &mut bytes)? {
+        return Ok(bytes);
+    }
+    // Short: what there is, a byte at a time through the read-ahead.
+    bytes.clear();
+    let mut byte = [0u8; 1];
+    while bytes.len() < len && file.read_exact_at(from + bytes.len() as u64, &mut byte)? {
+        bytes.push(byte[0]);
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file_of(bytes: &[u8]) -> (tempfile::NamedTempFile, Source) {
+        let mut named = tempfile::NamedTempFile::new().unwrap();
+        named.write_all(bytes).unwrap();
+        let file = Source::new(File::open(named.path()).unwrap());
+        (named, file)
+    }
+
+    #[test]
+    fn a_record_reads_back_and_a_flipped_length_is_caught() {
+        let mut bytes = Vec::new();
+        encode(7, b"{\"a\":1}", &mut bytes);
+        let (_keep, mut file) = file_of(&bytes);
+        let end = bytes.len() as u64;
+        match parse_at(&mut file, 0, end).unwrap() {
+            Parsed::Record { id, payload, next } => {
+                assert_eq!((id, payload.as_slice(), next), (7, &b"{\"a\":1}"[..], end))
+            }
+            other => panic!("{other:?}"),
+        }
+        // A shorter length still fits in the file: only the checksum catches it.
+        bytes[4] -= 1;
+        let (_keep, mut file) = file_of(&bytes);
+        assert!(
+            matches!(parse_at(&mut file, 0, end).unwrap(), Parsed::Corrupt { next, resynced: false } if next == end)
+        );
+    }
+
+    #[test]
+    fn resync_finds_the_record_after_garbage_across_a_chunk_boundary() {
+        let mut bytes = vec![0xAB; SCAN_CHUNK - 2];
+        let at = bytes.len() as u64;
+        encode(1, b"x", &mut bytes);
+        let (_keep, mut file) = file_of(&bytes);
+        assert_eq!(resync(&mut file, 0, bytes.len() as u64).unwrap(), Some(at));
+    }
+
+    #[test]
+    fn a_file_shorter_than_believed_is_no_record_and_no_error() {
+        let mut bytes = Vec::new();
+        encode(1, b"payload", &mut bytes);
+        let (_keep, mut file) = file_of(&bytes[..10]);
+        let end = bytes.len() as u64;
+        assert!(
+            matches!(parse_at(&mut file, 0, end).unwrap(), Parsed::Corrupt { next, resynced: false } if next == end)
+        );
+        assert_eq!(read_range(&mut file, 0, end).unwrap(), &bytes[..10]);
+    }
+}
