@@ -541,13 +541,15 @@ impl TrackerBuilder {
                     ),
                 });
             }
-            disks.push(delivery::open_disk_route(&route.name, delivery).map_err(|message| {
-                BuildError::InvalidOption {
-                    owner: route.name.clone(),
-                    engine: "delivery".into(),
-                    message,
-                }
-            })?);
+            disks.push(
+                delivery::open_disk_route(&route.name, delivery).map_err(|message| {
+                    BuildError::InvalidOption {
+                        owner: route.name.clone(),
+                        engine: "delivery".into(),
+                        message,
+                    }
+                })?,
+            );
         }
         let runtime = match (self.runtime, self.routes.is_empty()) {
             (runtime, true) => runtime,

@@ -97,12 +97,19 @@ fn events_through_a_disk_buffer_are_delivered_once_and_the_buffer_ends_empty() {
     assert_eq!(report.flushed["a"].delivered, 1_000, "{report:?}");
     assert_eq!(seqs(&recorder.events()), (0..1_000).collect::<Vec<_>>());
     let stats = report.backends["a"];
-    assert_eq!((stats.accepted, stats.delivered), (1_000, 1_000), "{stats:?}");
+    assert_eq!(
+        (stats.accepted, stats.delivered),
+        (1_000, 1_000),
+        "{stats:?}"
+    );
     assert_eq!(stats.buffered_events, 0, "{stats:?}");
     assert!(stats.buffer_segments >= 1, "{stats:?}");
     let report = tracker.shutdown(DEADLINE).unwrap();
     assert!(report.complete, "{report}");
-    assert!(report.to_string().contains("disk buffer: 0 events"), "{report}");
+    assert!(
+        report.to_string().contains("disk buffer: 0 events"),
+        "{report}"
+    );
     assert_eq!(recorder.events().len(), 1_000, "nothing twice");
     assert!(dead_letter_lines(dir.path()).is_empty());
 }
@@ -145,7 +152,11 @@ fn a_failing_backend_keeps_events_in_the_buffer_and_the_next_tracker_delivers_th
     assert!(report.complete, "{report}");
     assert_eq!(seqs(&recorder.events()), emitted, "in order, once");
     let stats = report.backends["a"];
-    assert_eq!((stats.buffer_replayed, stats.buffered_events), (50, 0), "{stats:?}");
+    assert_eq!(
+        (stats.buffer_replayed, stats.buffered_events),
+        (50, 0),
+        "{stats:?}"
+    );
     tracker.shutdown(DEADLINE).unwrap();
 }
 
@@ -220,7 +231,10 @@ fn a_flipped_byte_mid_segment_dead_letters_that_record_and_delivers_the_others()
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert_eq!(lines[0]["backend"], "a");
     assert!(
-        lines[0]["reason"].as_str().unwrap().contains("corrupt record"),
+        lines[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("corrupt record"),
         "{lines:?}"
     );
     let mut flipped = written[2].to_json_bytes().to_vec();
@@ -356,7 +370,10 @@ fn the_buffer_keys_are_read_from_a_config_file_and_bad_values_name_their_key() {
         (b.buffer, b.buffer_fsync, b.buffer_max_bytes),
         (BufferKind::Disk, BufferFsync::Interval, 2 << 20)
     );
-    assert_eq!(tracker.delivery_config("c").unwrap().buffer, BufferKind::Memory);
+    assert_eq!(
+        tracker.delivery_config("c").unwrap().buffer,
+        BufferKind::Memory
+    );
     assert!(buffers.join("a").is_dir() && buffers.join("b").is_dir());
     assert!(!buffers.join("c").exists(), "a memory route has no buffer");
     tracker.emit("page.view", json!({"i": 1})).unwrap();
@@ -374,7 +391,11 @@ fn the_buffer_keys_are_read_from_a_config_file_and_bad_values_name_their_key() {
         ("buffer = \"tape\"", "buffer", "tape"),
         ("buffer_fsync = \"sometimes\"", "buffer_fsync", "sometimes"),
         ("buffer_max_bytes = 0", "buffer_max_bytes", "0"),
-        ("buffer_fsync_interval_ms = 0", "buffer_fsync_interval_ms", "0"),
+        (
+            "buffer_fsync_interval_ms = 0",
+            "buffer_fsync_interval_ms",
+            "0",
+        ),
     ] {
         let text = format!("[backends.a]\nengine = \"discard\"\n[backends.a.delivery]\n{bad}");
         let error = Config::from_toml_str(&text)

@@ -110,7 +110,8 @@ impl DiskRoute {
                     for _ in 0..4 {
                         match buffer.drop_oldest() {
                             Ok(Some(dropped)) => {
-                                let n = counters.dropped_evicted.fetch_add(dropped.records, Relaxed);
+                                let n =
+                                    counters.dropped_evicted.fetch_add(dropped.records, Relaxed);
                                 route.complete(dropped.records);
                                 route.note_drop(n, "disk buffer full: oldest segment evicted");
                             }
@@ -275,6 +276,13 @@ impl DiskRoute {
     /// Hands the flushes whose records were all read to the control
     /// channel, each covering what is in the memory queue now.
     fn hand_over_flushes(&self, route: &Route) {
+        // Racy but harmless: a request pushed after this look wakes the worker.
+        if lock(&self.flushes).is_empty() {
+            return;
+        }
+        // The order of `Route::request_flush`: queue, control, flushes.
+        let queue = lock(&route.queue);
+        let mut control = lock(&route.control);
         let mut flushes = lock(&self.flushes);
         if flushes.is_empty() {
             return;
@@ -283,8 +291,6 @@ impl DiskRoute {
         // this look, so the appends it covers are visible to it.
         let unread = self.has_unread();
         let read_end = self.read_end.load(SeqCst);
-        let queue = lock(&route.queue);
-        let mut control = lock(&route.control);
         while flushes
             .front()
             .is_some_and(|(target, _)| !unread || read_end >= *target)
@@ -328,7 +334,9 @@ impl DiskRoute {
     pub(super) fn acknowledge(&self, route: &Route, seqs: impl IntoIterator<Item = u64>) {
         let ids: Vec<RecordId> = {
             let mut map = lock(&self.ids);
-            seqs.into_iter().filter_map(|seq| map.remove(&seq)).collect()
+            seqs.into_iter()
+                .filter_map(|seq| map.remove(&seq))
+                .collect()
         };
         if ids.is_empty() {
             return;

@@ -25,7 +25,14 @@
 //!   when it passes is written to the dead-letter file with reason
 //!   `shutdown` (counted as `failed_shutdown`), so `eventtracking replay`
 //!   recovers it. [`Tracker::cut_shutdown_short`](crate::Tracker::cut_shutdown_short)
-//!   moves the deadline to now.
+//!   moves the deadline to now. A backend with `buffer = "disk"` keeps
+//!   those events in its disk buffer instead (counted as `kept_in_buffer`):
+//!   they are durable, and the next tracker on the same `buffer_path`
+//!   delivers them first.
+//! - With `buffer = "disk"`, the disk buffer is the backend's queue (see
+//!   `disk_route.rs`): `emit` appends to it and the worker reads from it,
+//!   so accepted events survive a crash (up to the `buffer_fsync` policy)
+//!   and an outage longer than memory could absorb (up to `buffer_max_bytes`).
 //!
 //! # One route
 //!

@@ -120,6 +120,13 @@ impl DroppedStats {
 /// file with reason `shutdown`. Events refused before entering the queue
 /// (`queue_full`, `block_timeout`, emitted after shutdown began) are in
 /// `dropped` only.
+///
+/// With `buffer = "disk"`, `accepted` counts the events appended to the
+/// disk buffer and those an earlier process left there (replayed);
+/// `queue_full`, `evicted` and `block_timeout` count what a full disk
+/// buffer refused or evicted; events still undelivered at the shutdown
+/// deadline are `kept_in_buffer` (not failed, not dead-lettered), and
+/// events never read from the buffer are in `buffered_events` only.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct BackendStats {
