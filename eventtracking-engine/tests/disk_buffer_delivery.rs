@@ -148,9 +148,15 @@ fn a_failing_backend_keeps_events_in_the_buffer_and_the_next_tracker_delivers_th
 
     let recorder = Recorder::new();
     let tracker = build(config, "a", recorder.clone());
+    tracker.emit("page.view", json!({"i": 50})).unwrap();
     let report = tracker.flush(DEADLINE);
     assert!(report.complete, "{report}");
-    assert_eq!(seqs(&recorder.events()), emitted, "in order, once");
+    let expected: Vec<u64> = emitted.iter().copied().chain([50]).collect();
+    assert_eq!(
+        seqs(&recorder.events()),
+        expected,
+        "the buffered events first, in order, once; then the new one"
+    );
     let stats = report.backends["a"];
     assert_eq!(
         (stats.buffer_replayed, stats.buffered_events),
@@ -315,6 +321,33 @@ fn an_acked_emit_to_a_disk_route_answers_buffered() {
 }
 
 #[test]
+fn an_event_larger_than_the_buffer_is_dead_lettered_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Recorder::new();
+    let tracker = build(
+        disk(dir.path()).with_buffer_max_bytes(4 * 1024),
+        "a",
+        recorder.clone(),
+    );
+    let ack = tracker
+        .emit_acked("page.view", json!({"i": 0, "padding": "x".repeat(8 * 1024)}))
+        .unwrap()
+        .wait();
+    match ack.outcome("a") {
+        Some(Outcome::DeadLettered { reason }) => {
+            assert!(reason.contains("disk buffer"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let lines = common::dead_letters(dir.path());
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0].event.data()["i"], 0);
+    let stats = tracker.shutdown(DEADLINE).unwrap().backends["a"];
+    assert_eq!((stats.accepted, stats.dead_lettered), (1, 1), "{stats:?}");
+    assert!(recorder.events().is_empty());
+}
+
+#[test]
 fn an_unwritable_buffer_path_is_a_build_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("a-file");
@@ -327,6 +360,46 @@ fn an_unwritable_buffer_path_is_a_build_error_naming_it() {
         .to_string();
     assert!(error.contains("buffer_path"), "{error}");
     assert!(error.contains(&*file.to_string_lossy()), "{error}");
+
+    // From a config file: the build fails the same way.
+    let text = format!(
+        "[delivery]\nbuffer = \"disk\"\nbuffer_path = {:?}\ndead_letter_path = {:?}\n[backends.a]\nengine = \"discard\"",
+        file.display().to_string(),
+        common::dead_letter_path(dir.path()).display().to_string()
+    );
+    let error = Config::from_toml_str(&text)
+        .unwrap()
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("buffer_path") && error.contains(&*file.to_string_lossy()),
+        "{error}"
+    );
+
+    // A read-only directory: only stops a user that is not root.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let read_only = dir.path().join("read-only");
+        std::fs::create_dir(&read_only).unwrap();
+        std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o555)).unwrap();
+        if std::fs::write(read_only.join("probe"), b"").is_ok() {
+            eprintln!("skipped the read-only directory case: permissions do not stop this user");
+        } else {
+            let error = Tracker::builder()
+                .with_delivery(disk(dir.path()).with_buffer_path(&read_only))
+                .with_backend("a", Recorder::new())
+                .build()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains(&*read_only.join("a").to_string_lossy()),
+                "{error}"
+            );
+        }
+        std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
 }
 
 #[test]

@@ -205,7 +205,8 @@ impl DeadLetterWriter {
     /// of a disk buffer (or a record that is not an event's JSON), with the
     /// reason and where it was found. The line has `raw` (the bytes as
     /// text, invalid UTF-8 replaced) and `raw_hex` (the exact bytes) in
-    /// place of `event`, so `eventtracking replay` skips it as not an event.
+    /// place of `event`: `eventtracking replay` reports it as not
+    /// replayable (the bytes are kept for a person to look at).
     pub fn write_raw(&self, backend: &str, reason: &str, bytes: &[u8]) -> DeadLetterOutcome {
         #[derive(Serialize)]
         struct RawLine<'a> {
