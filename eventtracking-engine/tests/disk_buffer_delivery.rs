@@ -330,7 +330,10 @@ fn an_event_larger_than_the_buffer_is_dead_lettered_not_lost() {
         recorder.clone(),
     );
     let ack = tracker
-        .emit_acked("page.view", json!({"i": 0, "padding": "x".repeat(8 * 1024)}))
+        .emit_acked(
+            "page.view",
+            json!({"i": 0, "padding": "x".repeat(8 * 1024)}),
+        )
         .unwrap()
         .wait();
     match ack.outcome("a") {

@@ -40,6 +40,17 @@ const PUMP_BYTES: usize = 16 << 20;
 /// for records it was not told about.
 const IDLE_TICK: Duration = Duration::from_millis(100);
 
+/// Runs the buffer's file I/O (reads, the ledger's write and fsync) from a
+/// delivery worker without holding up the other workers of the runtime.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 /// The disk side of a route.
 pub(crate) struct DiskRoute {
     /// `None` once closed at shutdown (so that a new tracker in this process
@@ -190,7 +201,7 @@ impl DiskRoute {
             .queue_capacity
             .saturating_sub(route.queue_len());
         if room > 0 {
-            match self.with_buffer(|buffer| buffer.read(room, PUMP_BYTES)) {
+            match blocking(|| self.with_buffer(|buffer| buffer.read(room, PUMP_BYTES))) {
                 Some(Ok(items)) if !items.is_empty() => self.take_in(route, items),
                 Some(Err(error)) => {
                     tracing::error!(backend = %route.name, %error, "eventtracking: cannot read the disk buffer");
@@ -341,7 +352,7 @@ impl DiskRoute {
         if ids.is_empty() {
             return;
         }
-        if let Some(Err(error)) = self.with_buffer(|buffer| buffer.acknowledge(ids)) {
+        if let Some(Err(error)) = blocking(|| self.with_buffer(|buffer| buffer.acknowledge(ids))) {
             tracing::error!(backend = %route.name, %error, "eventtracking: cannot persist the disk buffer's position (the events may be delivered again after a restart)");
         }
     }
