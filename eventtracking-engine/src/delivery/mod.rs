@@ -301,11 +301,15 @@ impl Route {
         if claimed.is_empty() {
             return;
         }
-        lock(&self.control).count(claimed.iter().map(|(seq, _)| *seq), outcome);
+        let mut control = lock(&self.control);
+        control.count(claimed.iter().map(|(seq, _)| *seq), outcome);
         lock(&self.in_flight).resolve(claimed.iter().map(|(seq, _)| *seq));
         if let Some(disk) = &self.disk {
+            // Under the control lock, so a flush answered for these events
+            // sees their records acknowledged.
             disk.acknowledge(self, claimed.iter().map(|(seq, _)| *seq));
         }
+        drop(control);
         for (_, ack) in claimed {
             if let Some(ack) = ack {
                 ack.fill(outcome.clone());
@@ -332,13 +336,15 @@ impl Route {
                 only.len()
             }
         };
-        drop(control);
         if let Some(disk) = &self.disk {
+            // Under the control lock, so a flush answered for these events
+            // sees their records acknowledged.
             match settled {
                 Settled::All => disk.acknowledge(self, seqs.iter()),
                 Settled::Only(only) => disk.acknowledge(self, only),
             }
         }
+        drop(control);
         for ack in acks {
             ack.fill(outcome.clone());
         }
