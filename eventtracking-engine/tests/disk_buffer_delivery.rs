@@ -68,9 +68,10 @@ fn events(n: u64) -> Vec<Event> {
 /// Writes events into backend `name`'s buffer directly, as an earlier run would have left them.
 fn prefill(dir: &Path, name: &str, events: &[Event]) -> PathBuf {
     let path = dir.join("buffers").join(name);
+    // `close` writes and fsyncs everything.
     let buffer = DiskBuffer::open(
         &path,
-        DiskBufferOptions::default().with_fsync(FsyncPolicy::Always),
+        DiskBufferOptions::default().with_fsync(FsyncPolicy::Never),
     )
     .unwrap();
     for event in events {
@@ -183,6 +184,21 @@ fn a_restart_after_a_clean_shutdown_redelivers_nothing() {
     assert!(report.complete, "{report}");
     assert_eq!(seqs(&second.events()), vec![20], "only the new event");
     assert_eq!(report.backends["a"].buffer_replayed, 0);
+    tracker.shutdown(DEADLINE).unwrap();
+}
+
+#[test]
+fn a_flush_right_after_start_waits_for_what_an_earlier_run_buffered() {
+    let dir = tempfile::tempdir().unwrap();
+    prefill(dir.path(), "a", &events(2_000));
+    let recorder = Recorder::new();
+    // A small read-ahead: the backlog takes many reads.
+    let config = disk(dir.path()).with_queue_capacity(64).with_batch_size(16);
+    let tracker = build(config, "a", recorder.clone());
+    let report = tracker.flush(DEADLINE);
+    assert!(report.complete, "{report}");
+    assert_eq!(seqs(&recorder.events()), (0..2_000).collect::<Vec<_>>());
+    assert_eq!(report.flushed["a"].delivered, 2_000, "{report:?}");
     tracker.shutdown(DEADLINE).unwrap();
 }
 

@@ -81,11 +81,17 @@ impl DiskRoute {
     pub(super) fn open(name: &str, config: &DeliveryConfig) -> Result<Self, BufferError> {
         let dir: PathBuf = config.buffer_path.join(name);
         let buffer = DiskBuffer::open(&dir, config.disk_buffer_options())?;
+        // What an earlier process left counts as appended before any flush
+        // of this one: a flush waits for it too.
+        let stats = buffer.stats();
+        let left = stats
+            .oldest_unacknowledged
+            .map_or(0, |oldest| oldest.get() + stats.records);
         Ok(DiskRoute {
             buffer: RwLock::new(Some(buffer)),
             final_stats: Mutex::new(None),
             ids: Mutex::new(HashMap::new()),
-            appended_end: AtomicU64::new(0),
+            appended_end: AtomicU64::new(left),
             read_end: AtomicU64::new(0),
             flushes: Mutex::new(VecDeque::new()),
         })
