@@ -4,7 +4,9 @@
 //! An acknowledged event carries one answer handle per backend through the
 //! queue; the worker that settles the event (delivered, dead-lettered,
 //! dropped or filtered) answers it, and the [`Receipt`] resolves when every
-//! backend has. Events emitted without a receipt carry nothing.
+//! backend has. Events emitted without a receipt carry nothing. A backend
+//! with `buffer = "disk"` answers at emit instead, once the event is in its
+//! disk buffer ([`Outcome::Buffered`]).
 
 use std::future::Future;
 use std::pin::Pin;

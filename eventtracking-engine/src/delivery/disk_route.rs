@@ -86,7 +86,7 @@ impl DiskRoute {
         let stats = buffer.stats();
         let left = stats
             .oldest_unacknowledged
-            .map_or(0, |oldest| oldest.get() + stats.records);
+            .map_or(0, |oldest| oldest.get().saturating_add(stats.records));
         Ok(DiskRoute {
             buffer: RwLock::new(Some(buffer)),
             final_stats: Mutex::new(None),
@@ -156,7 +156,8 @@ impl DiskRoute {
             }
             Some(Ok(id)) => {
                 counters.accepted.fetch_add(1, Relaxed);
-                self.appended_end.fetch_max(id.get() + 1, SeqCst);
+                self.appended_end
+                    .fetch_max(id.get().saturating_add(1), SeqCst);
                 if let Some(ack) = extra.and_then(|e| e.ack) {
                     ack.fill(Outcome::Buffered);
                 }
@@ -223,7 +224,8 @@ impl DiskRoute {
         for item in items {
             match item {
                 ReadItem::Record(record) => {
-                    self.read_end.fetch_max(record.id.get() + 1, SeqCst);
+                    self.read_end
+                        .fetch_max(record.id.get().saturating_add(1), SeqCst);
                     match Event::from_json_slice(&record.payload) {
                         Ok(event) => {
                             if record.replayed {
