@@ -4,7 +4,9 @@
 //! An acknowledged event carries one answer handle per backend through the
 //! queue; the worker that settles the event (delivered, dead-lettered,
 //! dropped or filtered) answers it, and the [`Receipt`] resolves when every
-//! backend has. Events emitted without a receipt carry nothing.
+//! backend has. Events emitted without a receipt carry nothing. A backend
+//! with `buffer = "disk"` answers at emit instead, once the event is in its
+//! disk buffer ([`Outcome::Buffered`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -40,11 +42,20 @@ pub enum Outcome {
     },
     /// A processor filtered it out (on purpose, e.g. `allow`, `block` or `sample`).
     Filtered,
+    /// It was written to the backend's durable disk buffer (`buffer =
+    /// "disk"`; fsynced too under `buffer_fsync = "always"`): it survives a
+    /// restart and is delivered by this tracker or, after a crash or a
+    /// shutdown that left it there, by the next one built on the same
+    /// `buffer_path`. The receipt does not wait for its delivery; the
+    /// backend's stats and [`Tracker::flush`](crate::Tracker::flush) tell.
+    Buffered,
 }
 
 impl Outcome {
-    /// Delivered, dead-lettered or filtered: nothing was lost, so a source
-    /// may commit past this event (a dead-lettered event can be replayed).
+    /// Delivered, dead-lettered, filtered or buffered on disk: nothing was
+    /// lost, so a source may commit past this event (a dead-lettered event
+    /// can be replayed; a buffered one is delivered from the disk buffer,
+    /// after a restart if need be).
     pub fn is_settled(&self) -> bool {
         !matches!(self, Outcome::Dropped { .. })
     }
@@ -105,10 +116,21 @@ impl Acknowledgement {
         !self.outcomes.is_empty() && self.outcomes.iter().all(|(_, o)| *o == Outcome::Delivered)
     }
 
-    /// Every backend delivered, dead-lettered or filtered it: nothing was
-    /// lost (see [`Outcome::is_settled`]). False when the tracker has no backend.
+    /// Every backend delivered, dead-lettered, filtered or durably buffered
+    /// it: nothing was lost (see [`Outcome::is_settled`]). False when the
+    /// tracker has no backend.
     pub fn is_settled(&self) -> bool {
         !self.outcomes.is_empty() && self.outcomes.iter().all(|(_, o)| o.is_settled())
+    }
+
+    /// Every backend delivered it or holds it in its disk buffer
+    /// ([`Outcome::Buffered`]).
+    pub fn is_delivered_or_buffered(&self) -> bool {
+        !self.outcomes.is_empty()
+            && self
+                .outcomes
+                .iter()
+                .all(|(_, o)| matches!(o, Outcome::Delivered | Outcome::Buffered))
     }
 
     /// Every backend saw it filtered out (a tracker-level processor filters

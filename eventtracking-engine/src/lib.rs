@@ -75,8 +75,8 @@ mod typed;
 pub use ack::{Acknowledgement, Outcome, Receipt};
 pub use config::{Config, CONFIG_ENV};
 pub use delivery::{
-    BackendStats, DeadLetterRecord, DeadLetterWriter, DeliveryConfig, DeliveryReport, DroppedStats,
-    FlushOutcome, Overflow, TrackerStats,
+    BackendStats, BufferFsync, BufferKind, DeadLetterRecord, DeadLetterWriter, DeliveryConfig,
+    DeliveryReport, DroppedStats, FlushOutcome, Overflow, TrackerStats,
 };
 pub use error::{ConfigError, EmitError};
 pub use processors::{Enrich, NameFilter, NameMatcher, Redact, Sample};

@@ -502,6 +502,8 @@ impl TrackerBuilder {
     /// Starts the delivery workers and returns the tracker.
     pub fn build(self) -> Result<Tracker, BuildError> {
         let mut seen = std::collections::HashSet::new();
+        // The disk buffers of `buffer = "disk"` routes, by route index.
+        let mut disks = Vec::with_capacity(self.routes.len());
         for route in &self.routes {
             if !seen.insert(route.name.clone()) {
                 return Err(BuildError::DuplicateBackend(route.name.clone()));
@@ -539,6 +541,15 @@ impl TrackerBuilder {
                     ),
                 });
             }
+            disks.push(
+                delivery::open_disk_route(&route.name, delivery).map_err(|message| {
+                    BuildError::InvalidOption {
+                        owner: route.name.clone(),
+                        engine: "delivery".into(),
+                        message,
+                    }
+                })?,
+            );
         }
         let runtime = match (self.runtime, self.routes.is_empty()) {
             (runtime, true) => runtime,
@@ -548,13 +559,14 @@ impl TrackerBuilder {
         let routes: Vec<_> = self
             .routes
             .into_iter()
-            .map(|r| {
+            .zip(disks)
+            .map(|(r, disk)| {
                 let config = r.delivery.unwrap_or_else(|| self.delivery.clone());
                 let max_in_flight = config
                     .max_in_flight
                     .unwrap_or_else(|| r.backend.max_concurrent_sends());
                 (
-                    Route::new(&r.name, config, max_in_flight, r.processors),
+                    Route::new(&r.name, config, max_in_flight, r.processors, disk),
                     r.backend,
                 )
             })

@@ -1,5 +1,6 @@
 //! A durable, bounded, per-backend disk buffer: the storage layer of
-//! issue 14 (not yet wired into the delivery workers or the config).
+//! issue 14, used by the delivery engine for backends with `buffer =
+//! "disk"` (see [`DeliveryConfig`](crate::DeliveryConfig)).
 //!
 //! One [`DiskBuffer`] holds the records of ONE backend in one directory:
 //! emitting threads [`append`](DiskBuffer::append) event lines, one worker

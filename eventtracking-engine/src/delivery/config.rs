@@ -37,6 +37,101 @@ impl std::str::FromStr for Overflow {
     }
 }
 
+/// Where a backend's accepted events wait for its worker (`buffer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum BufferKind {
+    /// The in-memory queue (`queue_capacity` events): lost in a crash. The default.
+    #[default]
+    Memory,
+    /// A durable disk buffer in `buffer_path/<backend name>` (bounded by
+    /// `buffer_max_bytes`, synced per `buffer_fsync`): what it holds
+    /// survives a crash and a restart, and is delivered by the next tracker
+    /// built on that path. See [`crate::buffer`].
+    Disk,
+}
+
+impl std::str::FromStr for BufferKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "memory" => Ok(BufferKind::Memory),
+            "disk" => Ok(BufferKind::Disk),
+            _ => Err(format!(
+                "buffer = {s:?}: unknown buffer; expected \"memory\" or \"disk\""
+            )),
+        }
+    }
+}
+
+impl BufferKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            BufferKind::Memory => "memory",
+            BufferKind::Disk => "disk",
+        }
+    }
+}
+
+/// When a disk buffer fsyncs what is appended (`buffer_fsync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum BufferFsync {
+    /// Before `emit` returns: an event whose receipt says
+    /// [`Buffered`](crate::Outcome::Buffered) survives a power loss.
+    Always,
+    /// At most every `buffer_fsync_interval_ms` (the default): a crash
+    /// loses about the last interval.
+    #[default]
+    Interval,
+    /// Never by the tracker: the OS writes the pages back when it likes.
+    Never,
+}
+
+impl std::str::FromStr for BufferFsync {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "always" => Ok(BufferFsync::Always),
+            "interval" => Ok(BufferFsync::Interval),
+            "never" => Ok(BufferFsync::Never),
+            _ => Err(format!(
+                "buffer_fsync = {s:?}: unknown fsync policy; expected \"always\", \"interval\" or \"never\""
+            )),
+        }
+    }
+}
+
+impl BufferFsync {
+    fn as_str(self) -> &'static str {
+        match self {
+            BufferFsync::Always => "always",
+            BufferFsync::Interval => "interval",
+            BufferFsync::Never => "never",
+        }
+    }
+}
+
+/// Serde for the string-valued enums through `FromStr`, so that a bad value's
+/// error names its key (serde's own would only list the variants).
+macro_rules! serde_via_str {
+    ($($ty:ty),*) => {$(
+        impl Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+
+serde_via_str!(BufferKind, BufferFsync);
+
 /// How events are queued, batched, retried and dead-lettered, for one backend.
 ///
 /// Every field has a default (below) and can be set in the `[delivery]`
@@ -61,6 +156,21 @@ impl std::str::FromStr for Overflow {
 /// | `dead_letter_path` | `"eventtracking-dead-letter.jsonl"` | `EVENTTRACKING_DEAD_LETTER_PATH` |
 /// | `validate_schemas` | `false` | `EVENTTRACKING_VALIDATE_SCHEMAS` |
 /// | `max_in_flight` | the backend's own (1; 16 for Kafka, 4 for MongoDB) | `EVENTTRACKING_MAX_IN_FLIGHT` |
+/// | `buffer` | `"memory"` (or `"disk"`) | `EVENTTRACKING_BUFFER` |
+/// | `buffer_path` | `"eventtracking-buffer"` (each backend in `<path>/<name>`) | `EVENTTRACKING_BUFFER_PATH` |
+/// | `buffer_max_bytes` | 1073741824 (1 GiB) | `EVENTTRACKING_BUFFER_MAX_BYTES` |
+/// | `buffer_fsync` | `"interval"` (or `"always"`, `"never"`) | `EVENTTRACKING_BUFFER_FSYNC` |
+/// | `buffer_fsync_interval_ms` | 100 | `EVENTTRACKING_BUFFER_FSYNC_INTERVAL_MS` |
+///
+/// With `buffer = "disk"` the backend's accepted events are appended to a
+/// durable disk buffer instead of waiting in memory: `overflow` applies
+/// when the buffer holds `buffer_max_bytes` (`queue_capacity` then bounds
+/// only the events read ahead of the worker), an
+/// [`emit_acked`](crate::Tracker::emit_acked) receipt answers
+/// [`Buffered`](crate::Outcome::Buffered) once the event is written (and
+/// fsynced under `"always"`), and what is still buffered at the shutdown
+/// deadline stays there (not dead-lettered) for the next tracker built on
+/// the same `buffer_path`, which delivers it first.
 ///
 /// ```
 /// use eventtracking::{DeliveryConfig, Overflow};
@@ -123,6 +233,19 @@ pub struct DeliveryConfig {
     /// with a long round trip (Kafka, MongoDB). Per-backend order is kept
     /// only with 1; a backend whose sends cannot overlap refuses more.
     pub max_in_flight: Option<usize>,
+    /// Where accepted events wait: in memory (the default) or in a durable disk buffer.
+    pub buffer: BufferKind,
+    /// With `buffer = "disk"`: the directory of the disk buffers, one
+    /// subdirectory per backend (named after it).
+    pub buffer_path: PathBuf,
+    /// With `buffer = "disk"`: the most bytes the backend's buffer holds
+    /// on disk; past it, `overflow` applies.
+    pub buffer_max_bytes: u64,
+    /// With `buffer = "disk"`: when appended events are fsynced.
+    pub buffer_fsync: BufferFsync,
+    /// With `buffer_fsync = "interval"`: the longest between two fsyncs.
+    #[serde(rename = "buffer_fsync_interval_ms", with = "millis")]
+    pub buffer_fsync_interval: Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -143,6 +266,11 @@ impl Default for DeliveryConfig {
             dead_letter_path: PathBuf::from("eventtracking-dead-letter.jsonl"),
             validate_schemas: false,
             max_in_flight: None,
+            buffer: BufferKind::Memory,
+            buffer_path: PathBuf::from("eventtracking-buffer"),
+            buffer_max_bytes: 1 << 30,
+            buffer_fsync: BufferFsync::Interval,
+            buffer_fsync_interval: Duration::from_millis(100),
         }
     }
 }
@@ -190,6 +318,14 @@ setters! {
     with_validate_schemas: validate_schemas: bool;
     /// Sets `max_in_flight`.
     with_max_in_flight: max_in_flight: usize;
+    /// Sets `buffer`.
+    with_buffer: buffer: BufferKind;
+    /// Sets `buffer_max_bytes`.
+    with_buffer_max_bytes: buffer_max_bytes: u64;
+    /// Sets `buffer_fsync`.
+    with_buffer_fsync: buffer_fsync: BufferFsync;
+    /// Sets `buffer_fsync_interval` (`buffer_fsync_interval_ms` in config files).
+    with_buffer_fsync_interval: buffer_fsync_interval: Duration;
 }
 
 impl DeliveryConfig {
@@ -197,6 +333,27 @@ impl DeliveryConfig {
     pub fn with_dead_letter_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.dead_letter_path = path.into();
         self
+    }
+
+    /// Sets `buffer_path` (each backend's buffer is in `<path>/<name>`).
+    pub fn with_buffer_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.buffer_path = path.into();
+        self
+    }
+
+    /// The disk buffer's options, from the `buffer_*` keys.
+    pub(crate) fn disk_buffer_options(&self) -> crate::buffer::DiskBufferOptions {
+        use crate::buffer::{DiskBufferOptions, FsyncPolicy};
+        let fsync = match self.buffer_fsync {
+            BufferFsync::Always => FsyncPolicy::Always,
+            BufferFsync::Interval => FsyncPolicy::Interval(self.buffer_fsync_interval),
+            BufferFsync::Never => FsyncPolicy::Never,
+        };
+        // Segments stay the storage layer's default (64 MiB, at most a
+        // quarter of the bound).
+        DiskBufferOptions::default()
+            .with_max_bytes(self.buffer_max_bytes)
+            .with_fsync(fsync)
     }
 }
 
@@ -210,6 +367,11 @@ impl DeliveryConfig {
             ("send_timeout_ms", self.send_timeout.as_millis() as u64),
             ("max_event_bytes", self.max_event_bytes.unwrap_or(1) as u64),
             ("max_in_flight", self.max_in_flight.unwrap_or(1) as u64),
+            ("buffer_max_bytes", self.buffer_max_bytes),
+            (
+                "buffer_fsync_interval_ms",
+                self.buffer_fsync_interval.as_millis().min(u64::MAX as u128) as u64,
+            ),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -235,6 +397,22 @@ impl DeliveryConfig {
                     "is larger than max_backoff_ms ({})",
                     self.max_backoff.as_millis()
                 ),
+            });
+        }
+        if self.buffer == BufferKind::Disk && self.validate_schemas {
+            // The schema check's verdict travels beside the event in memory,
+            // not in the disk buffer's records.
+            return Err(ConfigError::Invalid {
+                key: "delivery.validate_schemas".into(),
+                value: "true".into(),
+                reason: "is not supported with buffer = \"disk\" yet".into(),
+            });
+        }
+        if self.buffer == BufferKind::Disk && self.buffer_path.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "delivery.buffer_path".into(),
+                value: "\"\"".into(),
+                reason: "must name a directory".into(),
             });
         }
         Ok(())
@@ -281,6 +459,10 @@ impl DeliveryConfig {
             "EVENTTRACKING_MAX_RETRIES" => max_retries,
             "EVENTTRACKING_DEAD_LETTER_PATH" => dead_letter_path,
             "EVENTTRACKING_VALIDATE_SCHEMAS" => validate_schemas,
+            "EVENTTRACKING_BUFFER" => buffer,
+            "EVENTTRACKING_BUFFER_PATH" => buffer_path,
+            "EVENTTRACKING_BUFFER_MAX_BYTES" => buffer_max_bytes,
+            "EVENTTRACKING_BUFFER_FSYNC" => buffer_fsync,
         }
         env_override_millis! {
             "EVENTTRACKING_BLOCK_TIMEOUT_MS" => block_timeout,
@@ -289,6 +471,7 @@ impl DeliveryConfig {
             "EVENTTRACKING_MAX_BACKOFF_MS" => max_backoff,
             "EVENTTRACKING_RETRY_BUDGET_MS" => retry_budget,
             "EVENTTRACKING_SEND_TIMEOUT_MS" => send_timeout,
+            "EVENTTRACKING_BUFFER_FSYNC_INTERVAL_MS" => buffer_fsync_interval,
         }
         // Optional settings (byte limits, max_in_flight): the variable sets them.
         for (var, field) in [

@@ -198,6 +198,52 @@ impl DeadLetterWriter {
             buffer.push(b'\n');
             ends.push(buffer.len());
         }
+        self.append(&buffer, &ends)
+    }
+
+    /// Appends one record of bytes that are not an event: a corrupt record
+    /// of a disk buffer (or a record that is not an event's JSON), with the
+    /// reason and where it was found. The line has `raw` (the bytes as
+    /// text, invalid UTF-8 replaced) and `raw_hex` (the exact bytes) in
+    /// place of `event`: `eventtracking replay` reports it as not
+    /// replayable (the bytes are kept for a person to look at).
+    pub fn write_raw(&self, backend: &str, reason: &str, bytes: &[u8]) -> DeadLetterOutcome {
+        #[derive(Serialize)]
+        struct RawLine<'a> {
+            failed_at: &'a str,
+            backend: &'a str,
+            reason: &'a str,
+            attempts: u32,
+            raw: &'a str,
+            raw_hex: &'a str,
+        }
+        let failed_at = humantime::format_rfc3339_micros(SystemTime::now()).to_string();
+        let raw_hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let line = RawLine {
+            failed_at: &failed_at,
+            backend,
+            reason,
+            attempts: 0,
+            raw: &String::from_utf8_lossy(bytes),
+            raw_hex: &raw_hex,
+        };
+        let mut buffer = match serde_json::to_vec(&line) {
+            Ok(buffer) => buffer,
+            Err(error) => {
+                return DeadLetterOutcome {
+                    records: 0,
+                    error: Some(DeadLetterError::Io(error.into())),
+                }
+            }
+        };
+        buffer.push(b'\n');
+        let end = buffer.len();
+        self.append(&buffer, &[end])
+    }
+
+    /// Appends whole lines (`ends`: where each ends in `buffer`), cutting a
+    /// torn one back.
+    fn append(&self, buffer: &[u8], ends: &[usize]) -> DeadLetterOutcome {
         let mut guard = lock(&self.file);
         let file = match &mut *guard {
             Some(file) => file,
@@ -238,7 +284,7 @@ impl DeadLetterWriter {
         }
         let Some(error) = failure else {
             return DeadLetterOutcome {
-                records: events.len(),
+                records: ends.len(),
                 error: None,
             };
         };

@@ -51,6 +51,8 @@ impl FlushOutcome {
             Outcome::DeadLettered { .. } => &mut self.dead_lettered,
             Outcome::Dropped { .. } => &mut self.dropped,
             Outcome::Filtered => &mut self.filtered,
+            // Answered at emit by a disk route, never settled through a flush window.
+            Outcome::Buffered => return,
         };
         *counter += n;
     }

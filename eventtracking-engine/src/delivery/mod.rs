@@ -25,7 +25,14 @@
 //!   when it passes is written to the dead-letter file with reason
 //!   `shutdown` (counted as `failed_shutdown`), so `eventtracking replay`
 //!   recovers it. [`Tracker::cut_shutdown_short`](crate::Tracker::cut_shutdown_short)
-//!   moves the deadline to now.
+//!   moves the deadline to now. A backend with `buffer = "disk"` keeps
+//!   those events in its disk buffer instead (counted as `kept_in_buffer`):
+//!   they are durable, and the next tracker on the same `buffer_path`
+//!   delivers them first.
+//! - With `buffer = "disk"`, the disk buffer is the backend's queue (see
+//!   `disk_route.rs`): `emit` appends to it and the worker reads from it,
+//!   so accepted events survive a crash (up to the `buffer_fsync` policy)
+//!   and an outage longer than memory could absorb (up to `buffer_max_bytes`).
 //!
 //! # One route
 //!
@@ -40,12 +47,13 @@ mod batch;
 mod catalog_hook;
 mod config;
 mod dead_letter;
+mod disk_route;
 mod flush;
 mod in_flight;
 mod stats;
 mod worker;
 
-pub use config::{DeliveryConfig, Overflow};
+pub use config::{BufferFsync, BufferKind, DeliveryConfig, Overflow};
 pub use dead_letter::{DeadLetterError, DeadLetterOutcome, DeadLetterRecord, DeadLetterWriter};
 pub use flush::FlushOutcome;
 pub use stats::{BackendStats, DeliveryReport, DroppedStats, TrackerStats};
@@ -61,6 +69,7 @@ use std::time::{Duration, Instant};
 use crate::ack::{Outcome, RouteAck};
 use crate::answer::{self, Part};
 use batch::{Batch, Seqs};
+use disk_route::DiskRoute;
 use eventtracking_core::Backend;
 use eventtracking_core::Event;
 use eventtracking_core::Processor;
@@ -132,6 +141,23 @@ pub(crate) fn check_dead_letter_path(path: &std::path::Path) -> std::io::Result<
     DeadLetterWriter::check_writable(path)
 }
 
+/// Opens the disk buffer of a `buffer = "disk"` route (at build time);
+/// `None` for a memory route. The error names the key and the path.
+pub(crate) fn open_disk_route(
+    name: &str,
+    config: &DeliveryConfig,
+) -> Result<Option<DiskRoute>, String> {
+    if config.buffer != BufferKind::Disk {
+        return Ok(None);
+    }
+    DiskRoute::open(name, config).map(Some).map_err(|error| {
+        format!(
+            "buffer_path = {:?}: cannot open the disk buffer: {error}",
+            config.buffer_path.display().to_string()
+        )
+    })
+}
+
 /// One backend with its queue, control channel, counters and settings.
 pub(crate) struct Route {
     pub(crate) name: Arc<str>,
@@ -163,6 +189,9 @@ pub(crate) struct Route {
     /// Catalog entries handed in by [`Tracker::publish_event_types`](crate::Tracker::publish_event_types),
     /// published before the next batch or flush.
     pending_types: Mutex<Vec<Arc<eventtracking_core::catalog::CatalogEntry>>>,
+    /// With `buffer = "disk"`: the durable buffer that is this route's queue
+    /// (the memory queue is then its read-ahead).
+    disk: Option<DiskRoute>,
 }
 
 impl std::fmt::Debug for Route {
@@ -182,6 +211,7 @@ impl Route {
         config: DeliveryConfig,
         max_in_flight: usize,
         processors: Vec<Arc<dyn Processor>>,
+        disk: Option<DiskRoute>,
     ) -> Arc<Self> {
         let dead_letter = DeadLetterWriter::shared(&config.dead_letter_path);
         Arc::new(Route {
@@ -209,6 +239,7 @@ impl Route {
             in_flight: Mutex::new(InFlight::default()),
             hurry_below: AtomicU64::new(0),
             pending_types: Mutex::new(Vec::new()),
+            disk,
         })
     }
 
@@ -270,8 +301,15 @@ impl Route {
         if claimed.is_empty() {
             return;
         }
-        lock(&self.control).count(claimed.iter().map(|(seq, _)| *seq), outcome);
+        let mut control = lock(&self.control);
+        control.count(claimed.iter().map(|(seq, _)| *seq), outcome);
         lock(&self.in_flight).resolve(claimed.iter().map(|(seq, _)| *seq));
+        if let Some(disk) = &self.disk {
+            // Under the control lock, so a flush answered for these events
+            // sees their records acknowledged.
+            disk.acknowledge(self, claimed.iter().map(|(seq, _)| *seq));
+        }
+        drop(control);
         for (_, ack) in claimed {
             if let Some(ack) = ack {
                 ack.fill(outcome.clone());
@@ -288,7 +326,7 @@ impl Route {
         let mut acks: Vec<RouteAck> = Vec::new();
         let mut control = lock(&self.control);
         let settled = lock(&self.in_flight).settle(seqs, &mut acks);
-        let n = match settled {
+        let n = match &settled {
             Settled::All => {
                 control.count_seqs(seqs, outcome);
                 seqs.len()
@@ -298,6 +336,14 @@ impl Route {
                 only.len()
             }
         };
+        if let Some(disk) = &self.disk {
+            // Under the control lock, so a flush answered for these events
+            // sees their records acknowledged.
+            match settled {
+                Settled::All => disk.acknowledge(self, seqs.iter()),
+                Settled::Only(only) => disk.acknowledge(self, only),
+            }
+        }
         drop(control);
         for ack in acks {
             ack.fill(outcome.clone());
@@ -409,7 +455,8 @@ impl Route {
 
     pub(crate) fn stats(&self) -> BackendStats {
         let queued = lock(&self.queue).items.len();
-        self.counters.snapshot(queued)
+        self.counters
+            .snapshot(queued, self.disk.as_ref().map(DiskRoute::stats))
     }
 
     /// The emit path: append to the queue under the overflow policy; the
@@ -422,6 +469,9 @@ impl Route {
             counters.dropped_shutdown.fetch_add(1, Relaxed);
             refuse(extra, "shutdown: the tracker was shutting down");
             return None;
+        }
+        if let Some(disk) = &self.disk {
+            return disk.offer(self, event, extra);
         }
         let capacity = self.config.queue_capacity;
         let mut queue = lock(&self.queue);
@@ -564,6 +614,14 @@ impl Route {
             part.fill(FlushOutcome::default());
             return;
         }
+        if let Some(disk) = &self.disk {
+            // Due once the reader has passed the records appended before it.
+            disk.push_flush(part);
+            drop(control);
+            drop(queue);
+            self.wake.notify_one();
+            return;
+        }
         control.push(queue.next_seq(), part);
         drop(control);
         drop(queue);
@@ -573,7 +631,32 @@ impl Route {
     /// Answers the flush requests still waiting when the worker stops.
     fn fail_pending_flushes(&self, error: &str) {
         let _queue = lock(&self.queue);
-        lock(&self.control).fail_all(error);
+        let mut control = lock(&self.control);
+        control.fail_all(error);
+        if let Some(disk) = &self.disk {
+            disk.fail_flushes(error);
+        }
+    }
+
+    /// Events of a disk route given up at the shutdown deadline: settled
+    /// here without acknowledging their records, which stay in the buffer
+    /// for the next tracker (counted as `kept_in_buffer`, not dead-lettered).
+    fn keep_in_buffer(&self, items: &Batch) {
+        let Some(claimed) = self.claim(items.seqs.iter()) else {
+            return;
+        };
+        if claimed.is_empty() {
+            return;
+        }
+        let seqs: Vec<u64> = claimed.iter().map(|(seq, _)| *seq).collect();
+        lock(&self.in_flight).resolve(seqs.iter().copied());
+        if let Some(disk) = &self.disk {
+            disk.keep(seqs.iter().copied());
+        }
+        let n = seqs.len() as u64;
+        self.counters.kept_in_buffer.fetch_add(n, Relaxed);
+        self.deadline_hit.store(true, SeqCst);
+        self.complete(n);
     }
 
     /// Waits for the worker to exit, up to the shutdown deadline (which
@@ -610,6 +693,27 @@ impl Route {
                 .map(|q| (q.event, q.extra.and_then(|e| e.ack))),
         );
         drop(queue);
+        if let Some(disk) = &self.disk {
+            // Durable already: what is held stays in the buffer, for the next
+            // tracker on this path (its records are not acknowledged).
+            if !held.is_empty() {
+                tracing::warn!(
+                    backend = %self.name,
+                    events = held.len(),
+                    "eventtracking: shutdown deadline passed with events still undelivered; they stay in the disk buffer"
+                );
+                self.counters
+                    .kept_in_buffer
+                    .fetch_add(held.len() as u64, Relaxed);
+                self.deadline_hit.store(true, SeqCst);
+            }
+            disk.close(self);
+            self.not_full.notify_all();
+            self.worker_exited.store(true, SeqCst);
+            self.fail_pending_flushes("the tracker shut down before the flush completed");
+            self.notify_progress();
+            return;
+        }
         if !held.is_empty() {
             tracing::error!(
                 backend = %self.name,

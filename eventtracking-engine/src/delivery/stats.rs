@@ -29,10 +29,16 @@ pub(crate) struct RouteCounters {
     pub(crate) schema_invalid: AtomicU64,
     pub(crate) event_types_published: AtomicU64,
     pub(crate) catalog_errors: AtomicU64,
+    pub(crate) kept_in_buffer: AtomicU64,
 }
 
 impl RouteCounters {
-    pub(crate) fn snapshot(&self, queued: usize) -> BackendStats {
+    pub(crate) fn snapshot(
+        &self,
+        queued: usize,
+        buffer: Option<crate::buffer::BufferStats>,
+    ) -> BackendStats {
+        let buffer = buffer.unwrap_or_default();
         let dropped = DroppedStats {
             queue_full: self.dropped_queue_full.load(Relaxed),
             evicted: self.dropped_evicted.load(Relaxed),
@@ -59,6 +65,12 @@ impl RouteCounters {
             event_types_published: self.event_types_published.load(Relaxed),
             catalog_errors: self.catalog_errors.load(Relaxed),
             queued: queued as u64,
+            buffered_events: buffer.records,
+            buffered_bytes: buffer.bytes,
+            buffer_segments: buffer.segments,
+            buffer_corrupt_records: buffer.corrupt_records,
+            buffer_replayed: buffer.replayed_records,
+            kept_in_buffer: self.kept_in_buffer.load(Relaxed),
         }
     }
 }
@@ -108,6 +120,13 @@ impl DroppedStats {
 /// file with reason `shutdown`. Events refused before entering the queue
 /// (`queue_full`, `block_timeout`, emitted after shutdown began) are in
 /// `dropped` only.
+///
+/// With `buffer = "disk"`, `accepted` counts the events appended to the
+/// disk buffer and those an earlier process left there (replayed);
+/// `queue_full`, `evicted` and `block_timeout` count what a full disk
+/// buffer refused or evicted; events still undelivered at the shutdown
+/// deadline are `kept_in_buffer` (not failed, not dead-lettered), and
+/// events never read from the buffer are in `buffered_events` only.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct BackendStats {
@@ -147,8 +166,28 @@ pub struct BackendStats {
     /// Failed attempts to persist catalog entries (retried with the next
     /// batch holding an event of that type), or an unreadable catalog.
     pub catalog_errors: u64,
-    /// Events waiting in the queue right now.
+    /// Events waiting in the queue right now (with `buffer = "disk"`: read
+    /// from the disk buffer and waiting for the worker).
     pub queued: u64,
+    /// With `buffer = "disk"`: events in the disk buffer not yet
+    /// acknowledged (delivered or dead-lettered), read or not. 0 otherwise.
+    pub buffered_events: u64,
+    /// With `buffer = "disk"`: bytes of the buffer's segment files (what
+    /// `buffer_max_bytes` bounds).
+    pub buffered_bytes: u64,
+    /// With `buffer = "disk"`: the buffer's segment files.
+    pub buffer_segments: u64,
+    /// With `buffer = "disk"`: corrupt records met since the buffer was
+    /// opened (torn tails cut at start, and corrupt records skipped and
+    /// dead-lettered with their bytes).
+    pub buffer_corrupt_records: u64,
+    /// With `buffer = "disk"`: records read that an earlier process had
+    /// buffered (replayed after a restart).
+    pub buffer_replayed: u64,
+    /// With `buffer = "disk"`: events still undelivered at the shutdown
+    /// deadline, left in the disk buffer (not dead-lettered) for the next
+    /// tracker on the same `buffer_path`.
+    pub kept_in_buffer: u64,
 }
 
 /// Live counters of the tracker's emit path.
@@ -254,6 +293,18 @@ impl fmt::Display for DeliveryReport {
                     f,
                     ", failed at shutdown {} (dead-lettered with reason shutdown unless counted as dropped)",
                     b.failed_shutdown
+                )?;
+            }
+            if b.buffer_segments > 0 || b.buffer_replayed > 0 || b.kept_in_buffer > 0 {
+                write!(
+                    f,
+                    ", disk buffer: {} events, {} bytes, {} segments, {} corrupt records, {} replayed, {} kept at shutdown",
+                    b.buffered_events,
+                    b.buffered_bytes,
+                    b.buffer_segments,
+                    b.buffer_corrupt_records,
+                    b.buffer_replayed,
+                    b.kept_in_buffer
                 )?;
             }
             if b.flush_errors > 0 {

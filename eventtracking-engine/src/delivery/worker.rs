@@ -48,19 +48,40 @@ impl Worker {
                 while sends.join_next().await.is_some() {}
                 break;
             }
+            if let Some(disk) = &route.disk {
+                disk.tick(route);
+                disk.pump(route);
+            }
             self.answer_due_flushes().await;
             let len = route.queue_len();
             if len == 0 || sends.len() >= route.max_in_flight {
-                if len == 0 && sends.is_empty() && route.closing.load(SeqCst) {
+                if len == 0
+                    && sends.is_empty()
+                    && route.closing.load(SeqCst)
+                    && route.disk.as_ref().is_none_or(|disk| !disk.has_unread())
+                {
                     break;
                 }
                 let woken = route.wake.notified();
+                // A disk route also wakes on a timer: to fsync, and to read
+                // records appended while it was busy.
+                let tick = route.disk.as_ref().map(|disk| disk.idle_tick());
+                let timer = async move {
+                    match tick {
+                        Some(tick) => tokio::time::sleep(tick).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 if sends.is_empty() {
-                    woken.await;
+                    tokio::select! {
+                        () = woken => {}
+                        () = timer => {}
+                    }
                 } else {
                     tokio::select! {
                         _ = sends.join_next() => {}
                         () = woken => {}
+                        () = timer => {}
                     }
                 }
                 continue;
@@ -123,7 +144,14 @@ impl Worker {
             return;
         }
         let deadline = tokio::time::Instant::now() + route.config.linger;
-        while route.may_linger() && !route.flush_pending() && !route.closing.load(SeqCst) {
+        loop {
+            // A disk route's events arrive in its buffer: read them in.
+            if let Some(disk) = &route.disk {
+                disk.pump(route);
+            }
+            if !route.may_linger() || route.flush_pending() || route.closing.load(SeqCst) {
+                break;
+            }
             if tokio::time::timeout_at(deadline, route.wake.notified())
                 .await
                 .is_err()
@@ -437,6 +465,11 @@ impl Worker {
     /// Events that will not be delivered: to the dead-letter file, or counted as dropped.
     fn fail(&self, items: &Batch, reason: &str, attempts: u32, shutdown: bool) {
         let route = &*self.route;
+        if shutdown && route.disk.is_some() {
+            // Durable already: left in the disk buffer, not dead-lettered.
+            route.keep_in_buffer(items);
+            return;
+        }
         // Claimed first, so that a shutdown giving up on this worker does
         // not dead-letter them a second time.
         let Some(mut claimed) = route.claim(items.seqs.iter()) else {

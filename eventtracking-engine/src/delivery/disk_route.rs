@@ -1,0 +1,400 @@
+//! A route whose queue is a durable disk buffer (`buffer = "disk"`).
+//!
+//! The disk buffer IS the route's queue: `offer` appends the event's JSON
+//! line to it (and answers a receipt `Buffered`); the worker pumps records
+//! from it into the memory queue, which is then only a read-ahead of at
+//! most `queue_capacity` events, and everything after that (batches,
+//! retries, dead letters, flush tallies) is the memory route's. Each pumped
+//! event keeps its record id by sequence number; the record is acknowledged
+//! once the event is settled (delivered, dead-lettered, dropped or
+//! filtered). Events given up at the shutdown deadline are not
+//! acknowledged: they stay in the buffer, and the next tracker built on
+//! the same path delivers them first (the buffer reads oldest first).
+//!
+//! A flush covers the records appended before it: it waits here until the
+//! reader has passed them (they are in the memory queue then), and is then
+//! handed to the route's control channel like a memory route's flush.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use eventtracking_core::sync::lock;
+use eventtracking_core::Event;
+
+use super::flush::FlushOutcome;
+use super::{refuse, DeliveryConfig, Extra, Overflow, Queued, Route};
+use crate::ack::Outcome;
+use crate::answer::Part;
+use crate::buffer::{
+    AppendError, BufferError, BufferStats, DiskBuffer, FsyncPolicy, ReadItem, RecordId,
+};
+
+/// The most payload bytes one pump reads (the read-ahead is bounded in
+/// events by `queue_capacity`; this bounds one read's memory too).
+const PUMP_BYTES: usize = 16 << 20;
+
+/// How often an idle worker wakes to fsync (under `"interval"`) and to look
+/// for records it was not told about.
+const IDLE_TICK: Duration = Duration::from_millis(100);
+
+/// Runs the buffer's file I/O (reads, the ledger's write and fsync) from a
+/// delivery worker without holding up the other workers of the runtime.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+/// The disk side of a route.
+pub(crate) struct DiskRoute {
+    /// `None` once closed at shutdown (so that a new tracker in this process
+    /// can open the directory at once).
+    buffer: RwLock<Option<DiskBuffer>>,
+    /// The buffer's counters when it was closed.
+    final_stats: Mutex<Option<BufferStats>>,
+    /// The record id of each event pumped into the memory queue and not
+    /// settled yet, by sequence number.
+    ids: Mutex<HashMap<u64, RecordId>>,
+    /// One more than the highest record id appended (a flush's target).
+    appended_end: AtomicU64,
+    /// One more than the highest record id read.
+    read_end: AtomicU64,
+    /// Flush requests waiting for the reader to pass their records, by
+    /// target in request order.
+    flushes: Mutex<VecDeque<(u64, Part<FlushOutcome>)>>,
+}
+
+impl std::fmt::Debug for DiskRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiskRoute").finish_non_exhaustive()
+    }
+}
+
+impl DiskRoute {
+    /// Opens the buffer of backend `name`: `buffer_path/<name>`.
+    pub(super) fn open(name: &str, config: &DeliveryConfig) -> Result<Self, BufferError> {
+        let dir: PathBuf = config.buffer_path.join(name);
+        let buffer = DiskBuffer::open(&dir, config.disk_buffer_options())?;
+        // What an earlier process left counts as appended before any flush
+        // of this one: a flush waits for it too.
+        let stats = buffer.stats();
+        let left = stats
+            .oldest_unacknowledged
+            .map_or(0, |oldest| oldest.get().saturating_add(stats.records));
+        Ok(DiskRoute {
+            buffer: RwLock::new(Some(buffer)),
+            final_stats: Mutex::new(None),
+            ids: Mutex::new(HashMap::new()),
+            appended_end: AtomicU64::new(left),
+            read_end: AtomicU64::new(0),
+            flushes: Mutex::new(VecDeque::new()),
+        })
+    }
+
+    /// Runs `f` on the buffer unless it is closed.
+    fn with_buffer<R>(&self, f: impl FnOnce(&DiskBuffer) -> R) -> Option<R> {
+        let guard = self.buffer.read().unwrap_or_else(PoisonError::into_inner);
+        guard.as_ref().map(f)
+    }
+
+    /// The emit path of a disk route: appends the event under the overflow
+    /// policy. Never a sequence number: the receipt is answered here.
+    pub(super) fn offer(
+        &self,
+        route: &Route,
+        event: Arc<Event>,
+        extra: Option<Box<Extra>>,
+    ) -> Option<u64> {
+        let counters = &route.counters;
+        let config = &route.config;
+        let payload = event.to_json_bytes();
+        let appended = self.with_buffer(|buffer| {
+            let first = match config.overflow {
+                Overflow::Block => buffer.append_timeout(payload, config.block_timeout),
+                _ => buffer.append(payload),
+            };
+            match first {
+                Err(AppendError::Full { .. }) if config.overflow == Overflow::DropOldest => {
+                    // Each drop frees a segment; a few tries cover a record
+                    // larger than the space one drop frees.
+                    let mut result = first;
+                    for _ in 0..4 {
+                        match buffer.drop_oldest() {
+                            Ok(Some(dropped)) => {
+                                let n =
+                                    counters.dropped_evicted.fetch_add(dropped.records, Relaxed);
+                                route.complete(dropped.records);
+                                route.note_drop(n, "disk buffer full: oldest segment evicted");
+                            }
+                            Ok(None) => break,
+                            Err(error) => {
+                                result = Err(AppendError::Io(error));
+                                break;
+                            }
+                        }
+                        result = buffer.append(payload);
+                        if !matches!(result, Err(AppendError::Full { .. })) {
+                            break;
+                        }
+                    }
+                    result
+                }
+                other => other,
+            }
+        });
+        let error = match appended {
+            None => {
+                counters.dropped_shutdown.fetch_add(1, Relaxed);
+                refuse(extra, "shutdown: the tracker was shutting down");
+                return None;
+            }
+            Some(Ok(id)) => {
+                counters.accepted.fetch_add(1, Relaxed);
+                self.appended_end
+                    .fetch_max(id.get().saturating_add(1), SeqCst);
+                if let Some(ack) = extra.and_then(|e| e.ack) {
+                    ack.fill(Outcome::Buffered);
+                }
+                route.wake.notify_one();
+                return None;
+            }
+            Some(Err(error)) => error,
+        };
+        match error {
+            AppendError::Full { .. } => {
+                let (counter, reason) = match config.overflow {
+                    Overflow::Block => (
+                        &counters.dropped_block_timeout,
+                        "disk buffer still full after block_timeout_ms",
+                    ),
+                    Overflow::DropOldest => (
+                        &counters.dropped_queue_full,
+                        "disk buffer full and nothing left to evict",
+                    ),
+                    _ => (
+                        &counters.dropped_queue_full,
+                        "disk buffer full (overflow = \"drop_newest\")",
+                    ),
+                };
+                let n = counter.fetch_add(1, Relaxed);
+                route.note_drop(n, reason);
+                refuse(extra, reason);
+            }
+            // Never bufferable (too large, or the disk failed): the event
+            // goes to the dead-letter file rather than being lost.
+            other => {
+                counters.accepted.fetch_add(1, Relaxed);
+                let reason = format!("disk buffer: cannot append the event: {other}");
+                tracing::error!(backend = %route.name, error = %other, "eventtracking: disk buffer append failed; dead-lettering the event");
+                let ack = extra.and_then(|e| e.ack);
+                route.dead_letter_and_answer(&[event], vec![ack], &reason, 0, false);
+            }
+        }
+        None
+    }
+
+    /// Moves records from the buffer into the memory queue, up to
+    /// `queue_capacity` queued; dead-letters corrupt records; hands the
+    /// flushes whose records were all read to the control channel.
+    pub(super) fn pump(&self, route: &Route) {
+        let room = route
+            .config
+            .queue_capacity
+            .saturating_sub(route.queue_len());
+        if room > 0 {
+            match blocking(|| self.with_buffer(|buffer| buffer.read(room, PUMP_BYTES))) {
+                Some(Ok(items)) if !items.is_empty() => self.take_in(route, items),
+                Some(Err(error)) => {
+                    tracing::error!(backend = %route.name, %error, "eventtracking: cannot read the disk buffer");
+                }
+                _ => {}
+            }
+        }
+        self.hand_over_flushes(route);
+    }
+
+    fn take_in(&self, route: &Route, items: Vec<ReadItem>) {
+        let mut events = Vec::with_capacity(items.len());
+        for item in items {
+            match item {
+                ReadItem::Record(record) => {
+                    self.read_end
+                        .fetch_max(record.id.get().saturating_add(1), SeqCst);
+                    match Event::from_json_slice(&record.payload) {
+                        Ok(event) => {
+                            if record.replayed {
+                                route.counters.accepted.fetch_add(1, Relaxed);
+                            }
+                            events.push((record.id, Arc::new(event)));
+                        }
+                        Err(error) => {
+                            let reason = format!(
+                                "disk buffer: record {} is not an event: {error}",
+                                record.id.get()
+                            );
+                            self.dead_letter_raw(route, &reason, &record.payload);
+                            self.with_buffer(|buffer| buffer.acknowledge([record.id]));
+                        }
+                    }
+                }
+                ReadItem::Corrupt(corrupt) => {
+                    let reason = format!(
+                        "disk buffer: corrupt record ({} bytes) in {} at offset {}",
+                        corrupt.bytes.len(),
+                        corrupt.path.display(),
+                        corrupt.offset
+                    );
+                    self.dead_letter_raw(route, &reason, &corrupt.bytes);
+                    self.with_buffer(|buffer| buffer.acknowledge_corrupt(corrupt.id));
+                }
+            }
+        }
+        if events.is_empty() {
+            return;
+        }
+        let mut queue = lock(&route.queue);
+        let mut ids = lock(&self.ids);
+        for (id, event) in events {
+            ids.insert(queue.next_seq(), id);
+            queue.items.push_back(Queued { event, extra: None });
+        }
+    }
+
+    /// Writes bytes that are no event to the dead-letter file; if that
+    /// fails they are lost (counted), since keeping them would stop the
+    /// buffer's position for good.
+    fn dead_letter_raw(&self, route: &Route, reason: &str, bytes: &[u8]) {
+        let written = route.dead_letter.write_raw(&route.name, reason, bytes);
+        match written.error {
+            None => {
+                tracing::warn!(backend = %route.name, reason, path = %route.dead_letter.path().display(), "eventtracking: disk buffer record dead-lettered");
+            }
+            Some(error) => {
+                route
+                    .counters
+                    .dropped_dead_letter_error
+                    .fetch_add(1, Relaxed);
+                tracing::error!(backend = %route.name, reason, %error, "eventtracking: a corrupt disk buffer record is lost: cannot write it to the dead-letter file");
+            }
+        }
+    }
+
+    /// Queues a flush request: answered once the records appended before it
+    /// are read and settled.
+    pub(super) fn push_flush(&self, part: Part<FlushOutcome>) {
+        let target = self.appended_end.load(SeqCst);
+        lock(&self.flushes).push_back((target, part));
+    }
+
+    /// Hands the flushes whose records were all read to the control
+    /// channel, each covering what is in the memory queue now.
+    fn hand_over_flushes(&self, route: &Route) {
+        // Racy but harmless: a request pushed after this look wakes the worker.
+        if lock(&self.flushes).is_empty() {
+            return;
+        }
+        // The order of `Route::request_flush`: queue, control, flushes.
+        let queue = lock(&route.queue);
+        let mut control = lock(&route.control);
+        let mut flushes = lock(&self.flushes);
+        if flushes.is_empty() {
+            return;
+        }
+        // Under the flushes lock: every request waiting was made before
+        // this look, so the appends it covers are visible to it.
+        let unread = self.has_unread();
+        let read_end = self.read_end.load(SeqCst);
+        while flushes
+            .front()
+            .is_some_and(|(target, _)| !unread || read_end >= *target)
+        {
+            if let Some((_, part)) = flushes.pop_front() {
+                control.push(queue.next_seq(), part);
+            }
+        }
+    }
+
+    /// Answers every waiting flush request with `error` (the worker is gone).
+    pub(super) fn fail_flushes(&self, error: &str) {
+        for (_, part) in lock(&self.flushes).drain(..) {
+            part.fill(FlushOutcome::failed(error));
+        }
+    }
+
+    /// Whether the buffer holds records not read yet.
+    pub(super) fn has_unread(&self) -> bool {
+        self.with_buffer(|buffer| buffer.wait_for_data(Duration::ZERO))
+            .unwrap_or(false)
+    }
+
+    /// How long an idle worker may sleep before [`tick`](Self::tick).
+    pub(super) fn idle_tick(&self) -> Duration {
+        match self.with_buffer(|buffer| buffer.options().fsync()) {
+            Some(FsyncPolicy::Interval(every)) => every.clamp(Duration::from_millis(1), IDLE_TICK),
+            _ => IDLE_TICK,
+        }
+    }
+
+    /// Fsyncs under `"interval"` when due (the last records of a quiet
+    /// period would otherwise wait for the next append).
+    pub(super) fn tick(&self, route: &Route) {
+        if let Some(Err(error)) = self.with_buffer(DiskBuffer::sync_if_due) {
+            tracing::error!(backend = %route.name, %error, "eventtracking: disk buffer fsync failed");
+        }
+    }
+
+    /// Acknowledges the records of settled events.
+    pub(super) fn acknowledge(&self, route: &Route, seqs: impl IntoIterator<Item = u64>) {
+        let ids: Vec<RecordId> = {
+            let mut map = lock(&self.ids);
+            seqs.into_iter()
+                .filter_map(|seq| map.remove(&seq))
+                .collect()
+        };
+        if ids.is_empty() {
+            return;
+        }
+        if let Some(Err(error)) = blocking(|| self.with_buffer(|buffer| buffer.acknowledge(ids))) {
+            tracing::error!(backend = %route.name, %error, "eventtracking: cannot persist the disk buffer's position (the events may be delivered again after a restart)");
+        }
+    }
+
+    /// Forgets the record ids of events left in the buffer (given up at
+    /// the shutdown deadline): they are not acknowledged.
+    pub(super) fn keep(&self, seqs: impl IntoIterator<Item = u64>) {
+        let mut map = lock(&self.ids);
+        for seq in seqs {
+            map.remove(&seq);
+        }
+    }
+
+    /// The buffer's counters (the last ones once it is closed).
+    pub(super) fn stats(&self) -> BufferStats {
+        self.with_buffer(DiskBuffer::stats)
+            .or_else(|| *lock(&self.final_stats))
+            .unwrap_or_default()
+    }
+
+    /// Closes the buffer: syncs it, persists the position, and releases the
+    /// directory. Later appends are refused as after shutdown.
+    pub(super) fn close(&self, route: &Route) {
+        let taken = self
+            .buffer
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        lock(&self.ids).clear();
+        if let Some(buffer) = taken {
+            *lock(&self.final_stats) = Some(buffer.stats());
+            if let Err(error) = buffer.close() {
+                tracing::error!(backend = %route.name, %error, "eventtracking: cannot close the disk buffer cleanly (its events may be delivered again)");
+            }
+        }
+    }
+}
