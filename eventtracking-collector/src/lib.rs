@@ -147,8 +147,10 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(docsrs, deny(rustdoc::broken_intra_doc_links))]
 
+mod assets;
 mod auth;
 mod body;
+mod catalog_page;
 mod config;
 mod context;
 mod cors;
@@ -172,7 +174,9 @@ use axum::Router;
 use eventtracking_engine::{Overflow, Tracker};
 use eventtracking_tower::TrackingContextLayer;
 
+pub use assets::{DEMO_HTML, TRACKER_JS};
 pub use auth::{WriteKeys, KEY_HEADER, KEY_PARAMETER};
+pub use catalog_page::catalog_html;
 pub use config::{
     CollectorConfig, CollectorConfigError, RateLimit, DEFAULT_BODY_TIMEOUT, DEFAULT_LISTEN,
     DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_EVENTS_PER_REQUEST, DEFAULT_MAX_OBJECT_KEYS,
@@ -284,13 +288,19 @@ impl Collector {
                 TrackingContextLayer::new()
             });
         let cors = Arc::new(cors::Cors::new(&self.shared.config.allowed_origins));
-        Router::new()
+        let mut router = Router::new()
             .route("/v1/events", post(handler::post_events))
+            .route("/v1/tracker.js", get(assets::tracker_js))
             .route("/healthz", get(health::healthz))
             .route("/readyz", get(health::readyz))
             .route("/metrics", get(metrics::metrics))
+            .route("/catalog", get(catalog_page::catalog_page))
             .route("/catalog.json", get(health::catalog_json))
-            .route("/openapi.json", get(openapi::openapi))
+            .route("/openapi.json", get(openapi::openapi));
+        if self.shared.config.demo {
+            router = router.route("/demo", get(assets::demo_html));
+        }
+        router
             .with_state(self.shared.clone())
             .layer(layer)
             .layer(axum::middleware::from_fn_with_state(cors, cors::middleware))

@@ -25,6 +25,10 @@ const ROUTES: &[&str] = &[
     "/readyz",
     "/metrics",
     "/openapi.json",
+    "/catalog.json",
+    "/catalog",
+    "/v1/tracker.js",
+    "/demo",
 ];
 
 /// Upper bounds of the latency buckets, in seconds.
