@@ -102,7 +102,52 @@ fn entry_html(out: &mut String, entry: &CatalogEntry) {
             escape(&field.description),
         );
     }
-    out.push_str("</tbody>\n</table>\n</section>\n");
+    out.push_str("</tbody>\n</table>\n");
+    definitions_html(out, entry);
+    out.push_str("</section>\n");
+}
+
+/// The nested types the fields refer to (the schema's `$defs`), each with
+/// its own field table.
+fn definitions_html(out: &mut String, entry: &CatalogEntry) {
+    let definitions = entry.schema.get("$defs").and_then(Value::as_object);
+    for (name, definition) in definitions.into_iter().flatten() {
+        let _ = writeln!(out, "<h3><code>{}</code></h3>", escape(name));
+        if let Some(description) = definition.get("description").and_then(Value::as_str) {
+            let _ = writeln!(out, "<p>{}</p>", escape(description));
+        }
+        let Some(properties) = definition.get("properties").and_then(Value::as_object) else {
+            let kind = type_name(definition);
+            if !kind.is_empty() {
+                let _ = writeln!(out, "<p>Type: {}.</p>", escape(&kind));
+            }
+            continue;
+        };
+        let required: Vec<&str> = definition
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        out.push_str(
+            "<table>\n<thead><tr><th>field</th><th>type</th><th>required</th>\
+             <th>description</th></tr></thead>\n<tbody>\n",
+        );
+        for (field, schema) in properties {
+            let description = schema
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(field),
+                escape(&type_name(schema)),
+                if required.contains(&field.as_str()) { "yes" } else { "no" },
+                escape(description),
+            );
+        }
+        out.push_str("</tbody>\n</table>\n");
+    }
 }
 
 /// A short type name for a field's schema: `string`, `integer or null`,
