@@ -10,11 +10,13 @@ mod common;
 mod webdriver;
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{config, memory_tracker, Server, DEADLINE, KEY};
+use eventtracking_collector::RateLimit;
 use eventtracking::file::FileBackend;
 use eventtracking::{TrackedEvent, Tracker};
 use serde_json::{json, Value};
@@ -310,6 +312,66 @@ async fn events_emitted_while_the_collector_is_down_are_retried_from_local_stora
     drop(browser);
     server.stop().await;
     pages.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_is_retried_after_its_retry_after_and_a_401_is_dropped() {
+    let _one = ONE_BROWSER.lock().await;
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (tracker, path) = file_tracker(dir.path());
+    // A bucket of 20 events refilled at 2 a second: the second batch waits
+    // (5 s; only a stall that long before it is sent would let it through).
+    let limit = RateLimit::new(2.0, NonZeroU32::new(20).expect("20")).expect("a limit");
+    let settings = config()
+        .with_demo(true)
+        .with_rate_limit_per_key(Some(limit));
+    let server = Server::start(tracker.clone(), settings).await;
+    let origin = format!("http://{}", server.addr);
+
+    browser.goto(&format!("{origin}/demo?key={KEY}"));
+    let ids = strings(&browser.execute(
+        "var ids = []; for (var i = 0; i < 30; i++) ids.push(eventtracking.emit('test.limited', {i: i})); return ids;",
+        json!([]),
+    ));
+    let flush = "eventtracking.flush().then(arguments[arguments.length - 1]);";
+    // Each flush() settles once what it found queued was answered; a 429
+    // leaves events pending, and the next flush() waits out Retry-After.
+    let mut results = Vec::new();
+    loop {
+        let result = browser.execute_async(flush, json!([]));
+        results.push(result.clone());
+        if result["pending"] == 0 {
+            break;
+        }
+        assert!(results.len() < 5, "never delivered: {results:?}");
+    }
+    assert!(results.iter().all(|r| r["dropped"] == 0), "{results:?}");
+    let metrics = server.get("/metrics").await;
+    let metrics = metrics.body.as_str().expect("text");
+    assert!(
+        metrics.contains("route=\"/v1/events\",status=\"429\"} 1\n"),
+        "one batch was answered 429, and retried only after its Retry-After: {metrics}"
+    );
+    let by_id = wait_for(&tracker, &path, &ids).await;
+    assert_eq!(by_id.len(), 30);
+    assert!(by_id.values().all(|copies| copies.len() == 1), "{by_id:?}");
+
+    // A key the collector does not know: 401, dropped (not retried, not kept).
+    browser.goto(&format!("{origin}/demo?key=wk_unknown_0000"));
+    browser.execute("eventtracking.emit('test.unauthorized', {});", json!([]));
+    let dropped = browser.execute_async(flush, json!([]));
+    assert_eq!(dropped, json!({"delivered": 0, "dropped": 1, "pending": 0}));
+    let stored = browser.execute(
+        "return localStorage.getItem(arguments[0]);",
+        json!([format!("eventtracking:{origin}")]),
+    );
+    assert_eq!(stored, "[]", "nothing left to retry");
+
+    drop(browser);
+    server.stop().await;
 }
 
 /// A new account was made (for the catalog page).

@@ -233,7 +233,7 @@ fn find(var: &str, name: &str) -> PathBuf {
         let path = PathBuf::from(path);
         assert!(
             path.is_file(),
-            "{var}={} is not a file: point it at {name}, or unset it",
+            "{var}={} is not a file: point it at {name} (Debian's: `scripts/services install-browser`), or unset it",
             path.display()
         );
         return path;
