@@ -25,9 +25,9 @@ use crate::assets::static_response;
 pub fn catalog_html(catalog: &Catalog) -> String {
     let mut out = String::with_capacity(4096 + catalog.len() * 1024);
     out.push_str(HEAD);
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<p id=\"summary\">{} event type{}.</p>\n",
+        "<p id=\"summary\">{} event type{}.</p>",
         catalog.len(),
         if catalog.len() == 1 { "" } else { "s" }
     );
@@ -142,7 +142,11 @@ fn definitions_html(out: &mut String, entry: &CatalogEntry) {
                 "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 escape(field),
                 escape(&type_name(schema)),
-                if required.contains(&field.as_str()) { "yes" } else { "no" },
+                if required.contains(&field.as_str()) {
+                    "yes"
+                } else {
+                    "no"
+                },
                 escape(description),
             );
         }
@@ -171,7 +175,13 @@ fn type_name(schema: &Value) -> String {
             .get("anyOf")
             .or_else(|| schema.get("oneOf"))
             .and_then(Value::as_array)
-            .map(|options| options.iter().map(type_name).collect::<Vec<_>>().join(" or "))
+            .map(|options| {
+                options
+                    .iter()
+                    .map(type_name)
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            })
             .unwrap_or_default(),
     }
 }

@@ -32,9 +32,15 @@ async fn the_demo_page_is_served_only_when_enabled() {
     let server = Server::start(tracker, config().with_demo(true)).await;
     let reply = server.get("/demo").await;
     assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(reply.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
     let page = reply.body.as_str().unwrap_or_default();
-    assert!(page.contains("<script src=\"/v1/tracker.js\"></script>"), "{page}");
+    assert!(
+        page.contains("<script src=\"/v1/tracker.js\"></script>"),
+        "{page}"
+    );
     server.stop().await;
 }
 
@@ -44,7 +50,10 @@ async fn the_catalog_page_is_the_catalog_as_html() {
     let server = Server::start(tracker, config()).await;
     let reply = server.get("/catalog").await;
     assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(reply.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
     let expected = eventtracking_collector::catalog_html(eventtracking::catalog().unwrap());
     assert_eq!(reply.body.as_str(), Some(expected.as_str()));
     server.stop().await;

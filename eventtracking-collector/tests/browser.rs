@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{config, memory_tracker, Server, DEADLINE, KEY};
-use eventtracking_collector::RateLimit;
 use eventtracking::file::FileBackend;
 use eventtracking::{TrackedEvent, Tracker};
+use eventtracking_collector::RateLimit;
 use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
@@ -147,7 +147,12 @@ async fn the_demo_page_delivers_every_event_once_with_both_contexts() {
     let ids: Vec<String> = clicks.iter().chain(&scripted).cloned().collect();
     let by_id = wait_for(&tracker, &path, &ids).await;
     for (id, copies) in &by_id {
-        assert_eq!(copies.len(), 1, "event {id} arrived {} times: {copies:?}", copies.len());
+        assert_eq!(
+            copies.len(),
+            1,
+            "event {id} arrived {} times: {copies:?}",
+            copies.len()
+        );
         assert!(ids.contains(id), "an event nobody emitted: {copies:?}");
     }
     assert_eq!(by_id.len(), 28);
@@ -166,13 +171,23 @@ async fn the_demo_page_delivers_every_event_once_with_both_contexts() {
         assert_eq!(e["context"]["title"], "eventtracking demo", "{e}");
         assert_server_context(e, &origin);
     }
-    let (outer, inner, after) = (event(&scripted[0]), event(&scripted[1]), event(&scripted[2]));
+    let (outer, inner, after) = (
+        event(&scripted[0]),
+        event(&scripted[1]),
+        event(&scripted[2]),
+    );
     assert_eq!(outer["context"]["level"], "outer");
-    assert_eq!(inner["context"]["level"], "inner", "the inner context wins: {inner}");
+    assert_eq!(
+        inner["context"]["level"], "inner",
+        "the inner context wins: {inner}"
+    );
     assert_eq!(inner["context"]["outer_only"], 1, "contexts merge: {inner}");
     assert_eq!(inner["context"]["inner_only"], true);
     assert_eq!(after["context"]["level"], "outer", "{after}");
-    assert!(after["context"].get("inner_only").is_none(), "exited: {after}");
+    assert!(
+        after["context"].get("inner_only").is_none(),
+        "exited: {after}"
+    );
     let bulk = event(&scripted[3]);
     assert!(bulk["context"].get("level").is_none(), "exited: {bulk}");
     assert!(bulk["context"].get("button").is_none(), "{bulk}");
@@ -432,7 +447,11 @@ async fn the_catalog_page_shows_every_type_and_filters_as_you_type() {
         .iter()
         .map(|entry| entry.key.clone())
         .collect();
-    for key in ["test.catalog.signup@1", "test.catalog.checkout@3", "test.catalog.search@1"] {
+    for key in [
+        "test.catalog.signup@1",
+        "test.catalog.checkout@3",
+        "test.catalog.search@1",
+    ] {
         assert!(every.contains(&key.to_owned()), "{key} not in {every:?}");
     }
 
@@ -443,24 +462,47 @@ async fn the_catalog_page_shows_every_type_and_filters_as_you_type() {
         json!(["test.catalog.checkout@3"]),
     );
     let table = table.as_str().expect("text");
-    for text in ["version 3", "on the way back from Zanzibar", "cart_id", "total", "integer", "The total, in cents."] {
+    for text in [
+        "version 3",
+        "on the way back from Zanzibar",
+        "cart_id",
+        "total",
+        "integer",
+        "The total, in cents.",
+    ] {
         assert!(table.contains(text), "{text:?} not in {table:?}");
     }
 
     let search = browser.find("#search");
     browser.type_into(&search, "zanzibar");
-    assert_eq!(shown(&browser), ["test.catalog.checkout@3"], "by description");
+    assert_eq!(
+        shown(&browser),
+        ["test.catalog.checkout@3"],
+        "by description"
+    );
     browser.execute("document.getElementById('search').value = '';", json!([]));
     browser.type_into(&search, "VOUCHER");
-    assert_eq!(shown(&browser), ["test.catalog.search@1"], "by field, any case");
+    assert_eq!(
+        shown(&browser),
+        ["test.catalog.search@1"],
+        "by field, any case"
+    );
     browser.execute("document.getElementById('search').value = '';", json!([]));
     browser.type_into(&search, "test.catalog");
     assert_eq!(
         shown(&browser),
-        ["test.catalog.checkout@3", "test.catalog.search@1", "test.catalog.signup@1"]
+        [
+            "test.catalog.checkout@3",
+            "test.catalog.search@1",
+            "test.catalog.signup@1"
+        ]
     );
     browser.type_into(&search, " query");
-    assert_eq!(shown(&browser), ["test.catalog.search@1"], "every word must match");
+    assert_eq!(
+        shown(&browser),
+        ["test.catalog.search@1"],
+        "every word must match"
+    );
     browser.type_into(&search, "qqq-nothing");
     assert!(shown(&browser).is_empty());
     let none = browser.execute(

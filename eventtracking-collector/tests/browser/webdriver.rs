@@ -207,8 +207,8 @@ impl Browser {
 
     /// The end of chromedriver's log, for failure messages.
     fn log_tail(&self) -> String {
-        let text =
-            std::fs::read_to_string(self.profile.path().join("chromedriver.log")).unwrap_or_default();
+        let text = std::fs::read_to_string(self.profile.path().join("chromedriver.log"))
+            .unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         let tail = lines[lines.len().saturating_sub(30)..].join("\n");
         format!("\n--- last lines of chromedriver's log ---\n{tail}")
@@ -290,7 +290,10 @@ fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> Result<(u1
         }
         let n = stream.read(&mut buffer).map_err(|e| format!("read: {e}"))?;
         if n == 0 {
-            return Err(format!("the connection closed before an answer: {:?}", String::from_utf8_lossy(&bytes)));
+            return Err(format!(
+                "the connection closed before an answer: {:?}",
+                String::from_utf8_lossy(&bytes)
+            ));
         }
         bytes.extend_from_slice(&buffer[..n]);
     };
@@ -316,7 +319,9 @@ fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> Result<(u1
         String::from_utf8_lossy(&body[..length]).into_owned()
     } else {
         // No length: the body ends with the connection (chunked if it says so).
-        stream.read_to_end(&mut body).map_err(|e| format!("read: {e}"))?;
+        stream
+            .read_to_end(&mut body)
+            .map_err(|e| format!("read: {e}"))?;
         let text = String::from_utf8_lossy(&body).into_owned();
         if head.contains("transfer-encoding: chunked") {
             dechunk(&text)?
@@ -335,7 +340,8 @@ fn dechunk(mut rest: &str) -> Result<String, String> {
         let (size, after) = rest
             .split_once("\r\n")
             .ok_or("a chunk without its size line")?;
-        let size = usize::from_str_radix(size.trim(), 16).map_err(|e| format!("chunk size: {e}"))?;
+        let size =
+            usize::from_str_radix(size.trim(), 16).map_err(|e| format!("chunk size: {e}"))?;
         if size == 0 {
             return Ok(out);
         }
