@@ -25,7 +25,7 @@
   var finished = {}; // ids answered for good: never written back to the store
   var waiters = [];  // flush() promises: {ids, left, result, resolve}
   var inflight = {}; // ids of the batch being POSTed
-  var timer = null, sending = false, attempt = 0;
+  var timer = null, sending = false, attempt = 0, size = BATCH; // halved after a 413
   var notBefore = 0, retryAfterUntil = 0; // backoff; the collector's own Retry-After
 
   function warn(message, detail) {
@@ -131,7 +131,7 @@
   }
 
   function send() {
-    var batch = unsent().slice(0, BATCH).map(function (q) { return q.e; });
+    var batch = unsent().slice(0, size).map(function (q) { return q.e; });
     if (sending || !batch.length) return;
     sending = true;
     var ids = batch.map(function (e) { inflight[e.id] = true; return e.id; });
@@ -162,8 +162,12 @@
 
   function answered(status, retryAfter, body, ids) {
     var rejected = body.rejected || [], refused = [], retry = [];
-    if (status === 202 || status === 422) {
+    if (status === 413 && ids.length > 1) { // too large: send halves, down to one event
+      size = Math.ceil(ids.length / 2);
+      settle(ids, "pending");
+    } else if (status === 202 || status === 422) {
       attempt = 0;
+      size = Math.min(BATCH, size * 2);
       rejected.forEach(function (r) { refused.push(ids[r.index]); warn("event refused: " + r.error, r.pointer); });
       settle(ids.filter(function (id) { return refused.indexOf(id) < 0; }), "delivered");
       settle(refused, "dropped");

@@ -191,7 +191,9 @@
 //!   Tabs of one origin share the queue.
 //! - Network errors, 408, 429 and 5xx are retried with exponential backoff
 //!   (1 s to 30 s, jittered), never sooner than `Retry-After`; a 503 that
-//!   lists the events it refused has only those sent again. Other 4xx, and
+//!   lists the events it refused has only those sent again. A batch
+//!   answered 413 is sent again in halves, down to single events. Other
+//!   4xx (a single event answered 413 too), and
 //!   the events a 202 or 422 lists as rejected, are dropped with a console
 //!   warning.
 //! - On `pagehide` and when the page becomes hidden, what is unsent goes by

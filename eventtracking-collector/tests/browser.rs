@@ -389,6 +389,56 @@ async fn a_429_is_retried_after_its_retry_after_and_a_401_is_dropped() {
     server.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_too_large_is_sent_in_halves_and_an_event_too_large_is_dropped() {
+    let _one = ONE_BROWSER.lock().await;
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (tracker, path) = file_tracker(dir.path());
+    // 20 events of ~400 bytes do not fit in 4000 bytes; 5 do. One of 6000
+    // bytes never fits.
+    let settings = config().with_demo(true).with_max_body_bytes(4000);
+    let server = Server::start(tracker.clone(), settings).await;
+    browser.goto(&format!("http://{}/demo?key={KEY}", server.addr));
+    let ids = strings(&browser.execute(
+        r#"
+        var ids = [], pad = new Array(301).join("x");
+        for (var i = 0; i < 19; i++) ids.push(eventtracking.emit("test.padded", {i: i, pad: pad}));
+        eventtracking.emit("test.huge", {pad: new Array(6001).join("y")});
+        return ids;
+        "#,
+        json!([]),
+    ));
+    let flush = "eventtracking.flush().then(arguments[arguments.length - 1]);";
+    let mut results = Vec::new();
+    loop {
+        let result = browser.execute_async(flush, json!([]));
+        results.push(result.clone());
+        if result["pending"] == 0 {
+            break;
+        }
+        assert!(results.len() < 10, "never settled: {results:?}");
+    }
+    // The huge event was dropped (maybe before the first flush()): nothing
+    // is left to retry, and it never arrived.
+    let stored = browser.execute(
+        "return localStorage.getItem(arguments[0]);",
+        json!([format!("eventtracking:http://{}", server.addr)]),
+    );
+    assert_eq!(stored, "[]", "nothing left to retry: {results:?}");
+    let by_id = wait_for(&tracker, &path, &ids).await;
+    assert_eq!(by_id.len(), 19, "only the 19 that fit: {:?}", by_id.keys());
+    assert!(by_id.values().all(|copies| copies.len() == 1));
+    assert!(by_id
+        .values()
+        .all(|copies| copies[0]["name"] == "test.padded"));
+
+    drop(browser);
+    server.stop().await;
+}
+
 /// A new account was made (for the catalog page).
 #[derive(TrackedEvent)]
 #[tracked_event(crate = "eventtracking", name = "test.catalog.signup", version = 1)]
