@@ -1,5 +1,5 @@
-/* eventtracking.js: the browser tracker of eventtracking-collector (served at
- * /v1/tracker.js). No dependencies.
+/* eventtracking.js: the browser tracker of eventtracking-collector, served at
+ * /v1/tracker.js; documented in the crate docs. No dependencies.
  *
  *   eventtracking.init({endpoint: "https://collector.example.com", key: "wk_...", context: {app: "shop"}});
  *   eventtracking.enterContext("checkout", {cart_id: "c1"});
@@ -7,12 +7,9 @@
  *   eventtracking.exitContext("checkout");
  *   eventtracking.flush().then(function (r) { ... }); // {delivered, dropped, pending}
  *
- * Events wait in a bounded localStorage queue until the collector answers 202
- * for them, so they survive a reload; they are sent in batches of up to 20 or
- * after 1 s, retried with backoff on network errors, 429 and 503 (honouring
- * Retry-After), and beaconed when the page is hidden. A beaconed event stays
- * stored (a beacon's answer cannot be read): the next page load sends it
- * again under the same id, which backends that write by id make idempotent.
+ * Events stay in a bounded localStorage queue until answered 202 (so they
+ * survive a reload). A beaconed event stays stored (a beacon's answer cannot
+ * be read): the next page load sends it again under the same id.
  */
 (function (global) {
   "use strict";
@@ -59,10 +56,11 @@
     }
   }
 
+  function assign(out, obj) { for (var k in obj) out[k] = obj[k]; return out; }
+
   function merged(base) {
-    var out = {}, k, i;
-    for (k in base) out[k] = base[k];
-    for (i = 0; i < stack.length; i++) for (k in stack[i].value) out[k] = stack[i].value[k];
+    var out = assign({}, base);
+    for (var i = 0; i < stack.length; i++) assign(out, stack[i].value);
     return out;
   }
 
@@ -71,16 +69,19 @@
     config = {
       endpoint: String(options.endpoint).replace(/\/+$/, ""),
       key: options.key || "",
-      context: options.context || {}
+      context: assign({}, options.context)
     };
     queue = load().map(function (e) { return { e: e, b: false }; });
     if (queue.length) schedule(0);
   }
 
-  function enterContext(name, value) { stack.push({ name: String(name), value: value || {} }); }
+  // A copy, as the Rust contexts: later changes to `value` do not leak in.
+  function enterContext(name, value) { stack.push({ name: String(name), value: assign({}, value) }); }
 
+  // Removes the innermost context of that name.
   function exitContext(name) {
     for (var i = stack.length - 1; i >= 0; i--) if (stack[i].name === name) { stack.splice(i, 1); return; }
+    warn("exitContext: no context named " + name);
   }
 
   function emit(name, data) {

@@ -117,7 +117,9 @@ async fn the_demo_page_delivers_every_event_once_with_both_contexts() {
     let scripted = strings(&browser.execute(
         r#"
         var ids = [];
-        eventtracking.enterContext("test.outer", {level: "outer", outer_only: 1, source: "spoofed"});
+        var outer = {level: "outer", outer_only: 1, source: "spoofed"};
+        eventtracking.enterContext("test.outer", outer);
+        outer.level = "changed later"; // the context is a copy
         ids.push(eventtracking.emit("test.outer", {n: 1}));
         eventtracking.enterContext("test.inner", {level: "inner", inner_only: true});
         ids.push(eventtracking.emit("test.inner", {n: 2}));
