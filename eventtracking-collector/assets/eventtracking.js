@@ -142,8 +142,8 @@
       headers: { "Content-Type": "application/json", "X-Eventtracking-Key": config.key },
       body: body,
       // A keepalive request outlives the page, so the beacon leaves it out;
-      // browsers allow 64 KiB of them in flight.
-      keepalive: body.length < 60000
+      // browsers allow 64 KiB of them in flight (up to 3 bytes a character).
+      keepalive: body.length < 20000
     }).then(function (response) {
       return response.json().catch(function () { return {}; }).then(function (body) {
         answered(response.status, response.headers.get("Retry-After"), body || {}, ids);
