@@ -7,7 +7,7 @@
 //! | `eventtracking replay FILE [--config FILE]` | re-sends a dead-letter file (or a file of events) |
 //! | `eventtracking import --from FORMAT FILE... [--config FILE]` | imports the logs of another tracker (the Python original's), keeping their times, with deterministic ids |
 //! | `eventtracking engines` | lists the backend and processor engines linked in |
-//! | `eventtracking catalog [--format json\|markdown]` | documents the typed event types linked in (the demo's at least) |
+//! | `eventtracking catalog [--format json\|markdown\|html]` | documents the typed event types linked in (the demo's at least); `html` is the collector's `GET /catalog` page as one self-contained file |
 //! | `eventtracking relay --config FILE` | reads events from Kafka (the config's `[source]`) into its backends, committing offsets after delivery; SIGINT/SIGTERM stop it cleanly |
 //! | `eventtracking serve --config FILE` | the HTTP collector (the config's `[collector]`): `POST /v1/events` into its backends until SIGINT/SIGTERM, then the delivery report |
 //!
@@ -193,6 +193,9 @@ enum CatalogFormat {
     Json,
     /// A document with one section per event type.
     Markdown,
+    /// One self-contained web page with a search box: what the collector
+    /// serves at `GET /catalog`.
+    Html,
 }
 
 fn catalog(format: CatalogFormat) -> Result<ExitCode, String> {
@@ -205,6 +208,7 @@ fn catalog(format: CatalogFormat) -> Result<ExitCode, String> {
             text
         }
         CatalogFormat::Markdown => catalog.to_markdown(),
+        CatalogFormat::Html => eventtracking_collector::catalog_html(catalog),
     };
     print_stdout(&text)
 }

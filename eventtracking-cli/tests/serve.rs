@@ -69,12 +69,23 @@ impl Drop for Serving {
 
 /// One HTTP/1.1 request on its own connection; the status and the body.
 fn post(address: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    request("POST", address, path, headers, body)
+}
+
+/// A request with any method; the status and the body.
+fn request(
+    method: &str,
+    address: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
     let mut stream = TcpStream::connect(address).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     let mut request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
     for (name, value) in headers {
@@ -151,6 +162,40 @@ fn serve_collects_until_sigterm_then_reports() {
     assert_eq!(stored[0]["context"]["source"], "mobile");
     assert_eq!(stored[0]["context"]["user_agent"], "cli-test");
     assert_eq!(stored[0]["context"]["client_ip"], "127.0.0.1");
+}
+
+#[test]
+fn the_catalog_page_is_what_catalog_format_html_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[collector]\nwrite_keys = [\"{KEY}\"]\n\n[backends.out]\nengine = \"file\"\npath = \"{}\"\n",
+        dir.path().join("events.jsonl").display()
+    );
+    let mut serving = Serving::start(dir.path(), &config);
+    let address = serving.address();
+    let (status, served) = request("GET", &address, "/catalog", &[], "");
+    assert_eq!(status, 200, "{served}");
+    let (status, tracker) = request("GET", &address, "/v1/tracker.js", &[], "");
+    assert_eq!(status, 200);
+    assert!(tracker.contains("global.eventtracking"), "{tracker}");
+
+    let output = Command::new(BIN)
+        .args(["catalog", "--format", "html"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let written = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(served, written, "the same page");
+    for expected in [
+        "<section class=\"event-type\" id=\"address.create@1\"",
+        "<code>navigation.request</code> <span class=\"version\">version 1</span>",
+        "<td><code>url</code></td><td>data</td><td>string</td><td>yes</td><td>The URL requested, with its query string.</td>",
+        "<h3><code>PostalAddress</code></h3>",
+        "The postal (ZIP) code.",
+        "<input id=\"search\"",
+    ] {
+        assert!(written.contains(expected), "{expected:?} missing from:\n{written}");
+    }
 }
 
 #[test]

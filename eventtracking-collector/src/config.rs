@@ -97,6 +97,9 @@ pub struct CollectorConfig {
     /// Check events against the catalog's JSON Schemas (`validate`; needs
     /// the crate feature `validate`).
     pub validate: bool,
+    /// Serve the demo page at `GET /demo` (`demo`): it loads the browser
+    /// tracker and emits events into this collector's backends.
+    pub demo: bool,
     /// The longest string in `data` or `context` (`max_string_bytes`).
     pub max_string_bytes: usize,
     /// The most keys of one object in `data` or `context` (`max_object_keys`).
@@ -119,6 +122,7 @@ impl Default for CollectorConfig {
             trusted_proxies: Vec::new(),
             source: DEFAULT_SOURCE.to_owned(),
             validate: false,
+            demo: false,
             max_string_bytes: DEFAULT_MAX_STRING_BYTES,
             max_object_keys: DEFAULT_MAX_OBJECT_KEYS,
             body_timeout: DEFAULT_BODY_TIMEOUT,
@@ -164,6 +168,7 @@ struct Raw {
     trusted_proxies: Option<Vec<String>>,
     source: Option<String>,
     validate: Option<bool>,
+    demo: Option<bool>,
     max_string_bytes: Option<usize>,
     max_object_keys: Option<usize>,
     body_timeout_ms: Option<u64>,
@@ -239,6 +244,7 @@ impl CollectorConfig {
             config.source = source;
         }
         config.validate = raw.validate.unwrap_or(false);
+        config.demo = raw.demo.unwrap_or(false);
         if let Some(bytes) = raw.max_string_bytes {
             config.max_string_bytes = bytes;
         }
@@ -357,6 +363,12 @@ impl CollectorConfig {
         self
     }
 
+    /// Sets [`demo`](Self::demo).
+    pub fn with_demo(mut self, demo: bool) -> Self {
+        self.demo = demo;
+        self
+    }
+
     /// Sets [`validate`](Self::validate).
     pub fn with_validate(mut self, validate: bool) -> Self {
         self.validate = validate;
@@ -466,6 +478,7 @@ mod tests {
             max_string_bytes = 99
             max_object_keys = 9
             body_timeout_ms = 1500
+            demo = true
             "#,
         )
         .unwrap();
@@ -483,6 +496,7 @@ mod tests {
         assert_eq!(config.source, "mobile");
         assert_eq!((config.max_string_bytes, config.max_object_keys), (99, 9));
         assert_eq!(config.body_timeout, Duration::from_millis(1500));
+        assert!(config.demo);
     }
 
     #[test]

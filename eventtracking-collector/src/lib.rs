@@ -53,6 +53,7 @@
 //! | `max_string_bytes` | `16384` | the longest string (or object key) in `data` or `context` |
 //! | `max_object_keys` | `256` | the most keys of one object in `data` or `context` |
 //! | `body_timeout_ms` | `30000` | the longest a client may take to send its body (then 408) |
+//! | `demo` | `false` | serve the demo page at `GET /demo` |
 //!
 //! Nesting in `data` and `context` is limited to [`MAX_DEPTH`] (64) levels of
 //! arrays and objects. Every backend must keep the delivery default
@@ -129,8 +130,26 @@
 //! **`GET /catalog.json`**: the event types linked into the program (as
 //! `eventtracking catalog` prints them), each with its JSON Schema.
 //!
-//! `/healthz`, `/readyz`, `/metrics`, `/openapi.json` and `/catalog.json` need no key: keep
-//! them from the public side of your proxy if they should not be seen.
+//! **`GET /catalog`**: the same catalog as one self-contained web page
+//! ([`catalog_html`]; `eventtracking catalog --format html` writes it to a
+//! file): each type's name, version, description and field table, the
+//! nested types they use, and a search box that shows only the types
+//! containing every word typed (in their name, description, Rust type or
+//! field names). All catalog text is HTML-escaped.
+//!
+//! **`GET /v1/tracker.js`**: the browser tracker (below), as
+//! `application/javascript`, cacheable for five minutes.
+//!
+//! **`GET /demo`** (only with `demo = true`): a page that loads
+//! `/v1/tracker.js` and emits `demo.clicked` in nested contexts when its
+//! button is clicked. Open it as `/demo?key=WRITE_KEY`, adding
+//! `&endpoint=https://collector.example.com` to send to another collector
+//! (whose `allowed_origins` must list the page's origin). It sends only its
+//! origin as `Referer`, so its key does not reach the events' context.
+//!
+//! `/healthz`, `/readyz`, `/metrics`, `/openapi.json`, `/catalog.json`,
+//! `/catalog`, `/v1/tracker.js` and `/demo` need no key: keep them from the
+//! public side of your proxy if they should not be seen.
 //!
 //! CORS: a preflight (`OPTIONS` with `Origin` and
 //! `Access-Control-Request-Method`) from an allowed origin gets 204 and the
@@ -138,6 +157,56 @@
 //! header. Responses to allowed origins carry `Access-Control-Allow-Origin`.
 //!
 //! Write keys never appear in logs, errors or `Debug` output.
+//!
+//! # The browser tracker: `eventtracking.js`
+//!
+//! Shipped in this crate ([`TRACKER_JS`]) and served at `/v1/tracker.js`;
+//! no dependencies, under 10 KB.
+//!
+//! ```html
+//! <script src="https://collector.example.com/v1/tracker.js"></script>
+//! <script>
+//!   eventtracking.init({endpoint: "https://collector.example.com", key: "wk_live_3f9a",
+//!                       context: {app: "shop"}});
+//!   eventtracking.enterContext("checkout", {cart_id: "c-17"});
+//!   eventtracking.emit("checkout.started", {items: 3});   // returns the event's id
+//!   eventtracking.exitContext("checkout");
+//!   eventtracking.flush().then(function (r) { console.log(r); }); // {delivered, dropped, pending}
+//! </script>
+//! ```
+//!
+//! - `init({endpoint, key, context})`: `endpoint` is the collector's base
+//!   URL; `context` goes into every event.
+//! - `enterContext(name, obj)` / `exitContext(name)`: a stack, as the Rust
+//!   contexts: every event emitted inside gets the merged contexts (inner
+//!   wins); exiting a name removes that context.
+//! - `emit(name, data)`: the event `{name, data, context, id, timestamp}`
+//!   gets a client-side UUIDv7 `id` (`crypto.getRandomValues`) and the
+//!   client's time, kept by the collector as `context.client_timestamp`.
+//! - Events are POSTed as `{"events": [...]}` with `X-Eventtracking-Key`,
+//!   in batches of up to 20, at most 1 s after the first of a batch.
+//! - They wait in a `localStorage` queue (1000 events at most; the oldest
+//!   dropped first, with a console warning) until the collector answers
+//!   202, so they survive a reload: the next page load sends what is left.
+//!   Tabs of one origin share the queue.
+//! - Network errors, 408, 429 and 5xx are retried with exponential backoff
+//!   (1 s to 30 s, jittered), never sooner than `Retry-After`; a 503 that
+//!   lists the events it refused has only those sent again. A batch
+//!   answered 413 is sent again in halves, down to single events. Other
+//!   4xx (a single event answered 413 too), and
+//!   the events a 202 or 422 lists as rejected, are dropped with a console
+//!   warning.
+//! - On `pagehide` and when the page becomes hidden, what is unsent goes by
+//!   `navigator.sendBeacon` (`text/plain`, the key as `?key=`). A beacon's
+//!   answer cannot be read, so beaconed events stay stored and the next
+//!   page load sends them again under the same ids: delivery is at least
+//!   once, and idempotent in backends that write by id (MongoDB).
+//! - `flush()` sends what is queued now (skipping the backoff, not a
+//!   `Retry-After`) and settles once each of those events was answered,
+//!   with counts: `pending` are kept for a retry.
+//!
+//! A page on another origin than the collector needs that origin in
+//! `allowed_origins` (the tracker's POSTs are preflighted; beacons are not).
 //!
 //! # Feature flags
 //!
@@ -147,8 +216,10 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(docsrs, deny(rustdoc::broken_intra_doc_links))]
 
+mod assets;
 mod auth;
 mod body;
+mod catalog_page;
 mod config;
 mod context;
 mod cors;
@@ -172,7 +243,9 @@ use axum::Router;
 use eventtracking_engine::{Overflow, Tracker};
 use eventtracking_tower::TrackingContextLayer;
 
+pub use assets::{DEMO_HTML, TRACKER_JS};
 pub use auth::{WriteKeys, KEY_HEADER, KEY_PARAMETER};
+pub use catalog_page::catalog_html;
 pub use config::{
     CollectorConfig, CollectorConfigError, RateLimit, DEFAULT_BODY_TIMEOUT, DEFAULT_LISTEN,
     DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_EVENTS_PER_REQUEST, DEFAULT_MAX_OBJECT_KEYS,
@@ -285,13 +358,19 @@ impl Collector {
                 TrackingContextLayer::new()
             });
         let cors = Arc::new(cors::Cors::new(&self.shared.config.allowed_origins));
-        Router::new()
+        let mut router = Router::new()
             .route("/v1/events", post(handler::post_events))
+            .route("/v1/tracker.js", get(assets::tracker_js))
             .route("/healthz", get(health::healthz))
             .route("/readyz", get(health::readyz))
             .route("/metrics", get(metrics::metrics))
+            .route("/catalog", get(catalog_page::catalog_page))
             .route("/catalog.json", get(health::catalog_json))
-            .route("/openapi.json", get(openapi::openapi))
+            .route("/openapi.json", get(openapi::openapi));
+        if self.shared.config.demo {
+            router = router.route("/demo", get(assets::demo_html));
+        }
+        router
             .with_state(self.shared.clone())
             .layer(layer)
             .layer(axum::middleware::from_fn_with_state(cors, cors::middleware))

@@ -32,6 +32,9 @@ const ROUTES: &[&str] = &[
     "/metrics",
     "/openapi.json",
     "/catalog.json",
+    "/catalog",
+    "/v1/tracker.js",
+    "/demo",
 ];
 
 /// Upper bounds of the latency buckets, in seconds.

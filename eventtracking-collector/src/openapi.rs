@@ -124,6 +124,23 @@ fn build() -> Value {
                     }
                 }
             },
+            "/catalog": {
+                "get": {
+                    "summary": "The event types this program knows, as a web page with a search box",
+                    "operationId": "catalogPage",
+                    "responses": {
+                        "200": {"description": "One self-contained HTML page.", "content": {"text/html": {"schema": {"type": "string"}}}},
+                        "500": {"description": "Two linked event types share a name and version with different schemas.", "content": {"text/plain": {"schema": {"type": "string"}}}}
+                    }
+                }
+            },
+            "/v1/tracker.js": {
+                "get": {
+                    "summary": "The browser tracker, eventtracking.js",
+                    "operationId": "trackerJs",
+                    "responses": {"200": {"description": "JavaScript defining window.eventtracking.", "content": {"application/javascript": {"schema": {"type": "string"}}}}}
+                }
+            },
             "/openapi.json": {
                 "get": {
                     "summary": "This document",

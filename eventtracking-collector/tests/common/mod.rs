@@ -68,8 +68,17 @@ impl Reply {
 impl Server {
     /// Starts `tracker` behind a collector with `config` on 127.0.0.1:0.
     pub(crate) async fn start(tracker: Tracker, config: CollectorConfig) -> Server {
-        let collector = Collector::new(tracker, config).expect("collector");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Server::start_on(listener, tracker, config).await
+    }
+
+    /// Starts `tracker` behind a collector with `config` on `listener`.
+    pub(crate) async fn start_on(
+        listener: TcpListener,
+        tracker: Tracker,
+        config: CollectorConfig,
+    ) -> Server {
+        let collector = Collector::new(tracker, config).expect("collector");
         let addr = listener.local_addr().expect("address");
         let (stop, stopped) = oneshot::channel::<()>();
         let serving = collector.clone();
