@@ -9,6 +9,8 @@
 //! | `eventtracking engines` | lists the backend and processor engines linked in |
 //! | `eventtracking catalog [--format json\|markdown\|html]` | documents the typed event types linked in (the demo's at least); `html` is the collector's `GET /catalog` page as one self-contained file |
 //! | `eventtracking relay --config FILE` | reads events from Kafka (the config's `[source]`) into its backends, committing offsets after delivery; SIGINT/SIGTERM stop it cleanly |
+//! | `eventtracking buffers --config FILE` | what each backend's disk buffer (`buffer = "disk"`) holds: events, bytes, segments, the oldest event's time |
+//! | `eventtracking drain --config FILE` | delivers what the disk buffers hold (progress bar: events and bytes left), exits 0 once they are empty |
 //! | `eventtracking serve --config FILE` | the HTTP collector (the config's `[collector]`): `POST /v1/events` into its backends until SIGINT/SIGTERM, then the delivery report |
 //!
 //! Without `--config` (or `EVENTTRACKING_CONFIG`) the pipeline is the
@@ -32,6 +34,7 @@ use eventtracking_cli::input::{self, LineReader, DEFAULT_MAX_LINE_BYTES};
 use eventtracking_tracing as _;
 
 mod allocator;
+mod buffers_command;
 mod bulk;
 mod import_command;
 mod output;
@@ -114,6 +117,12 @@ enum Command {
     /// Collect events over HTTP (POST /v1/events; the config's [collector])
     /// into the config's backends until SIGINT/SIGTERM, then print the report.
     Serve(serve_command::ServeArgs),
+    /// Show what each backend's disk buffer (buffer = "disk") holds: events,
+    /// bytes, segments and the oldest event's time.
+    Buffers(buffers_command::BuffersArgs),
+    /// Deliver what the backends' disk buffers hold, with a progress bar of
+    /// events and bytes left; exit 0 once every buffer is empty.
+    Drain(buffers_command::DrainArgs),
 }
 
 fn main() -> ExitCode {
@@ -141,6 +150,8 @@ fn run(command: Command) -> Result<ExitCode, String> {
         Command::Catalog { format } => catalog(format),
         Command::Relay(args) => relay_command::run(args),
         Command::Serve(args) => serve_command::run(args),
+        Command::Buffers(args) => buffers_command::buffers(args),
+        Command::Drain(args) => buffers_command::drain(args),
         Command::Import(args) => import_command::run(args),
         Command::Demo { pipeline, count } => bulk::run(&pipeline, move |tracker, progress| {
             for i in 0..count {

@@ -216,6 +216,44 @@ impl Config {
         self.delivery_for(None)
     }
 
+    /// The delivery settings of backend `name` (the `[delivery]` table, its
+    /// `[backends.NAME.delivery]` overrides and the environment), as the
+    /// built tracker would use them; `None` when there is no such backend.
+    ///
+    /// ```
+    /// use eventtracking::{BufferKind, Config};
+    /// let config = Config::from_toml_str(r#"
+    ///     [delivery]
+    ///     batch_size = 100
+    ///     [backends.archive]
+    ///     engine = "discard"
+    ///     [backends.archive.delivery]
+    ///     buffer = "disk"
+    /// "#).unwrap();
+    /// let archive = config.backend_delivery_config("archive").unwrap().unwrap();
+    /// assert_eq!((archive.batch_size, archive.buffer), (100, BufferKind::Disk));
+    /// assert!(config.backend_delivery_config("nowhere").unwrap().is_none());
+    /// ```
+    pub fn backend_delivery_config(
+        &self,
+        name: &str,
+    ) -> Result<Option<DeliveryConfig>, ConfigError> {
+        let Some(table) = self.backends.get(name) else {
+            return Ok(None);
+        };
+        match table.get("delivery") {
+            None => self.delivery_for(None).map(Some),
+            Some(toml::Value::Table(overrides)) => {
+                self.delivery_for(Some((name, overrides))).map(Some)
+            }
+            Some(other) => Err(ConfigError::Invalid {
+                key: format!("backends.{name}.delivery"),
+                value: other.to_string(),
+                reason: "must be a table".into(),
+            }),
+        }
+    }
+
     fn delivery_for(
         &self,
         backend: Option<(&str, &toml::Table)>,

@@ -342,7 +342,14 @@ impl DeliveryConfig {
     }
 
     /// The disk buffer's options, from the `buffer_*` keys.
-    pub(crate) fn disk_buffer_options(&self) -> crate::buffer::DiskBufferOptions {
+    /// The directory of backend `backend`'s disk buffer: `buffer_path/<backend>`.
+    pub fn buffer_dir(&self, backend: &str) -> PathBuf {
+        self.buffer_path.join(backend)
+    }
+
+    /// The storage options of a disk buffer with these settings
+    /// (`buffer_max_bytes`, `buffer_fsync`, `buffer_fsync_interval_ms`).
+    pub fn disk_buffer_options(&self) -> crate::buffer::DiskBufferOptions {
         use crate::buffer::{DiskBufferOptions, FsyncPolicy};
         let fsync = match self.buffer_fsync {
             BufferFsync::Always => FsyncPolicy::Always,

@@ -79,7 +79,7 @@ impl std::fmt::Debug for DiskRoute {
 impl DiskRoute {
     /// Opens the buffer of backend `name`: `buffer_path/<name>`.
     pub(super) fn open(name: &str, config: &DeliveryConfig) -> Result<Self, BufferError> {
-        let dir: PathBuf = config.buffer_path.join(name);
+        let dir: PathBuf = config.buffer_dir(name);
         let buffer = DiskBuffer::open(&dir, config.disk_buffer_options())?;
         // What an earlier process left counts as appended before any flush
         // of this one: a flush waits for it too.
