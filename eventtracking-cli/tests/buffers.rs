@@ -51,7 +51,7 @@ fn leave_in_buffer(dir: &Path, n: usize) -> Vec<Arc<Event>> {
     )
     .unwrap();
     for event in &events {
-        buffer.append(&event.to_json_bytes()).unwrap();
+        buffer.append(event.to_json_bytes()).unwrap();
     }
     buffer.close().unwrap();
     events
