@@ -169,9 +169,9 @@ fn emit(
             Vec::new(),
         ));
     }
-    let report = shared.tracker.report();
     for (name, capacity) in &shared.capacities {
-        let queued = report.backends.get(name).map_or(0, |stats| stats.queued);
+        // Not `report()`: that builds every backend's stats, per request.
+        let queued = shared.tracker.queued(name).unwrap_or(0) as u64;
         if queued + n > *capacity as u64 {
             shared
                 .metrics

@@ -540,3 +540,18 @@ fn a_flush_answers_a_receipt_still_lingering() {
     assert!(receipt.is_ready());
     assert_eq!(recorder.events().len(), 1);
 }
+
+#[test]
+fn queued_counts_what_waits_in_a_backends_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tracker, gate, first) = one_slot_held(dir.path(), Overflow::DropNewest);
+    // The first event is in flight (held by the gate), not queued.
+    assert_eq!(tracker.queued("a"), Some(0));
+    let second = tracker.emit_acked("e", json!({"i": 1})).unwrap();
+    assert_eq!(tracker.queued("a"), Some(1));
+    assert_eq!(tracker.report().backends["a"].queued, 1, "the same as the report");
+    assert_eq!(tracker.queued("nowhere"), None);
+    gate.open();
+    assert!(first.wait().is_delivered() && second.wait().is_delivered());
+    assert_eq!(tracker.queued("a"), Some(0));
+}

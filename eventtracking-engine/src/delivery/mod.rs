@@ -798,7 +798,7 @@ impl Route {
         })
     }
 
-    fn queue_len(&self) -> usize {
+    pub(crate) fn queue_len(&self) -> usize {
         lock(&self.queue).items.len()
     }
 }
