@@ -549,7 +549,11 @@ fn queued_counts_what_waits_in_a_backends_queue() {
     assert_eq!(tracker.queued("a"), Some(0));
     let second = tracker.emit_acked("e", json!({"i": 1})).unwrap();
     assert_eq!(tracker.queued("a"), Some(1));
-    assert_eq!(tracker.report().backends["a"].queued, 1, "the same as the report");
+    assert_eq!(
+        tracker.report().backends["a"].queued,
+        1,
+        "the same as the report"
+    );
     assert_eq!(tracker.queued("nowhere"), None);
     gate.open();
     assert!(first.wait().is_delivered() && second.wait().is_delivered());
