@@ -156,35 +156,22 @@ fn emit(
     pointers: Pointers,
 ) -> Result<Response, Problem> {
     let n = events.len() as u64;
+    // The whole request is refused before anything is emitted: counted, then answered 503.
+    let refuse_all = |reason: String| {
+        let metrics = &shared.metrics;
+        metrics.count_events(EventOutcome::Unavailable, events.len());
+        metrics.count_events(EventOutcome::Rejected, rejected.len());
+        Err(Problem::unavailable(reason, 0, Vec::new()))
+    };
     if shared.draining() {
-        shared
-            .metrics
-            .count_events(EventOutcome::Unavailable, events.len());
-        shared
-            .metrics
-            .count_events(EventOutcome::Rejected, rejected.len());
-        return Err(Problem::unavailable(
-            "the collector is shutting down",
-            0,
-            Vec::new(),
-        ));
+        return refuse_all("the collector is shutting down".to_owned());
     }
     for (name, capacity) in &shared.capacities {
         // Not `report()`: that builds every backend's stats, per request.
         let queued = shared.tracker.queued(name).unwrap_or(0) as u64;
         if queued + n > *capacity as u64 {
-            shared
-                .metrics
-                .count_events(EventOutcome::Unavailable, events.len());
-            shared
-                .metrics
-                .count_events(EventOutcome::Rejected, rejected.len());
-            return Err(Problem::unavailable(
-                format!(
-                    "backend {name:?}'s queue is full ({queued} of {capacity} queued): retry later"
-                ),
-                0,
-                Vec::new(),
+            return refuse_all(format!(
+                "backend {name:?}'s queue is full ({queued} of {capacity} queued): retry later"
             ));
         }
     }
