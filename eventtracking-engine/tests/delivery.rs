@@ -527,6 +527,64 @@ fn block_timeout_drops_are_counted_when_the_backend_is_stuck() {
     assert_accounted(stats);
 }
 
+/// An emit waiting for room when shutdown begins was handed to the tracker
+/// before it: it is dead-lettered (replayable) and its receipt says so, not
+/// dropped.
+#[test]
+fn an_emit_waiting_for_room_at_shutdown_is_dead_lettered_not_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (recorder, _gate) = Recorder::new().gated();
+    const CAPACITY: usize = 2;
+    let tracker = tracker_with(
+        common::delivery(dir.path())
+            .with_queue_capacity(CAPACITY)
+            .with_batch_size(1)
+            .with_overflow(Overflow::Block)
+            .with_block_timeout(Duration::from_secs(600)),
+        "stuck",
+        recorder.clone(),
+    );
+    // One event in flight (stuck), the queue full behind it.
+    emit_seq(&tracker, 1);
+    let start = std::time::Instant::now();
+    while tracker.queued("stuck") != Some(0) {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the first event never left the queue"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    for i in 1..=CAPACITY {
+        tracker.emit("test.event", json!({"i": i})).unwrap();
+    }
+    let report = std::thread::scope(|scope| {
+        let waiting = scope.spawn(|| {
+            tracker
+                .emit_acked("test.event", json!({"i": CAPACITY + 1}))
+                .unwrap()
+        });
+        // Whether this emit is still waiting when shutdown begins or arrives
+        // just after, the outcome is the same.
+        std::thread::sleep(Duration::from_millis(50));
+        let report = tracker.shutdown(Duration::from_millis(200)).unwrap();
+        let ack = waiting.join().unwrap().wait();
+        assert!(
+            matches!(ack.outcome("stuck"), Some(eventtracking::Outcome::DeadLettered { reason }) if reason.starts_with("shutdown")),
+            "{ack:?}"
+        );
+        report
+    });
+    let stats = &report.backends["stuck"];
+    assert_eq!(stats.dropped, 0, "{stats:?}");
+    assert_eq!(stats.accepted, CAPACITY as u64 + 2, "{stats:?}");
+    assert_eq!(stats.dead_lettered, stats.accepted, "{stats:?}");
+    assert_accounted(stats);
+    assert_eq!(
+        seqs_of_dead(&dead_letters(dir.path())),
+        (0..CAPACITY as u64 + 2).collect::<Vec<_>>()
+    );
+}
+
 #[test]
 fn a_send_slower_than_send_timeout_is_retried() {
     let dir = tempfile::tempdir().unwrap();

@@ -150,8 +150,11 @@ impl DiskRoute {
         });
         let error = match appended {
             None => {
-                counters.dropped_shutdown.fetch_add(1, Relaxed);
-                refuse(extra, "shutdown: the tracker was shutting down");
+                route.dead_letter_offered_while_closing(
+                    event,
+                    extra,
+                    "shutdown: emitted after shutdown closed the disk buffer",
+                );
                 return None;
             }
             Some(Ok(id)) => {

@@ -466,8 +466,11 @@ impl Route {
     pub(crate) fn offer(&self, event: Arc<Event>, extra: Option<Box<Extra>>) -> Option<u64> {
         let counters = &self.counters;
         if self.closing.load(Relaxed) {
-            counters.dropped_shutdown.fetch_add(1, Relaxed);
-            refuse(extra, "shutdown: the tracker was shutting down");
+            self.dead_letter_offered_while_closing(
+                event,
+                extra,
+                "shutdown: emitted while the tracker was shutting down",
+            );
             return None;
         }
         if let Some(disk) = &self.disk {
@@ -509,11 +512,10 @@ impl Route {
                         let now = Instant::now();
                         if self.closing.load(Relaxed) {
                             drop(queue);
-                            let n = counters.dropped_shutdown.fetch_add(1, Relaxed);
-                            self.note_drop(n, "shutting down while waiting for room");
-                            refuse(
+                            self.dead_letter_offered_while_closing(
+                                event,
                                 extra,
-                                "shutdown: the tracker shut down while emit waited for room",
+                                "shutdown: the tracker began shutting down while emit waited for room",
                             );
                             return None;
                         }
@@ -544,6 +546,25 @@ impl Route {
             self.wake.notify_one();
         }
         Some(seq)
+    }
+
+    /// An event offered once shutdown has begun, or waiting for room when it
+    /// began: the caller handed it over, so it is dead-lettered (replayable,
+    /// its receipt answered `DeadLettered`) rather than lost, and counted as
+    /// accepted and failed at shutdown.
+    pub(super) fn dead_letter_offered_while_closing(
+        &self,
+        event: Arc<Event>,
+        extra: Option<Box<Extra>>,
+        reason: &str,
+    ) {
+        self.counters.failed_shutdown.fetch_add(1, Relaxed);
+        let ack = extra.and_then(|e| e.ack);
+        self.dead_letter_and_answer(std::slice::from_ref(&event), vec![ack], reason, 0, false);
+        // After `dead_letter_and_answer` completed it: `abandon_remaining`,
+        // which may run now, reads `accepted` before `completed` and so never
+        // takes this event for one unaccounted for.
+        self.counters.accepted.fetch_add(1, SeqCst);
     }
 
     /// Someone waits on the receipt of event `seq`: send it, and what is

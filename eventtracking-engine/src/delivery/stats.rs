@@ -85,7 +85,9 @@ pub struct DroppedStats {
     pub evicted: u64,
     /// `overflow = "block"` waited `block_timeout_ms` in vain.
     pub block_timeout: u64,
-    /// Emitted after shutdown began (refused, never queued).
+    /// Accepted but unaccounted for when shutdown finished (never expected:
+    /// what is emitted during a shutdown, or still held at its deadline, is
+    /// dead-lettered).
     pub shutdown: u64,
     /// Failed delivery and could not be written to the dead-letter file either.
     pub dead_letter_error: u64,
@@ -116,10 +118,10 @@ impl DroppedStats {
 /// `filtered`, `processor_errors`, `dropped_by_reason.evicted` /
 /// `dropped_by_reason.closed`, or is still `queued` (or in flight). Events
 /// still queued, in a retry loop or in flight when the shutdown deadline
-/// passes are `failed` (and `failed_shutdown`), written to the dead-letter
-/// file with reason `shutdown`. Events refused before entering the queue
-/// (`queue_full`, `block_timeout`, emitted after shutdown began) are in
-/// `dropped` only.
+/// passes, and events emitted while the tracker was shutting down, are
+/// `accepted` and `failed` (and `failed_shutdown`), written to the
+/// dead-letter file with reason `shutdown`. Events refused before entering
+/// the queue (`queue_full`, `block_timeout`) are in `dropped` only.
 ///
 /// With `buffer = "disk"`, `accepted` counts the events appended to the
 /// disk buffer and those an earlier process left there (replayed);
