@@ -8,7 +8,7 @@
 //! second signal cuts that shutdown short (see `eventtracking::signal`).
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{mpsc, Arc};
@@ -18,6 +18,7 @@ use eventtracking::signal::{ShutdownSignals, Signal};
 use eventtracking::{DeliveryReport, Overflow, Tracker};
 
 use crate::chain;
+use crate::receipts::ReceiptLog;
 
 /// The longest `--timeout`: a year (larger values are refused, not clamped silently).
 const MAX_TIMEOUT_SECS: u64 = 365 * 86_400;
@@ -36,12 +37,14 @@ pub(crate) struct PipelineArgs {
 }
 
 /// What the work reports while it runs.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Progress {
     /// Set on a signal: the work stops at the next event.
     pub(crate) stop: AtomicBool,
     /// Input lines refused so far.
     pub(crate) refused: AtomicU64,
+    /// `send --receipts FILE`: where each event's receipt goes.
+    pub(crate) receipts: Option<ReceiptLog>,
 }
 
 impl Progress {
@@ -74,9 +77,11 @@ pub(crate) fn build(pipeline: &PipelineArgs) -> Result<Tracker, String> {
 /// shuts down and reports.
 pub(crate) fn run(
     pipeline: &PipelineArgs,
+    receipts: Option<&Path>,
     work: impl FnOnce(&Tracker, &Progress) -> Result<(), String> + Send + 'static,
 ) -> Result<ExitCode, String> {
     let timeout = Duration::from_secs(pipeline.timeout);
+    let receipts = receipts.map(ReceiptLog::create).transpose()?;
     let tracker = build(pipeline)?;
     let (sender, outcomes) = mpsc::channel();
     let on_signal = sender.clone();
@@ -84,7 +89,10 @@ pub(crate) fn run(
         let _ = on_signal.send(Outcome::Signal(signal));
     })
     .map_err(|e| format!("cannot handle signals: {e}"))?;
-    let progress = Arc::new(Progress::default());
+    let progress = Arc::new(Progress {
+        receipts,
+        ..Progress::default()
+    });
     {
         let tracker = tracker.clone();
         let progress = progress.clone();
@@ -112,12 +120,17 @@ pub(crate) fn run(
         }
         Err(_) => None,
     };
-    Ok(finish(
+    let code = finish(
         &tracker,
         timeout,
         progress.refused.load(Relaxed),
         interrupted,
-    ))
+    );
+    // Every receipt is answered once the tracker has shut down.
+    if let Some(receipts) = &progress.receipts {
+        receipts.finish()?;
+    }
+    Ok(code)
 }
 
 /// Shuts the tracker down, prints the report to stderr, and picks the exit code.

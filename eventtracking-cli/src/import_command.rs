@@ -88,7 +88,7 @@ pub(crate) fn run(args: ImportArgs) -> Result<ExitCode, String> {
         input,
     } = args;
     let max_line_bytes = input.max_line_bytes();
-    bulk::run(&pipeline, move |tracker, progress| {
+    bulk::run(&pipeline, None, move |tracker, progress| {
         let total: u64 = sizes.iter().sum();
         let bar = indicatif::ProgressBar::new(total).with_style(
             indicatif::ProgressStyle::with_template(

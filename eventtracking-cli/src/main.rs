@@ -28,7 +28,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use eventtracking::{context, registry, Event, Tracker};
+use eventtracking::{context, registry, Event, Receipt, Tracker};
 use eventtracking_cli::input::{self, LineReader, DEFAULT_MAX_LINE_BYTES};
 // Linked for its `tracing` backend engine (registered at link time).
 use eventtracking_tracing as _;
@@ -38,6 +38,7 @@ mod buffers_command;
 mod bulk;
 mod import_command;
 mod output;
+mod receipts;
 mod relay_command;
 mod seed;
 mod serve_command;
@@ -88,6 +89,12 @@ enum Command {
         pipeline: PipelineArgs,
         #[command(flatten)]
         input: InputArgs,
+        /// Write what happened to each event to FILE, one JSON line per event
+        /// once every backend has answered, in input order: {"line": N,
+        /// "id": UUID, "outcomes": {"BACKEND": {"outcome": "delivered" |
+        /// "buffered" | "dead_lettered" | "dropped" | "filtered", "reason"?}}}.
+        #[arg(long, value_name = "FILE")]
+        receipts: Option<PathBuf>,
     },
     /// Re-send the events of a dead-letter file (or a file of plain events), keeping their ids.
     Replay {
@@ -153,18 +160,24 @@ fn run(command: Command) -> Result<ExitCode, String> {
         Command::Buffers(args) => buffers_command::buffers(args),
         Command::Drain(args) => buffers_command::drain(args),
         Command::Import(args) => import_command::run(args),
-        Command::Demo { pipeline, count } => bulk::run(&pipeline, move |tracker, progress| {
-            for i in 0..count {
-                if progress.stopped()
-                    || (i % output::CHECK_EVERY == 0 && output::all_closed(tracker))
-                {
-                    break;
+        Command::Demo { pipeline, count } => {
+            bulk::run(&pipeline, None, move |tracker, progress| {
+                for i in 0..count {
+                    if progress.stopped()
+                        || (i % output::CHECK_EVERY == 0 && output::all_closed(tracker))
+                    {
+                        break;
+                    }
+                    seed::run(tracker).map_err(|e| e.to_string())?;
                 }
-                seed::run(tracker).map_err(|e| e.to_string())?;
-            }
-            Ok(())
-        }),
-        Command::Send { pipeline, input } => bulk::run(&pipeline, move |tracker, progress| {
+                Ok(())
+            })
+        }
+        Command::Send {
+            pipeline,
+            input,
+            receipts,
+        } => bulk::run(&pipeline, receipts.as_deref(), move |tracker, progress| {
             send(
                 tracker,
                 std::io::stdin().lock(),
@@ -176,7 +189,7 @@ fn run(command: Command) -> Result<ExitCode, String> {
             file,
             pipeline,
             input,
-        } => bulk::run(&pipeline, move |tracker, progress| {
+        } => bulk::run(&pipeline, None, move |tracker, progress| {
             replay(tracker, &file, input.max_line_bytes(), progress)
         }),
     }
@@ -276,15 +289,24 @@ fn send(
             Ok(None) => break,
             Err(e) => return Err(format!("cannot read the input: {e}")),
         };
+        let acked = progress.receipts.is_some();
         let result = line
             .and_then(input::parse_send_line)
             .map_err(|e| e.to_string())
             .and_then(|line| {
-                let Some(line) = line else { return Ok(()) };
+                let Some(line) = line else { return Ok(None) };
                 if line.id.is_some() || line.timestamp.is_some() {
-                    return emit_kept(tracker, line);
+                    return emit_kept(tracker, line, acked);
                 }
-                let emit = || tracker.emit_value(&line.name, line.data.clone());
+                let emit = || {
+                    if acked {
+                        tracker.emit_acked(&line.name, &line.data).map(Some)
+                    } else {
+                        tracker
+                            .emit_value(&line.name, line.data.clone())
+                            .map(|()| None)
+                    }
+                };
                 match &line.context {
                     Some(ctx) => {
                         context::with_context("send", ctx, emit).map_err(|e| e.to_string())?
@@ -293,9 +315,17 @@ fn send(
                 }
                 .map_err(|e| e.to_string())
             });
-        if let Err(message) = result {
-            eprintln!("line {number}: {message}");
-            progress.refuse();
+        match result {
+            Ok(Some(receipt)) => {
+                if let Some(receipts) = &progress.receipts {
+                    receipts.add(number, receipt);
+                }
+            }
+            Ok(None) => {}
+            Err(message) => {
+                eprintln!("line {number}: {message}");
+                progress.refuse();
+            }
         }
     }
     Ok(())
@@ -304,7 +334,11 @@ fn send(
 /// Emits a `send` line that gives its own `id` and/or `timestamp`: the event
 /// keeps them (a missing one is made as `emit` makes it), in the current
 /// contexts with the line's `context` over them.
-fn emit_kept(tracker: &Tracker, line: input::SendLine) -> Result<(), String> {
+fn emit_kept(
+    tracker: &Tracker,
+    line: input::SendLine,
+    acked: bool,
+) -> Result<Option<Receipt>, String> {
     eventtracking::validate_event_name(&line.name).map_err(|e| e.to_string())?;
     let mut context = context::current();
     if let Some(extra) = line.context {
@@ -317,9 +351,13 @@ fn emit_kept(tracker: &Tracker, line: input::SendLine) -> Result<(), String> {
         context,
         line.data,
     );
-    tracker
-        .emit_event(Arc::new(event))
-        .map_err(|e| e.to_string())
+    let event = Arc::new(event);
+    if acked {
+        tracker.emit_event_acked(event).map(Some)
+    } else {
+        tracker.emit_event(event).map(|()| None)
+    }
+    .map_err(|e| e.to_string())
 }
 
 /// Re-emits every event of `path`, streaming it (progress by bytes).

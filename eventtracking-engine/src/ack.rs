@@ -224,9 +224,11 @@ impl Receipt {
         self.wait_timeout_unhurried(timeout)
     }
 
-    /// [`wait_timeout`](Self::wait_timeout) that leaves batching alone: for
-    /// waiters that want throughput, not one event's latency (the relay).
-    pub(crate) fn wait_timeout_unhurried(&mut self, timeout: Duration) -> Option<Acknowledgement> {
+    /// [`wait_timeout`](Self::wait_timeout) that leaves batching alone: the
+    /// event waits out `linger_ms` like any other. For waiters that follow
+    /// many events and want throughput, not one event's latency (the relay,
+    /// `send --receipts`).
+    pub fn wait_timeout_unhurried(&mut self, timeout: Duration) -> Option<Acknowledgement> {
         let parts = self.answer.wait_timeout(timeout)?;
         Some(Acknowledgement::new(self.event_id, parts))
     }
