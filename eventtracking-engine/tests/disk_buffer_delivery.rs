@@ -113,6 +113,39 @@ fn events_through_a_disk_buffer_are_delivered_once_and_the_buffer_ends_empty() {
     assert!(dead_letter_lines(dir.path()).is_empty());
 }
 
+/// The buffer rides out an outage longer than the retry limits: a disk
+/// route keeps retrying past `max_retries` and `retry_budget_ms` instead of
+/// dead-lettering what it holds durably.
+#[test]
+fn an_outage_longer_than_the_retry_limits_is_waited_out_not_dead_lettered() {
+    let dir = tempfile::tempdir().unwrap();
+    const FAILED_CALLS: usize = 12;
+    let recovering = Recorder::scripted(|call, _| {
+        if call < FAILED_CALLS {
+            Action::Fail(BackendError::Retryable("the store is down".into()))
+        } else {
+            Action::Store
+        }
+    });
+    let config = disk(dir.path())
+        .with_max_retries(2)
+        .with_retry_budget(Duration::from_millis(20))
+        .with_initial_backoff(Duration::from_millis(1))
+        .with_max_backoff(Duration::from_millis(5));
+    let tracker = build(config, "a", recovering.clone());
+    for i in 0..40u64 {
+        tracker.emit("page.view", json!({"i": i})).unwrap();
+    }
+    let report = tracker.shutdown(DEADLINE).unwrap();
+    let stats = &report.backends["a"];
+    assert!(report.complete, "{report}");
+    assert_eq!(stats.delivered, 40, "{report}");
+    assert_eq!(stats.failed, 0, "{report}");
+    assert!(stats.retried >= FAILED_CALLS as u64, "{report}");
+    assert!(dead_letter_lines(dir.path()).is_empty());
+    assert_eq!(seqs(&recovering.events()), (0..40).collect::<Vec<_>>());
+}
+
 #[test]
 fn a_failing_backend_keeps_events_in_the_buffer_and_the_next_tracker_delivers_them() {
     let dir = tempfile::tempdir().unwrap();

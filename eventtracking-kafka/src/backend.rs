@@ -15,8 +15,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
 use crate::key::{id_text, write_key};
 use crate::{
-    client_error_text, is_retryable, lock, KafkaBackendError, KafkaProperties, MessageKey,
-    RedactingContext, TopicTemplate, DEFAULT_CATALOG_TOPIC, PRODUCER_DEFAULTS,
+    client_error_text, is_retryable, lock, needs_new_producer, KafkaBackendError, KafkaProperties,
+    MessageKey, RedactingContext, TopicTemplate, DEFAULT_CATALOG_TOPIC, PRODUCER_DEFAULTS,
 };
 
 /// The delivery engine's default `max_in_flight` for this backend: batches
@@ -266,14 +266,20 @@ impl KafkaBackend {
         }
     }
 
-    fn replace_producer(&self, error: &KafkaError) {
+    /// Replaces `failed` (the producer a send used) after an error it cannot
+    /// recover from; once, however many batches in flight saw the error.
+    fn replace_producer(&self, failed: &FutureProducer<RedactingContext>, error: &KafkaError) {
+        let mut current = lock(&self.producer);
+        if current.client().native_ptr() != failed.client().native_ptr() {
+            return;
+        }
         tracing::error!(
             brokers = %self.brokers,
             error = %self.redact(&error.to_string()),
-            "eventtracking-kafka: fatal producer error; creating a new producer"
+            "eventtracking-kafka: the producer cannot send again (fatal error, or fenced by the broker); creating a new producer"
         );
         match create_producer(&self.config, &self.context) {
-            Ok(producer) => *lock(&self.producer) = producer,
+            Ok(producer) => *current = producer,
             Err(error) => {
                 tracing::error!(%error, "eventtracking-kafka: cannot create a new producer")
             }
@@ -451,7 +457,7 @@ impl Backend for KafkaBackend {
             match producer.send_result(record) {
                 Ok(delivery) => pending.push((index, delivery)),
                 Err((error, _)) => {
-                    if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
+                    if needs_new_producer(&error) {
                         fatal = Some(error.clone());
                     }
                     failures.push(self.failure(index, event, &error));
@@ -463,7 +469,7 @@ impl Backend for KafkaBackend {
             match delivery.await {
                 Ok(Ok(_)) => {}
                 Ok(Err((error, _message))) => {
-                    if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
+                    if needs_new_producer(&error) {
                         fatal = Some(error.clone());
                     }
                     failures.push(self.failure(index, &batch[index], &error));
@@ -476,7 +482,7 @@ impl Backend for KafkaBackend {
             }
         }
         if let Some(error) = fatal {
-            self.replace_producer(&error);
+            self.replace_producer(&producer, &error);
         }
         if failures.is_empty() {
             Ok(())

@@ -81,6 +81,17 @@ pub fn is_retryable(error: &KafkaError) -> bool {
     )
 }
 
+/// Whether `error` leaves the producer unable to send again: a fatal error,
+/// or the broker fencing the producer's id or epoch (e.g. after messages
+/// timed out during an outage). A new producer, with a new id, can.
+pub fn needs_new_producer(error: &KafkaError) -> bool {
+    use RDKafkaErrorCode::*;
+    matches!(
+        error.rdkafka_error_code(),
+        Some(Fatal | Fenced | ProducerFenced | InvalidProducerEpoch)
+    )
+}
+
 /// librdkafka's refusal of a client configuration, as text for an error: it
 /// names the property, and its value only when the name does not look
 /// secret (librdkafka's own text quotes the value, e.g. of a misspelt
@@ -103,4 +114,33 @@ pub fn client_error_text(error: &KafkaError, redactor: &Redactor) -> String {
         other => other.to_string(),
     };
     redactor.redact(&text).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+    use super::{is_retryable, needs_new_producer};
+
+    #[test]
+    fn a_fenced_or_fatal_producer_is_replaced_and_the_messages_retried() {
+        for code in [
+            RDKafkaErrorCode::ProducerFenced,
+            RDKafkaErrorCode::InvalidProducerEpoch,
+            RDKafkaErrorCode::Fenced,
+            RDKafkaErrorCode::Fatal,
+        ] {
+            let error = KafkaError::MessageProduction(code);
+            assert!(needs_new_producer(&error), "{code:?}");
+            assert!(is_retryable(&error), "{code:?}");
+        }
+        for code in [
+            RDKafkaErrorCode::MessageTimedOut,
+            RDKafkaErrorCode::QueueFull,
+            RDKafkaErrorCode::MessageSizeTooLarge,
+        ] {
+            let error = KafkaError::MessageProduction(code);
+            assert!(!needs_new_producer(&error), "{code:?}");
+        }
+    }
 }

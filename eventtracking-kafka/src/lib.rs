@@ -88,9 +88,13 @@
 //! out, broker down…) are retried with backoff, and the rest count as
 //! delivered. See [`is_retryable`]. A broker outage shorter than
 //! `message.timeout.ms` is bridged by librdkafka without any failure; a longer
-//! one becomes retries of the engine. An engine retry after a
-//! `send_timeout_ms` timeout may produce a message twice (consumers should
-//! de-duplicate on the `event-id` header or the key `id` when that matters).
+//! one becomes retries of the engine. When the broker then fences the
+//! idempotent producer (its messages timed out, so its sequence is broken),
+//! or librdkafka reports a fatal error, the backend replaces the producer
+//! once and the engine retries the messages ([`needs_new_producer`]). An
+//! engine retry after a `send_timeout_ms` timeout may produce a message
+//! twice (consumers should de-duplicate on the `event-id` header or the key
+//! `id` when that matters).
 //!
 //! # Secrets
 //!
@@ -166,7 +170,7 @@ pub use backend::{
 };
 pub use config::{KafkaOptions, DEFAULT_BATCH_SIZE, DEFAULT_CATALOG_TOPIC};
 pub use context::{RedactingContext, LOG_REPEAT_INTERVAL};
-pub use error::{client_error_text, is_retryable, KafkaBackendError};
+pub use error::{client_error_text, is_retryable, needs_new_producer, KafkaBackendError};
 pub use key::MessageKey;
 pub use properties::{KafkaProperties, PRODUCER_DEFAULTS};
 pub use source::{

@@ -303,9 +303,15 @@ impl Worker {
     /// Sends a chunk, retrying what failed retryably until it is delivered,
     /// `max_retries` or `retry_budget_ms` is spent (then dead-lettered), or
     /// the shutdown deadline passes (then dead-lettered with reason `shutdown`).
+    ///
+    /// A disk route retries without those limits: its events are durable
+    /// in the buffer, which exists to ride out an outage longer than memory
+    /// can, so they wait for the backend (or stay buffered at the deadline)
+    /// rather than go to the dead-letter file.
     async fn send_with_retry(&self, mut pending: Batch) {
         let route = &*self.route;
         let config = &route.config;
+        let retry_without_limit = route.disk.is_some();
         let send_timeout = config.send_timeout;
         let started = Instant::now();
         let budget_end = deadline_after(config.retry_budget);
@@ -324,10 +330,10 @@ impl Worker {
                 self.give_up_at_deadline(&pending, attempt, &last_error);
                 return;
             }
-            attempt += 1;
+            attempt = attempt.saturating_add(1);
             route.counters.batches.fetch_add(1, Relaxed);
             // Retries never outlast the retry budget.
-            let timeout = if attempt == 1 {
+            let timeout = if attempt == 1 || retry_without_limit {
                 send_timeout
             } else {
                 send_timeout
@@ -399,7 +405,8 @@ impl Worker {
                 }
             };
             let backoff = config.backoff(attempt);
-            if attempt > config.max_retries || Instant::now() + backoff >= budget_end {
+            let exhausted = attempt > config.max_retries || Instant::now() + backoff >= budget_end;
+            if exhausted && !retry_without_limit {
                 let reason = format!(
                     "retries exhausted after {attempt} attempts in {:.1?} (max_retries {}, retry_budget_ms {}): {last_error}",
                     started.elapsed(),
