@@ -37,6 +37,17 @@ fn retry_after() -> Value {
     })
 }
 
+/// What an event name may hold: no `char::is_whitespace` or
+/// `char::is_control` character (the rule of `validate_event_name`), spelled
+/// out as code points so every regex dialect (ECMA 262, Python, Rust) reads
+/// it the same.
+const NAME_PATTERN: &str =
+    r"^[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$";
+
+/// The timestamps `parse_timestamp` reads: RFC 3339 with an upper-case `T`,
+/// in UTC (`Z` or `+00:00`), from 1970 on.
+const TIMESTAMP_PATTERN: &str = r"^(19[7-9][0-9]|[2-9][0-9]{3})-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|\+00:00)$";
+
 fn build() -> Value {
     let body_schema = json!({"$ref": "#/components/schemas/Body"});
     json!({
@@ -69,7 +80,16 @@ fn build() -> Value {
                             "description": "Malformed JSON (with its line and column), or not one of the accepted shapes.",
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Malformed"}}}
                         },
-                        "401": error_response("No write key, or one that is not a write key."),
+                        "401": {
+                            "description": "No write key, or one that is not a write key.",
+                            "headers": {
+                                "WWW-Authenticate": {
+                                    "description": "Always `Bearer`.",
+                                    "schema": {"type": "string", "enum": ["Bearer"]}
+                                }
+                            },
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+                        },
                         "408": error_response("The body did not arrive within body_timeout_ms."),
                         "413": error_response("The body, the batch, or a rate limit's burst is exceeded."),
                         "415": error_response("Not JSON or text, not UTF-8, or an encoding other than gzip."),
@@ -161,11 +181,23 @@ fn build() -> Value {
                     "required": ["name", "data"],
                     "additionalProperties": false,
                     "properties": {
-                        "name": {"type": "string", "minLength": 1, "maxLength": 255, "description": "No whitespace or control characters."},
+                        "name": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": 255,
+                            "pattern": NAME_PATTERN,
+                            "description": "At most 255 bytes of UTF-8, no whitespace or control characters (Unicode White_Space and Cc)."
+                        },
                         "data": {"description": "Any JSON value."},
                         "context": {"type": "object", "nullable": true, "additionalProperties": true},
                         "id": {"type": "string", "format": "uuid", "nullable": true},
-                        "timestamp": {"type": "string", "format": "date-time", "nullable": true, "description": "RFC 3339 in UTC; kept as context.client_timestamp."}
+                        "timestamp": {
+                            "type": "string",
+                            "format": "date-time",
+                            "pattern": TIMESTAMP_PATTERN,
+                            "nullable": true,
+                            "description": "RFC 3339 in UTC (Z or +00:00), from 1970; kept as context.client_timestamp."
+                        }
                     }
                 },
                 "Body": {

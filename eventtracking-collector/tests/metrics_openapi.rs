@@ -153,3 +153,65 @@ async fn the_openapi_document_lists_every_answer_and_the_answers_match_it() {
     assert_valid(&schema(&document, "Refused"), &unavailable.body);
     server.stop().await;
 }
+
+/// The document's patterns for an event's `name` and `timestamp` are the
+/// rules the collector applies (`validate_event_name`, `parse_timestamp`),
+/// so a generator such as schemathesis makes only names and timestamps the
+/// collector takes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documents_name_and_timestamp_patterns_are_the_collectors_rules() {
+    let (tracker, _memory) = memory_tracker();
+    let server = Server::start(tracker, config()).await;
+    let document = server.get("/openapi.json").await.body;
+    server.stop().await;
+    let event = schema(&document, "Event");
+    let with_name = |name: &str| json!({"name": name, "data": 1});
+    let mut names: Vec<String> = (0..=0x3100u32)
+        .chain([0xFEFF, 0x10FFFF])
+        .filter_map(char::from_u32)
+        .map(|c| format!("a{c}b"))
+        .collect();
+    names.extend(["", "a", "navigation.request"].map(String::from));
+    names.push("é".repeat(127));
+    for name in &names {
+        assert_eq!(
+            event.is_valid(&with_name(name)),
+            eventtracking::validate_event_name(name).is_ok(),
+            "{name:?}"
+        );
+    }
+    // The schema counts characters, the collector bytes: the pattern cannot
+    // say "255 bytes", so a name of 128 two-byte characters fits the schema.
+    assert!(event.is_valid(&with_name(&"é".repeat(128))));
+    assert!(eventtracking::validate_event_name(&"é".repeat(128)).is_err());
+
+    let with_timestamp = |timestamp: &str| json!({"name": "a", "data": 1, "timestamp": timestamp});
+    for timestamp in [
+        "2026-01-01T00:00:00Z",
+        "2026-01-01T00:00:00+00:00",
+        "2026-01-01T00:00:00.123456789Z",
+        "2026-01-01T00:00:00.5+00:00",
+        "1970-01-01T00:00:00Z",
+        "9999-12-31T23:59:59Z",
+    ] {
+        assert!(event.is_valid(&with_timestamp(timestamp)), "{timestamp}");
+        assert!(
+            eventtracking::parse_timestamp(timestamp).is_ok(),
+            "{timestamp}"
+        );
+    }
+    for timestamp in [
+        "2026-01-01T00:00:00+05:00",
+        "2026-01-01T00:00:00-00:00",
+        "2026-01-01t00:00:00z",
+        "2026-01-01 00:00:00Z",
+        "1969-12-31T23:59:59Z",
+        "2026-01-01T00:00:00",
+    ] {
+        assert!(!event.is_valid(&with_timestamp(timestamp)), "{timestamp}");
+        assert!(
+            eventtracking::parse_timestamp(timestamp).is_err(),
+            "{timestamp}"
+        );
+    }
+}

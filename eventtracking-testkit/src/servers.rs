@@ -6,10 +6,10 @@
 //! | `EVENTTRACKING_TEST_KAFKA_BROKERS` | `127.0.0.1:19092` | the Kafka broker |
 //! | `EVENTTRACKING_TEST_MONGO_PID` | none | the MongoDB server's process, paused by outage tests |
 //! | `EVENTTRACKING_TEST_KAFKA_PID` | none | the broker's process, paused by outage tests |
-//! | `EVENTTRACKING_TEST_PYTHON` | `.services/venv/bin/python` (workspace root) | the Python with the original library (`event-tracking`), for interop tests |
+//! | `EVENTTRACKING_TEST_PYTHON` | `.services/venv/bin/python` (workspace root) | the Python with the original library (`event-tracking`), for interop tests, and `schemathesis`, for the collector's OpenAPI test |
 //!
 //! `scripts/services start` starts both servers at the defaults and installs
-//! the original library in its venv, and `eval "$(scripts/services env)"`
+//! the original library and schemathesis in its venv, and `eval "$(scripts/services env)"`
 //! sets all five variables.
 
 /// The MongoDB server: `EVENTTRACKING_TEST_MONGO_URI`, else the one `scripts/services` starts.
