@@ -166,7 +166,7 @@ fn emit(
     if shared.draining() {
         return refuse_all("the collector is shutting down".to_owned());
     }
-    for (name, capacity) in &shared.capacities {
+    for (name, capacity) in &shared.queue_checked {
         // Not `report()`: that builds every backend's stats, per request.
         let queued = shared.tracker.queued(name).unwrap_or(0) as u64;
         if queued + n > *capacity as u64 {
@@ -189,28 +189,32 @@ fn emit(
                 continue;
             }
         };
-        // A receipt settled already was refused on the spot (a full queue,
-        // shutdown, a processor error) or filtered; one still pending is queued.
+        // A receipt settled already was refused on the spot (a full queue or
+        // disk buffer, a processor error), filtered, written to a disk
+        // buffer, or dead-lettered (emitted as the tracker shut down); one
+        // still pending is queued.
         let dropped = receipt
             .is_ready()
             .then(|| receipt.wait_timeout(Duration::ZERO))
             .flatten()
             .and_then(|ack| {
                 ack.outcomes().find_map(|(backend, outcome)| match outcome {
-                    Outcome::Dropped { reason } => Some(format!("backend {backend:?}: {reason}")),
+                    Outcome::Dropped { reason, .. } => Some((
+                        format!("backend {backend:?}: {reason}"),
+                        outcome.may_succeed_later(),
+                    )),
                     _ => None,
                 })
             });
         match dropped {
             None => accepted += 1,
-            Some(reason) if reason.contains("queue full") || reason.contains("shutdown") => {
-                unavailable.push(Rejection {
-                    index,
-                    pointer: pointers.of(index),
-                    error: reason,
-                });
-            }
-            Some(reason) => rejected.push(Rejection {
+            // A full queue or disk buffer: 503, the client sends it again.
+            Some((reason, true)) => unavailable.push(Rejection {
+                index,
+                pointer: pointers.of(index),
+                error: reason,
+            }),
+            Some((reason, false)) => rejected.push(Rejection {
                 index,
                 pointer: pointers.of(index),
                 error: reason,

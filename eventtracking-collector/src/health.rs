@@ -17,13 +17,14 @@ pub(crate) async fn healthz() -> Response {
 }
 
 /// 200 when the collector is not shutting down and every backend's queue
-/// has room; 503 otherwise. The tracker does not probe a backend's store:
-/// a store that is down shows here once its queue fills up.
+/// (or disk buffer, with `buffer = "disk"`) has room; 503 otherwise. The
+/// tracker does not probe a backend's store: a store that is down shows
+/// here once its queue (or disk buffer) fills up.
 pub(crate) async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     let report = shared.tracker.report();
     let mut ready = !shared.draining();
     let mut backends = serde_json::Map::new();
-    for (name, capacity) in &shared.capacities {
+    for (name, capacity) in &shared.queue_checked {
         let stats = report.backends.get(name);
         let queued = stats.map_or(0, |s| s.queued);
         let room = queued < *capacity as u64;
@@ -34,6 +35,24 @@ pub(crate) async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
                 "ready": room,
                 "queued": queued,
                 "queue_capacity": capacity,
+                "delivered": stats.map_or(0, |s| s.delivered),
+                "dead_lettered": stats.map_or(0, |s| s.dead_lettered),
+                "dropped": stats.map_or(0, |s| s.dropped),
+            }),
+        );
+    }
+    for (name, max_bytes) in &shared.disk_buffers {
+        let stats = report.backends.get(name);
+        let buffered_bytes = stats.map_or(0, |s| s.buffered_bytes);
+        let room = buffered_bytes < *max_bytes;
+        ready &= room;
+        backends.insert(
+            name.clone(),
+            json!({
+                "ready": room,
+                "buffered_events": stats.map_or(0, |s| s.buffered_events),
+                "buffered_bytes": buffered_bytes,
+                "buffer_max_bytes": max_bytes,
                 "delivered": stats.map_or(0, |s| s.delivered),
                 "dead_lettered": stats.map_or(0, |s| s.dead_lettered),
                 "dropped": stats.map_or(0, |s| s.dropped),

@@ -240,7 +240,7 @@ use std::sync::Arc;
 
 use axum::routing::{get, post};
 use axum::Router;
-use eventtracking_engine::{Overflow, Tracker};
+use eventtracking_engine::{BufferKind, Overflow, Tracker};
 use eventtracking_tower::TrackingContextLayer;
 
 pub use assets::{DEMO_HTML, TRACKER_JS};
@@ -267,8 +267,12 @@ pub struct Collector {
 pub(crate) struct Shared {
     pub(crate) tracker: Tracker,
     pub(crate) config: CollectorConfig,
-    /// Each backend's name and queue capacity.
-    pub(crate) capacities: Vec<(String, usize)>,
+    /// The backends with a memory queue, checked for room before emitting.
+    /// A disk-buffered backend's memory queue is only its read-ahead: its
+    /// disk buffer refuses by itself when full (a 503 through the receipt).
+    pub(crate) queue_checked: Vec<(String, usize)>,
+    /// The disk-buffered backends and their `buffer_max_bytes` (`/readyz`).
+    pub(crate) disk_buffers: Vec<(String, u64)>,
     pub(crate) per_key: Option<rate_limit::Limiter<usize>>,
     pub(crate) per_ip: Option<rate_limit::Limiter<IpAddr>>,
     pub(crate) catalog: validate::CatalogCheck,
@@ -296,6 +300,8 @@ impl Collector {
             });
         }
         let mut capacities = Vec::new();
+        let mut queue_checked = Vec::new();
+        let mut disk_buffers = Vec::new();
         for name in tracker.backend_names() {
             let Some(delivery) = tracker.delivery_config(&name) else {
                 continue;
@@ -306,6 +312,11 @@ impl Collector {
                     reason: "the collector needs \"drop_newest\" (the default): \"block\" would stall its threads, \"drop_oldest\" would drop events already answered 202".into(),
                 });
             }
+            if delivery.buffer == BufferKind::Disk {
+                disk_buffers.push((name.clone(), delivery.buffer_max_bytes));
+            } else {
+                queue_checked.push((name.clone(), delivery.queue_capacity));
+            }
             capacities.push((name, delivery.queue_capacity));
         }
         let metrics = metrics::Metrics::new(tracker.clone(), capacities.clone());
@@ -315,7 +326,8 @@ impl Collector {
                 per_ip: config.rate_limit_per_ip.map(rate_limit::Limiter::new),
                 tracker,
                 config,
-                capacities,
+                queue_checked,
+                disk_buffers,
                 catalog: validate::CatalogCheck::new(),
                 metrics,
                 draining: AtomicBool::new(false),

@@ -34,11 +34,17 @@ pub enum Outcome {
         reason: String,
     },
     /// It is lost for this backend, with the reason (the queue was full, a
-    /// processor failed, the tracker was shutting down, the dead-letter file
-    /// could not be written, …). Counted in the backend's stats.
+    /// processor failed, the dead-letter file could not be written, …).
+    /// Counted in the backend's stats.
+    #[non_exhaustive]
     Dropped {
         /// Why it was dropped.
         reason: String,
+        /// It was refused for want of room (a full queue or disk buffer,
+        /// `block_timeout_ms` passed) before it was accepted: sending the
+        /// same event again later may succeed (a server answers 503 and
+        /// `Retry-After`). False when a retry cannot help.
+        retry_later: bool,
     },
     /// A processor filtered it out (on purpose, e.g. `allow`, `block` or `sample`).
     Filtered,
@@ -63,7 +69,27 @@ impl Outcome {
     pub(crate) fn dropped(reason: impl Into<String>) -> Self {
         Outcome::Dropped {
             reason: reason.into(),
+            retry_later: false,
         }
+    }
+
+    /// Refused for want of room: the same event may be accepted later.
+    pub(crate) fn refused_for_want_of_room(reason: impl Into<String>) -> Self {
+        Outcome::Dropped {
+            reason: reason.into(),
+            retry_later: true,
+        }
+    }
+
+    /// Dropped for want of room, so that sending it again later may succeed.
+    pub fn may_succeed_later(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Dropped {
+                retry_later: true,
+                ..
+            }
+        )
     }
 }
 

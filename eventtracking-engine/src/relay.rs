@@ -655,7 +655,7 @@ fn answer(
         .outcomes()
         .filter(|(_, o)| !o.is_settled())
         .map(|(backend, o)| match o {
-            Outcome::Dropped { reason } => format!("{backend}: {reason}"),
+            Outcome::Dropped { reason, .. } => format!("{backend}: {reason}"),
             other => format!("{backend}: {other:?}"),
         })
         .collect();

@@ -173,12 +173,14 @@ fn a_backend_processor_error_is_a_drop_with_its_reason() {
         .unwrap();
     let ack = tracker.emit_acked("bad.event", json!({})).unwrap().wait();
     match ack.outcome("a") {
-        Some(Outcome::Dropped { reason }) => {
+        Some(Outcome::Dropped { reason, .. }) => {
             assert!(reason.contains("cannot enrich this one"), "{reason}")
         }
         other => panic!("expected dropped, got {other:?}"),
     }
     assert!(!ack.is_settled());
+    // Sending it again would fail the same way.
+    assert!(!ack.outcome("a").unwrap().may_succeed_later());
 }
 
 /// A tracker whose one backend `a` has a queue of one event under
@@ -214,9 +216,11 @@ fn a_full_queue_drops_and_the_receipt_says_so() {
     let mut third = tracker.emit_acked("e", json!({"i": 2})).unwrap();
     let ack = third.wait_timeout(Duration::ZERO).expect("refused at once");
     match ack.outcome("a") {
-        Some(Outcome::Dropped { reason }) => assert!(reason.contains("queue full"), "{reason}"),
+        Some(Outcome::Dropped { reason, .. }) => assert!(reason.contains("queue full"), "{reason}"),
         other => panic!("expected dropped, got {other:?}"),
     }
+    // Refused for want of room: later, there may be room.
+    assert!(ack.outcome("a").unwrap().may_succeed_later());
     gate.open();
     assert!(first.wait().is_delivered());
     assert!(second.wait().is_delivered());
@@ -232,9 +236,11 @@ fn an_evicted_event_is_answered_as_dropped() {
         .wait_timeout(Duration::ZERO)
         .expect("evicted at once");
     assert!(
-        matches!(ack.outcome("a"), Some(Outcome::Dropped { reason }) if reason.contains("evicted")),
+        matches!(ack.outcome("a"), Some(Outcome::Dropped { reason, .. }) if reason.contains("evicted")),
         "{ack:?}"
     );
+    // It had been accepted: the emitter did not wait to send it again.
+    assert!(!ack.outcome("a").unwrap().may_succeed_later());
     gate.open();
     assert!(third.wait().is_delivered());
 }

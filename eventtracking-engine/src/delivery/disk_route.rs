@@ -25,7 +25,7 @@ use eventtracking_core::sync::lock;
 use eventtracking_core::Event;
 
 use super::flush::FlushOutcome;
-use super::{refuse, DeliveryConfig, Extra, Overflow, Queued, Route};
+use super::{refuse_for_want_of_room, DeliveryConfig, Extra, Overflow, Queued, Route};
 use crate::ack::Outcome;
 use crate::answer::Part;
 use crate::buffer::{
@@ -187,7 +187,7 @@ impl DiskRoute {
                 };
                 let n = counter.fetch_add(1, Relaxed);
                 route.note_drop(n, reason);
-                refuse(extra, reason);
+                refuse_for_want_of_room(extra, reason);
             }
             // Never bufferable (too large, or the disk failed): the event
             // goes to the dead-letter file rather than being lost.

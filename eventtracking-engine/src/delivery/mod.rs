@@ -486,7 +486,7 @@ impl Route {
                         counters.dropped_queue_full.fetch_add(1, Relaxed),
                         "queue full",
                     );
-                    refuse(extra, "queue full (overflow = \"drop_newest\")");
+                    refuse_for_want_of_room(extra, "queue full (overflow = \"drop_newest\")");
                     return None;
                 }
                 Overflow::DropOldest => {
@@ -523,7 +523,10 @@ impl Route {
                             drop(queue);
                             let n = counters.dropped_block_timeout.fetch_add(1, Relaxed);
                             self.note_drop(n, "queue still full after block_timeout_ms");
-                            refuse(extra, "queue still full after block_timeout_ms");
+                            refuse_for_want_of_room(
+                                extra,
+                                "queue still full after block_timeout_ms",
+                            );
                             return None;
                         }
                         queue = self
@@ -824,10 +827,10 @@ impl Route {
     }
 }
 
-/// Answers a refused event's receipt, if it has one.
-fn refuse(extra: Option<Box<Extra>>, reason: &str) {
+/// Answers the receipt, if any, of an event refused for want of room.
+fn refuse_for_want_of_room(extra: Option<Box<Extra>>, reason: &str) {
     if let Some(ack) = extra.and_then(|e| e.ack) {
-        ack.fill(Outcome::dropped(reason));
+        ack.fill(Outcome::refused_for_want_of_room(reason));
     }
 }
 
