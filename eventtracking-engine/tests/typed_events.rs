@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use common::{dead_letters, delivery, DEADLINE};
 use eventtracking::{
-    async_trait, catalog, Backend, BackendError, BackendResult, CatalogEntry, Event,
+    async_trait, catalog, Backend, BackendError, BackendResult, BufferKind, CatalogEntry, Event,
     InMemoryBackend, TrackedEvent, TrackedEventExt, Tracker,
 };
 use schemars::JsonSchema;
@@ -304,10 +304,21 @@ fn a_failed_publication_is_counted_and_retried_with_the_next_batch_of_that_type(
 
 #[test]
 fn validation_dead_letters_untyped_events_that_break_their_schema() {
+    for buffer in [BufferKind::Memory, BufferKind::Disk] {
+        validation_dead_letters_through(buffer);
+    }
+}
+
+fn validation_dead_letters_through(buffer: BufferKind) {
     let dir = tempfile::tempdir().unwrap();
     let memory = InMemoryBackend::new();
     let tracker = Tracker::builder()
-        .with_delivery(delivery(dir.path()).with_validate_schemas(true))
+        .with_delivery(
+            delivery(dir.path())
+                .with_validate_schemas(true)
+                .with_buffer(buffer)
+                .with_buffer_path(dir.path().join("buffers")),
+        )
         .with_backend("memory", memory.clone())
         .build()
         .unwrap();
@@ -323,8 +334,10 @@ fn validation_dead_letters_untyped_events_that_break_their_schema() {
     let stats = &report.backends["memory"];
     assert_eq!(
         (stats.delivered, stats.schema_invalid, stats.dead_lettered),
-        (3, 1, 1)
+        (3, 1, 1),
+        "{buffer:?}: {report}"
     );
+    assert_eq!(stats.accepted, 4, "{buffer:?}: {report}");
     let delivered: Vec<Value> = memory.events().iter().map(|e| e.data().clone()).collect();
     assert!(delivered.contains(&good) && !delivered.contains(&bad));
     let letters = dead_letters(dir.path());

@@ -406,15 +406,6 @@ impl DeliveryConfig {
                 ),
             });
         }
-        if self.buffer == BufferKind::Disk && self.validate_schemas {
-            // The schema check's verdict travels beside the event in memory,
-            // not in the disk buffer's records.
-            return Err(ConfigError::Invalid {
-                key: "delivery.validate_schemas".into(),
-                value: "true".into(),
-                reason: "is not supported with buffer = \"disk\" yet".into(),
-            });
-        }
         if self.buffer == BufferKind::Disk && self.buffer_path.as_os_str().is_empty() {
             return Err(ConfigError::Invalid {
                 key: "delivery.buffer_path".into(),

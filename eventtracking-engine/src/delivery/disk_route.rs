@@ -113,6 +113,18 @@ impl DiskRoute {
     ) -> Option<u64> {
         let counters = &route.counters;
         let config = &route.config;
+        // The schema check's verdict is not kept in the buffer's records: an
+        // event that fails it goes to the dead-letter file now, as a memory
+        // route's worker would send it there, without taking buffer space.
+        if config.validate_schemas {
+            if let Some(reason) = extra.as_ref().and_then(|e| e.invalid.clone()) {
+                counters.accepted.fetch_add(1, Relaxed);
+                counters.schema_invalid.fetch_add(1, Relaxed);
+                let ack = extra.and_then(|e| e.ack);
+                route.dead_letter_and_answer(&[event], vec![ack], &reason, 0, false);
+                return None;
+            }
+        }
         let payload = event.to_json_bytes();
         let appended = self.with_buffer(|buffer| {
             let first = match config.overflow {
