@@ -516,6 +516,8 @@ fn drop_oldest_makes_room_forgets_its_records_and_counts_them() {
         let in_flight = buffer.read(1, 1 << 20).unwrap();
         let dropped = buffer.drop_oldest().unwrap().unwrap();
         assert_eq!((dropped.records, dropped.bytes), (1, 92));
+        // That one record was read: its consumer still holds it.
+        assert_eq!(dropped.handed_out, 1);
         assert_eq!(buffer.acknowledge(ids(&in_flight)).unwrap(), 0, "forgotten");
         buffer.append(&written[4]).unwrap();
         assert_eq!(buffer.stats().records, 4);
@@ -537,7 +539,8 @@ fn drop_oldest_of_a_single_segment_starts_a_new_one() {
     let first = buffer.read(1, 1 << 20).unwrap();
     buffer.acknowledge(ids(&first)).unwrap();
     let dropped = buffer.drop_oldest().unwrap().unwrap();
-    assert_eq!(dropped.records, 2);
+    // Two never acknowledged, neither of them read.
+    assert_eq!((dropped.records, dropped.handed_out), (2, 0));
     assert_eq!(buffer.stats().records, 0);
     assert!(read_all(&buffer).is_empty());
     buffer.append(b"next").unwrap();

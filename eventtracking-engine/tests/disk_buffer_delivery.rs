@@ -306,6 +306,8 @@ fn a_full_buffer_follows_the_overflow_policy() {
         let dir = tempfile::tempdir().unwrap();
         let (recorder, gate) = Recorder::new().gated();
         let config = disk(dir.path())
+            // A short read-ahead: most records stay unread on disk, where eviction finds them.
+            .with_queue_capacity(8)
             .with_buffer_max_bytes(8 * 1024)
             .with_overflow(overflow)
             .with_block_timeout(Duration::from_millis(5));
@@ -341,6 +343,14 @@ fn a_full_buffer_follows_the_overflow_policy() {
         unique.dedup();
         assert_eq!(unique, delivered, "{overflow:?}: nothing twice");
         assert!(!delivered.is_empty());
+        // Each accepted event counted once: delivered, or evicted unread.
+        let stats = &report.backends["a"];
+        assert_eq!(
+            stats.delivered,
+            delivered.len() as u64,
+            "{overflow:?}: {report}"
+        );
+        common::assert_accounted(stats);
         tracker.shutdown(DEADLINE).unwrap();
     }
 }

@@ -200,6 +200,10 @@ pub struct AppendMany {
 pub struct Dropped {
     /// Records not yet acknowledged that were in it (counted by id).
     pub records: u64,
+    /// Of those, the records already read and handed out: the reader's
+    /// consumer still holds them in memory (acknowledging them later does
+    /// nothing). The others were never read: they are gone.
+    pub handed_out: u64,
     /// Bytes of the segment file.
     pub bytes: u64,
 }
@@ -1295,6 +1299,7 @@ impl DiskBuffer {
             .flatten()
             .map_or(next_id, |header| header.first_id);
         let mut acknowledged = 0u64;
+        let mut handed_out = 0u64;
         while r
             .in_flight
             .front()
@@ -1302,8 +1307,10 @@ impl DiskBuffer {
         {
             if let Some(entry) = r.in_flight.pop_front() {
                 r.front_seq += 1;
-                if entry.acked && entry.id.is_some() {
-                    acknowledged += 1;
+                match (entry.id.is_some(), entry.acked) {
+                    (true, true) => acknowledged += 1,
+                    (true, false) => handed_out += 1,
+                    (false, _) => {}
                 }
             }
         }
@@ -1330,7 +1337,11 @@ impl DiskBuffer {
         tracing::warn!(path = %self.dir.display(), segment = oldest, records, bytes,
             "eventtracking: disk buffer: dropped the oldest segment");
         self.advance(r)?;
-        Ok(Some(Dropped { records, bytes }))
+        Ok(Some(Dropped {
+            records,
+            handed_out,
+            bytes,
+        }))
     }
 
     /// The counters.

@@ -139,9 +139,12 @@ impl DiskRoute {
                     for _ in 0..4 {
                         match buffer.drop_oldest() {
                             Ok(Some(dropped)) => {
-                                let n =
-                                    counters.dropped_evicted.fetch_add(dropped.records, Relaxed);
-                                route.complete(dropped.records);
+                                // Records already read are in the worker's
+                                // hands and get their own outcome: only
+                                // those never read are lost.
+                                let lost = dropped.records.saturating_sub(dropped.handed_out);
+                                let n = counters.dropped_evicted.fetch_add(lost, Relaxed);
+                                route.complete(lost);
                                 route.note_drop(n, "disk buffer full: oldest segment evicted");
                             }
                             Ok(None) => break,
