@@ -110,6 +110,60 @@ fn buffers_shows_what_is_held_and_drain_delivers_it_once() {
     assert_eq!(lines, 5);
 }
 
+/// A buffer another process is using is not opened (its records could be
+/// cut as torn while being written): `buffers` and `drain` say so and which
+/// directory; once `send` has ended, both work.
+#[test]
+fn a_buffer_in_use_by_another_process_is_refused_naming_it() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let mut send = Command::new(BIN)
+        .args(["send", "--config", &config])
+        .env_remove("EVENTTRACKING_CONFIG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = send.stdin.take().unwrap();
+    stdin
+        .write_all(b"{\"name\":\"held\",\"data\":1}\n")
+        .unwrap();
+    // A segment file: the buffer is open (and locked, which comes first).
+    let buffer_dir = dir.path().join("buffers").join("out");
+    let has_segment = || {
+        std::fs::read_dir(&buffer_dir).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.path().extension().is_some_and(|x| x == "etb"))
+        })
+    };
+    let start = std::time::Instant::now();
+    while !has_segment() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "send never opened its buffer"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    for command in ["buffers", "drain"] {
+        let refused = run(&[command, "--config", &config]);
+        let stderr = text(&refused.stderr);
+        assert!(!refused.status.success(), "{command}: {stderr}");
+        assert!(
+            stderr.contains("in use by another process")
+                && stderr.contains(&buffer_dir.display().to_string()),
+            "{command}: {stderr}"
+        );
+    }
+    drop(stdin);
+    assert!(send.wait().unwrap().success());
+    let listed = run(&["buffers", "--config", &config]);
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    assert_eq!(out_row(&text(&listed.stdout))[1], "0");
+}
+
 #[test]
 fn without_a_disk_buffer_there_is_nothing_to_show_or_drain() {
     let dir = tempfile::tempdir().unwrap();

@@ -528,6 +528,38 @@ fn drop_oldest_makes_room_forgets_its_records_and_counts_them() {
     assert_eq!(payloads(&read_all(&buffer)), written[1..].to_vec());
 }
 
+/// Another process's lock on the directory (the same `flock` another
+/// process's open buffer holds) refuses the open, naming the directory;
+/// once it is released the buffer opens.
+#[test]
+fn a_directory_locked_by_another_process_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let buffer = DiskBuffer::open(dir.path(), options(1 << 20, FsyncPolicy::Never)).unwrap();
+        buffer.append(b"kept").unwrap();
+        buffer.close().unwrap();
+    }
+    // A separate open file description conflicts like another process's.
+    let held = std::fs::File::options()
+        .write(true)
+        .open(dir.path().join("lock"))
+        .unwrap();
+    held.lock().unwrap();
+    let error = DiskBuffer::open(dir.path(), options(1 << 20, FsyncPolicy::Never)).unwrap_err();
+    assert!(
+        matches!(&error, BufferError::LockedByAnotherProcess { path } if path == dir.path()),
+        "{error:?}"
+    );
+    let text = error.to_string();
+    assert!(
+        text.contains(&dir.path().display().to_string()) && text.contains("another process"),
+        "{text}"
+    );
+    held.unlock().unwrap();
+    let buffer = DiskBuffer::open(dir.path(), options(1 << 20, FsyncPolicy::Never)).unwrap();
+    assert_eq!(payloads(&read_all(&buffer)), vec![b"kept".to_vec()]);
+}
+
 #[test]
 fn drop_oldest_of_a_single_segment_starts_a_new_one() {
     let dir = tempfile::tempdir().unwrap();

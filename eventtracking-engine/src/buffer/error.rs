@@ -32,6 +32,13 @@ pub enum BufferError {
         /// The directory.
         path: PathBuf,
     },
+    /// Another process has the directory open (its `lock` file is locked):
+    /// two processes on one buffer would cut each other's records.
+    #[error("the disk buffer directory {} is in use by another process (stop it, or give this one another buffer_path)", path.display())]
+    LockedByAnotherProcess {
+        /// The directory.
+        path: PathBuf,
+    },
     /// Reading or writing a file of the buffer failed.
     #[error("disk buffer I/O error on {}: {source}", path.display())]
     Io {

@@ -396,6 +396,32 @@ pub struct DiskBuffer {
     replayed: AtomicU64,
     /// Records with a lower id were written by an earlier process.
     session_first_id: u64,
+    /// The directory's `lock` file, locked while this is open (released
+    /// when it is dropped, after `Drop` has closed the buffer).
+    _dir_lock: File,
+}
+
+/// Locks `dir/lock` for this process (an advisory `flock`, released by
+/// the kernel if the process dies), or says another process holds it.
+fn lock_dir(dir: &Path) -> Result<File, BufferError> {
+    let path = dir.join("lock");
+    let io_error = |source| BufferError::Io {
+        path: path.clone(),
+        source,
+    };
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_error)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(BufferError::LockedByAnotherProcess {
+            path: dir.to_owned(),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(io_error(source)),
+    }
 }
 
 impl std::fmt::Debug for DiskBuffer {
@@ -689,8 +715,9 @@ impl DiskBuffer {
         if !lock(&OPEN_DIRS).insert(key.clone()) {
             return Err(BufferError::InUse { path: dir });
         }
-        let mut recovered = match recover(&dir, &options) {
-            Ok(recovered) => recovered,
+        let opened = lock_dir(&dir).and_then(|dir_lock| Ok((dir_lock, recover(&dir, &options)?)));
+        let (dir_lock, mut recovered) = match opened {
+            Ok(opened) => opened,
             Err(error) => {
                 lock(&OPEN_DIRS).remove(&key);
                 return Err(error);
@@ -711,6 +738,7 @@ impl DiskBuffer {
             space: Condvar::new(),
             corrupt: AtomicU64::new(recovered.corrupt),
             replayed: AtomicU64::new(0),
+            _dir_lock: dir_lock,
         };
         buffer.unlink(doomed);
         Ok(buffer)
