@@ -319,23 +319,27 @@ impl Route {
 
     /// Claims, answers and retires events settled without a dead-letter
     /// write, in one pass (the hot path: a delivered batch); how many (none
-    /// when the engine has abandoned them). The flush tally is counted
-    /// before the events retire, so a flush never sees them settled but
-    /// uncounted.
-    fn settle(&self, seqs: &Seqs, outcome: &Outcome) -> usize {
+    /// when the engine has abandoned them), added to `counter`. The counter
+    /// and the flush tally are counted before the events retire, so a flush
+    /// never sees them settled but uncounted.
+    fn settle(&self, seqs: &Seqs, outcome: &Outcome, counter: &AtomicU64) -> usize {
         let mut acks: Vec<RouteAck> = Vec::new();
         let mut control = lock(&self.control);
         let settled = lock(&self.in_flight).settle(seqs, &mut acks);
         let n = match &settled {
-            Settled::All => {
-                control.count_seqs(seqs, outcome);
-                seqs.len()
-            }
-            Settled::Only(only) => {
-                control.count(only.iter().copied(), outcome);
-                only.len()
-            }
+            Settled::All => seqs.len(),
+            Settled::Only(only) => only.len(),
         };
+        // Counted before the control channel may answer a flush with them:
+        // its report must already show them.
+        if n > 0 {
+            counter.fetch_add(n as u64, Relaxed);
+            self.complete(n as u64);
+        }
+        match &settled {
+            Settled::All => control.count_seqs(seqs, outcome),
+            Settled::Only(only) => control.count(only.iter().copied(), outcome),
+        }
         if let Some(disk) = &self.disk {
             // Under the control lock, so a flush answered for these events
             // sees their records acknowledged.
@@ -465,6 +469,11 @@ impl Route {
     /// answered `Dropped`).
     pub(crate) fn offer(&self, event: Arc<Event>, extra: Option<Box<Extra>>) -> Option<u64> {
         let counters = &self.counters;
+        if let Some(disk) = &self.disk {
+            // Until shutdown closes it, the disk buffer takes the event:
+            // durable, delivered by this tracker or the next.
+            return disk.offer(self, event, extra);
+        }
         if self.closing.load(Relaxed) {
             self.dead_letter_offered_while_closing(
                 event,
@@ -472,9 +481,6 @@ impl Route {
                 "shutdown: emitted while the tracker was shutting down",
             );
             return None;
-        }
-        if let Some(disk) = &self.disk {
-            return disk.offer(self, event, extra);
         }
         let capacity = self.config.queue_capacity;
         let mut queue = lock(&self.queue);
@@ -721,17 +727,23 @@ impl Route {
             // Durable already: what is held stays in the buffer, for the next
             // tracker on this path (its records are not acknowledged).
             if !held.is_empty() {
-                tracing::warn!(
-                    backend = %self.name,
-                    events = held.len(),
-                    "eventtracking: shutdown deadline passed with events still undelivered; they stay in the disk buffer"
-                );
-                self.counters
-                    .kept_in_buffer
-                    .fetch_add(held.len() as u64, Relaxed);
                 self.deadline_hit.store(true, SeqCst);
             }
+            // Later emits are dead-lettered (the buffer is closed); every
+            // accepted event not settled yet is in the buffer: held at the
+            // deadline, never read, or appended after the worker left.
             disk.close(self);
+            let accepted = self.counters.accepted.load(SeqCst);
+            let kept = accepted.saturating_sub(self.completed.load(SeqCst));
+            if kept > 0 {
+                tracing::warn!(
+                    backend = %self.name,
+                    events = kept,
+                    "eventtracking: events still undelivered at shutdown stay in the disk buffer, for the next run"
+                );
+                self.counters.kept_in_buffer.fetch_add(kept, Relaxed);
+                self.complete(kept);
+            }
             self.not_full.notify_all();
             self.worker_exited.store(true, SeqCst);
             self.fail_pending_flushes("the tracker shut down before the flush completed");

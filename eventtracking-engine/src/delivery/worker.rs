@@ -198,10 +198,7 @@ impl Worker {
 
     /// Settles an event handled without a send (filtered, processor errors) and counts it.
     fn settle_counted(&self, seq: u64, counter: &AtomicU64, outcome: Outcome) {
-        if self.route.settle(&Seqs::one(seq), &outcome) == 1 {
-            counter.fetch_add(1, Relaxed);
-            self.route.complete(1);
-        }
+        self.route.settle(&Seqs::one(seq), &outcome, counter);
     }
 
     async fn handle(&self, taken: TakenBatch) {
@@ -445,11 +442,7 @@ impl Worker {
 
     fn delivered(&self, items: &Batch) {
         let route = &*self.route;
-        let n = route.settle(&items.seqs, &Outcome::Delivered) as u64;
-        if n > 0 {
-            route.counters.delivered.fetch_add(n, Relaxed);
-            route.complete(n);
-        }
+        route.settle(&items.seqs, &Outcome::Delivered, &route.counters.delivered);
     }
 
     /// Events whose destination closed for good: counted as dropped, logged
@@ -458,15 +451,11 @@ impl Worker {
         let route = &*self.route;
         // Settled here, so the shutdown deadline does not dead-letter them too.
         let outcome = Outcome::dropped(format!("the output is closed: {reason}"));
-        let n = route.settle(&items.seqs, &outcome);
-        if n == 0 {
-            return;
-        }
-        let before = route.counters.dropped_closed.fetch_add(n as u64, Relaxed);
-        if before == 0 {
+        let before = route.counters.dropped_closed.load(Relaxed);
+        let n = route.settle(&items.seqs, &outcome, &route.counters.dropped_closed);
+        if n > 0 && before == 0 {
             tracing::warn!(backend = %route.name, reason, "eventtracking: the output is closed; its events are dropped, not dead-lettered");
         }
-        route.complete(n as u64);
     }
 
     /// Events that will not be delivered: to the dead-letter file, or counted as dropped.
