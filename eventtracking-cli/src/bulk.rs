@@ -108,6 +108,10 @@ pub(crate) fn run(
         Ok(Outcome::Done(Ok(()))) => None,
         Ok(Outcome::Done(Err(message))) => {
             tracker.shutdown(timeout);
+            if let Some(receipts) = &progress.receipts {
+                // The receipts of what was sent before the error still count.
+                receipts.finish()?;
+            }
             return Err(message);
         }
         Ok(Outcome::Signal(signal)) => {
