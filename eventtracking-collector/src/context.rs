@@ -28,7 +28,8 @@ const FROM_REQUEST: &[&str] = &["client_ip", "user_agent", "referer", "request_i
 pub(crate) struct ServerContext {
     /// The receive time, to the microsecond (the events' timestamp).
     pub(crate) received: SystemTime,
-    fields: JsonMap,
+    /// Shared as is by the events that bring no context of their own.
+    fields: Arc<JsonMap>,
 }
 
 impl ServerContext {
@@ -54,7 +55,10 @@ impl ServerContext {
             Value::String(humantime::format_rfc3339_micros(received).to_string()),
         );
         fields.insert("source".to_owned(), Value::String(source.to_owned()));
-        ServerContext { received, fields }
+        ServerContext {
+            received,
+            fields: Arc::new(fields),
+        }
     }
 
     /// The client address, if known.
@@ -69,11 +73,16 @@ impl ServerContext {
         client: Option<JsonMap>,
         client_timestamp: Option<String>,
     ) -> Arc<JsonMap> {
+        let client = client.filter(|map| !map.is_empty());
+        if client.is_none() && client_timestamp.is_none() {
+            // Nothing of the client's: the request's one map, not a copy per event.
+            return self.fields.clone();
+        }
         let mut merged = client.unwrap_or_default();
         for key in SERVER_KEYS {
             merged.remove(*key);
         }
-        for (key, value) in &self.fields {
+        for (key, value) in self.fields.iter() {
             merged.insert(key.clone(), value.clone());
         }
         if let Some(timestamp) = client_timestamp {
