@@ -1,12 +1,12 @@
 //! `POST /v1/events`: authenticate, read, limit, make the events, emit.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use eventtracking_core::Event;
-use eventtracking_engine::Outcome;
+use eventtracking_engine::Admission;
 use http::header::WWW_AUTHENTICATE;
 use http::{HeaderValue, StatusCode};
 
@@ -178,46 +178,33 @@ fn emit(
     let mut accepted = 0;
     let mut unavailable = Vec::new();
     for (index, event) in events {
-        let mut receipt = match shared.tracker.emit_event_acked(event) {
-            Ok(receipt) => receipt,
-            Err(error) => {
-                unavailable.push(Rejection {
-                    index,
-                    pointer: pointers.of(index),
-                    error: error.to_string(),
-                });
-                continue;
+        // No receipt per event: whether each backend took it is known now.
+        let refusal = match shared.tracker.emit_event_checked(event) {
+            Ok(Admission::Taken | Admission::Filtered) => None,
+            Ok(Admission::Refused { backends }) => {
+                let refusals: Vec<String> = backends
+                    .iter()
+                    .map(|(backend, reason)| format!("backend {:?}: {reason}", &**backend))
+                    .collect();
+                Some((refusals.join("; "), true))
             }
+            Ok(Admission::ProcessorError { reason }) => Some((reason, false)),
+            // Shut down meanwhile: retry (against this or another instance).
+            Err(error) => Some((error.to_string(), true)),
+            Ok(other) => Some((format!("{other:?}"), false)),
         };
-        // A receipt settled already was refused on the spot (a full queue or
-        // disk buffer, a processor error), filtered, written to a disk
-        // buffer, or dead-lettered (emitted as the tracker shut down); one
-        // still pending is queued.
-        let dropped = receipt
-            .is_ready()
-            .then(|| receipt.wait_timeout(Duration::ZERO))
-            .flatten()
-            .and_then(|ack| {
-                ack.outcomes().find_map(|(backend, outcome)| match outcome {
-                    Outcome::Dropped { reason, .. } => Some((
-                        format!("backend {backend:?}: {reason}"),
-                        outcome.may_succeed_later(),
-                    )),
-                    _ => None,
-                })
-            });
-        match dropped {
+        match refusal {
             None => accepted += 1,
             // A full queue or disk buffer: 503, the client sends it again.
-            Some((reason, true)) => unavailable.push(Rejection {
+            Some((error, true)) => unavailable.push(Rejection {
                 index,
                 pointer: pointers.of(index),
-                error: reason,
+                error,
             }),
-            Some((reason, false)) => rejected.push(Rejection {
+            Some((error, false)) => rejected.push(Rejection {
                 index,
                 pointer: pointers.of(index),
-                error: reason,
+                error,
             }),
         }
     }

@@ -81,7 +81,7 @@ pub use delivery::{
 pub use error::{ConfigError, EmitError};
 pub use processors::{Enrich, NameFilter, NameMatcher, Redact, Sample};
 pub use tracker::{
-    default_tracker, emit, get_tracker, init, register_tracker, unregister_tracker, Tracker,
-    TrackerBuilder, TrackerGuard, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_TRACKER,
+    default_tracker, emit, get_tracker, init, register_tracker, unregister_tracker, Admission,
+    Tracker, TrackerBuilder, TrackerGuard, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_TRACKER,
 };
 pub use typed::TrackedEventExt;

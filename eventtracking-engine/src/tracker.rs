@@ -12,7 +12,8 @@ use serde_json::Value;
 use crate::ack::{Outcome, Receipt};
 use crate::answer;
 use crate::delivery::{
-    self, DeliveryConfig, DeliveryReport, Engine, Extra, FlushOutcome, Route, TrackerCounters,
+    self, DeliveryConfig, DeliveryReport, Engine, Extra, FlushOutcome, Offered, Route,
+    TrackerCounters,
 };
 use crate::error::EmitError;
 use crate::processors::run_chain;
@@ -152,10 +153,56 @@ impl Tracker {
             .map(|receipt| receipt.expect("an acknowledged dispatch returns a receipt"))
     }
 
-    /// The emit path after the event is made: tracker processors, the schema
-    /// stage, then every route's queue. With `ACKED`, the event carries one
-    /// answer handle per route and the receipt is returned.
-    fn dispatch<const ACKED: bool>(&self, event: Arc<Event>) -> Result<Option<Receipt>, EmitError> {
+    /// Emits a ready-made event, like [`emit_event`](Self::emit_event), and
+    /// says at once whether every backend took it, without a receipt (no
+    /// allocation unless a backend refused it): for servers that must
+    /// answer "retry later" when a queue is full, never drop silently, and
+    /// cannot afford a receipt per event.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use eventtracking::{Admission, DeliveryConfig, Event, InMemoryBackend, Tracker};
+    /// use serde_json::json;
+    ///
+    /// let tracker = Tracker::builder()
+    ///     .with_backend("memory", InMemoryBackend::new())
+    ///     .build()?;
+    /// let event = Arc::new(Event::new("page.view", json!({"path": "/"}))?);
+    /// assert_eq!(tracker.emit_event_checked(event)?, Admission::Taken);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn emit_event_checked(&self, event: Arc<Event>) -> Result<Admission, EmitError> {
+        let (event, invalid) = match self.admit(event)? {
+            Admitted::ToRoutes { event, invalid } => (event, invalid),
+            Admitted::Settled(Outcome::Filtered) => return Ok(Admission::Filtered),
+            Admitted::Settled(Outcome::Dropped { reason, .. }) => {
+                return Ok(Admission::ProcessorError { reason })
+            }
+            Admitted::Settled(_) => return Ok(Admission::Taken),
+        };
+        let mut refused = Vec::new();
+        for route in &self.inner.engine.routes {
+            let extra = invalid.as_ref().map(|invalid| {
+                Box::new(Extra {
+                    ack: None,
+                    invalid: Some(invalid.clone()),
+                })
+            });
+            if let Offered::Refused(reason) = route.offer(event.clone(), extra) {
+                refused.push((route.name.clone(), reason));
+            }
+        }
+        Ok(if refused.is_empty() {
+            Admission::Taken
+        } else {
+            Admission::Refused { backends: refused }
+        })
+    }
+
+    /// What every emit does before the routes: the shutdown check, the
+    /// counters, the tracker processors and the schema check.
+    #[inline(always)]
+    fn admit(&self, event: Arc<Event>) -> Result<Admitted, EmitError> {
         let inner = &*self.inner;
         if inner.engine.is_shut_down() {
             inner.counters.after_shutdown.fetch_add(1, Relaxed);
@@ -164,15 +211,6 @@ impl Tracker {
             });
         }
         inner.counters.emitted.fetch_add(1, Relaxed);
-        let routes = &inner.engine.routes;
-        let id = event.id();
-        // Settled at once, for every route alike.
-        let answered_now = |outcome: Outcome| {
-            ACKED.then(|| {
-                let parts = routes.iter().map(|r| (r.name.clone(), outcome.clone()));
-                Receipt::new(id, answer::ready(parts.collect()))
-            })
-        };
         let chain = if inner.processors.is_empty() {
             // No tracker processors (the usual case): nothing to run.
             Ok(Some(event))
@@ -183,27 +221,46 @@ impl Tracker {
             Ok(Some(event)) => event,
             Ok(None) => {
                 inner.counters.filtered.fetch_add(1, Relaxed);
-                return Ok(answered_now(Outcome::Filtered));
+                return Ok(Admitted::Settled(Outcome::Filtered));
             }
             Err(error) => {
                 inner.counters.processor_errors.fetch_add(1, Relaxed);
                 tracing::warn!(%error, "eventtracking: tracker processor failed; event dropped");
-                return Ok(answered_now(Outcome::dropped(format!(
+                return Ok(Admitted::Settled(Outcome::dropped(format!(
                     "tracker processor error: {error}"
                 ))));
             }
         };
-        if routes.is_empty() {
+        if inner.engine.routes.is_empty() {
             let previous = inner.counters.no_backend.fetch_add(1, Relaxed);
             if previous == 0 {
                 tracing::warn!("eventtracking: event emitted on a tracker with no backend; it is counted and dropped");
             }
-            return Ok(answered_now(Outcome::Filtered));
+            return Ok(Admitted::Settled(Outcome::Filtered));
         }
         let invalid = inner
             .schema_check
             .as_ref()
             .and_then(|check| check.violation(&event));
+        Ok(Admitted::ToRoutes { event, invalid })
+    }
+
+    /// The emit path after the event is made: tracker processors, the schema
+    /// stage, then every route's queue. With `ACKED`, the event carries one
+    /// answer handle per route and the receipt is returned.
+    fn dispatch<const ACKED: bool>(&self, event: Arc<Event>) -> Result<Option<Receipt>, EmitError> {
+        let routes = &self.inner.engine.routes;
+        let id = event.id();
+        let (event, invalid) = match self.admit(event)? {
+            Admitted::ToRoutes { event, invalid } => (event, invalid),
+            // Settled at once, for every route alike.
+            Admitted::Settled(outcome) => {
+                return Ok(ACKED.then(|| {
+                    let parts = routes.iter().map(|r| (r.name.clone(), outcome.clone()));
+                    Receipt::new(id, answer::ready(parts.collect()))
+                }));
+            }
+        };
         if !ACKED {
             let extra = || {
                 invalid.as_ref().map(|invalid| {
@@ -229,7 +286,7 @@ impl Tracker {
                 ack: Some(part),
                 invalid: invalid.clone(),
             });
-            if let Some(seq) = route.offer(event.clone(), Some(extra)) {
+            if let Offered::Queued(seq) = route.offer(event.clone(), Some(extra)) {
                 hurry.push((Arc::downgrade(route), seq));
             }
         }
@@ -432,6 +489,43 @@ struct PendingRoute {
     backend: Box<dyn Backend>,
     processors: Vec<Arc<dyn Processor>>,
     delivery: Option<DeliveryConfig>,
+}
+
+/// What [`Tracker::emit_event_checked`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Admission {
+    /// Every backend took it: queued, written to its disk buffer, or
+    /// settled on the spot (dead-lettered, e.g. emitted during shutdown).
+    Taken,
+    /// A tracker processor filtered it out, or the tracker has no backend
+    /// (counted).
+    Filtered,
+    /// These backends refused it for want of room (a full queue or disk
+    /// buffer, `block_timeout_ms` passed), counted as dropped; the others
+    /// took it. Sending it again later may succeed.
+    Refused {
+        /// The backends that refused it, each with why (e.g. `queue full
+        /// (overflow = "drop_newest")`, `disk buffer full ...`).
+        backends: Vec<(Arc<str>, &'static str)>,
+    },
+    /// A tracker processor failed on it (counted): sending it again would
+    /// fail the same way.
+    ProcessorError {
+        /// The processor's error.
+        reason: String,
+    },
+}
+
+/// Where [`Tracker::admit`] leaves an event.
+enum Admitted {
+    /// On to the routes, with the schema check's verdict.
+    ToRoutes {
+        event: Arc<Event>,
+        invalid: Option<Arc<str>>,
+    },
+    /// Settled for every route alike, before any.
+    Settled(Outcome),
 }
 
 /// Builds a [`Tracker`]: `Tracker::builder().with_backend(..).build()`.

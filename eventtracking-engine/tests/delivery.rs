@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use common::{assert_accounted, dead_letters, seqs, Action, IdCollector, Recorder, DEADLINE};
 use eventtracking::{
-    BackendError, DeliveryConfig, EmitError, EventFailure, InMemoryBackend, Overflow, Tracker,
+    Admission, BackendError, DeliveryConfig, EmitError, EventFailure, InMemoryBackend, Overflow,
+    Tracker,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -414,6 +415,98 @@ fn drop_newest_refuses_new_events_when_the_queue_is_full() {
         delivered.starts_with(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]),
         "{delivered:?}"
     );
+}
+
+/// `emit_event_checked` says at once, without a receipt, which backends
+/// refused an event for want of room; the others took it.
+#[test]
+fn a_checked_emit_names_the_backends_that_refused_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stuck, _gate) = Recorder::new().gated();
+    let free = Recorder::new();
+    let tracker = Tracker::builder()
+        .with_delivery(common::delivery(dir.path()))
+        .with_route(
+            "stuck",
+            stuck,
+            Vec::new(),
+            Some(
+                common::delivery(dir.path())
+                    .with_queue_capacity(1)
+                    .with_batch_size(1),
+            ),
+        )
+        .with_backend("free", free.clone())
+        .build()
+        .unwrap();
+    let event = |i: u64| Arc::new(eventtracking::Event::new("checked", json!({"i": i})).unwrap());
+    let mut admissions = Vec::new();
+    for i in 0..4 {
+        admissions.push(tracker.emit_event_checked(event(i)).unwrap());
+    }
+    // One taken by the stuck worker, one queued, then refusals at "stuck" only.
+    assert_eq!(admissions[0], Admission::Taken);
+    let refused = admissions
+        .iter()
+        .filter(|a| matches!(a, Admission::Refused { backends } if backends.len() == 1 && &*backends[0].0 == "stuck" && backends[0].1.contains("queue full")))
+        .count();
+    assert!(refused >= 2, "{admissions:?}");
+    assert!(
+        admissions
+            .iter()
+            .all(|a| matches!(a, Admission::Taken | Admission::Refused { .. })),
+        "{admissions:?}"
+    );
+    let stats = tracker.report().backends["stuck"];
+    assert_eq!(
+        stats.dropped_by_reason.queue_full, refused as u64,
+        "{stats:?}"
+    );
+    // "free" took all four.
+    let report = tracker.shutdown(Duration::from_millis(100)).unwrap();
+    assert_eq!(report.backends["free"].accepted, 4, "{report}");
+    assert_eq!(free.events().len(), 4, "{report}");
+}
+
+/// A tracker processor's verdict comes back as is: filtered, or failed.
+#[test]
+fn a_checked_emit_reports_a_filtered_event_and_a_processor_error() {
+    let processor = eventtracking::processor_fn("picky", |event: Arc<eventtracking::Event>| {
+        match event.name() {
+            "drop.me" => Ok(None),
+            "fail.me" => Err(eventtracking::ProcessorError::new(
+                "picky",
+                event.name(),
+                "cannot take this one",
+            )),
+            _ => Ok(Some(event)),
+        }
+    });
+    let tracker = Tracker::builder()
+        .with_processor(Arc::new(processor))
+        .with_backend("memory", InMemoryBackend::new())
+        .build()
+        .unwrap();
+    let event = |name: &str| Arc::new(eventtracking::Event::new(name, json!({})).unwrap());
+    assert_eq!(
+        tracker.emit_event_checked(event("drop.me")).unwrap(),
+        Admission::Filtered
+    );
+    match tracker.emit_event_checked(event("fail.me")).unwrap() {
+        Admission::ProcessorError { reason } => {
+            assert!(reason.contains("cannot take this one"), "{reason}")
+        }
+        other => panic!("expected a processor error, got {other:?}"),
+    }
+    assert_eq!(
+        tracker.emit_event_checked(event("keep.me")).unwrap(),
+        Admission::Taken
+    );
+    tracker.shutdown(DEADLINE).unwrap();
+    assert!(matches!(
+        tracker.emit_event_checked(event("too.late")),
+        Err(EmitError::ShutDown { .. })
+    ));
 }
 
 #[test]

@@ -25,7 +25,7 @@ use eventtracking_core::sync::lock;
 use eventtracking_core::Event;
 
 use super::flush::FlushOutcome;
-use super::{refuse_for_want_of_room, DeliveryConfig, Extra, Overflow, Queued, Route};
+use super::{refuse_for_want_of_room, DeliveryConfig, Extra, Offered, Overflow, Queued, Route};
 use crate::ack::Outcome;
 use crate::answer::Part;
 use crate::buffer::{
@@ -110,7 +110,7 @@ impl DiskRoute {
         route: &Route,
         event: Arc<Event>,
         extra: Option<Box<Extra>>,
-    ) -> Option<u64> {
+    ) -> Offered {
         let counters = &route.counters;
         let config = &route.config;
         // The schema check's verdict is not kept in the buffer's records: an
@@ -122,7 +122,7 @@ impl DiskRoute {
                 counters.schema_invalid.fetch_add(1, Relaxed);
                 let ack = extra.and_then(|e| e.ack);
                 route.dead_letter_and_answer(&[event], vec![ack], &reason, 0, false);
-                return None;
+                return Offered::Settled;
             }
         }
         let payload = event.to_json_bytes();
@@ -170,7 +170,7 @@ impl DiskRoute {
                     extra,
                     "shutdown: emitted after shutdown closed the disk buffer",
                 );
-                return None;
+                return Offered::Settled;
             }
             Some(Ok(id)) => {
                 counters.accepted.fetch_add(1, Relaxed);
@@ -180,7 +180,7 @@ impl DiskRoute {
                     ack.fill(Outcome::Buffered);
                 }
                 route.wake.notify_one();
-                return None;
+                return Offered::Settled;
             }
             Some(Err(error)) => error,
         };
@@ -203,6 +203,7 @@ impl DiskRoute {
                 let n = counter.fetch_add(1, Relaxed);
                 route.note_drop(n, reason);
                 refuse_for_want_of_room(extra, reason);
+                Offered::Refused(reason)
             }
             // Never bufferable (too large, or the disk failed): the event
             // goes to the dead-letter file rather than being lost.
@@ -212,9 +213,9 @@ impl DiskRoute {
                 tracing::error!(backend = %route.name, error = %other, "eventtracking: disk buffer append failed; dead-lettering the event");
                 let ack = extra.and_then(|e| e.ack);
                 route.dead_letter_and_answer(&[event], vec![ack], &reason, 0, false);
+                Offered::Settled
             }
         }
-        None
     }
 
     /// Moves records from the buffer into the memory queue, up to

@@ -105,6 +105,17 @@ pub(crate) struct Extra {
     pub(crate) invalid: Option<Arc<str>>,
 }
 
+/// What [`Route::offer`] did with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Offered {
+    /// In the memory queue, with this sequence number.
+    Queued(u64),
+    /// Settled on the spot: written to the disk buffer or the dead-letter file.
+    Settled,
+    /// Refused for want of room (counted, its receipt answered), and why.
+    Refused(&'static str),
+}
+
 /// An event in a route's queue.
 #[derive(Debug)]
 struct Queued {
@@ -463,11 +474,11 @@ impl Route {
             .snapshot(queued, self.disk.as_ref().map(DiskRoute::stats))
     }
 
-    /// The emit path: append to the queue under the overflow policy; the
-    /// event's sequence number, or `None` when it was refused. An event
+    /// The emit path: append to the queue under the overflow policy (a disk
+    /// route: to its buffer), and say what became of the event. An event
     /// refused is counted here, with its reason (and its receipt, if any,
     /// answered `Dropped`).
-    pub(crate) fn offer(&self, event: Arc<Event>, extra: Option<Box<Extra>>) -> Option<u64> {
+    pub(crate) fn offer(&self, event: Arc<Event>, extra: Option<Box<Extra>>) -> Offered {
         let counters = &self.counters;
         if let Some(disk) = &self.disk {
             // Until shutdown closes it, the disk buffer takes the event:
@@ -480,7 +491,7 @@ impl Route {
                 extra,
                 "shutdown: emitted while the tracker was shutting down",
             );
-            return None;
+            return Offered::Settled;
         }
         let capacity = self.config.queue_capacity;
         let mut queue = lock(&self.queue);
@@ -492,8 +503,9 @@ impl Route {
                         counters.dropped_queue_full.fetch_add(1, Relaxed),
                         "queue full",
                     );
-                    refuse_for_want_of_room(extra, "queue full (overflow = \"drop_newest\")");
-                    return None;
+                    const REASON: &str = "queue full (overflow = \"drop_newest\")";
+                    refuse_for_want_of_room(extra, REASON);
+                    return Offered::Refused(REASON);
                 }
                 Overflow::DropOldest => {
                     let evicted = queue.items.pop_front();
@@ -523,17 +535,15 @@ impl Route {
                                 extra,
                                 "shutdown: the tracker began shutting down while emit waited for room",
                             );
-                            return None;
+                            return Offered::Settled;
                         }
                         if now >= deadline {
                             drop(queue);
                             let n = counters.dropped_block_timeout.fetch_add(1, Relaxed);
                             self.note_drop(n, "queue still full after block_timeout_ms");
-                            refuse_for_want_of_room(
-                                extra,
-                                "queue still full after block_timeout_ms",
-                            );
-                            return None;
+                            const REASON: &str = "queue still full after block_timeout_ms";
+                            refuse_for_want_of_room(extra, REASON);
+                            return Offered::Refused(REASON);
                         }
                         queue = self
                             .not_full
@@ -554,7 +564,7 @@ impl Route {
         if len == 1 || len == self.full_batch() {
             self.wake.notify_one();
         }
-        Some(seq)
+        Offered::Queued(seq)
     }
 
     /// An event offered once shutdown has begun, or waiting for room when it
