@@ -59,8 +59,10 @@
 //! flight until acknowledged ([`acknowledge`](DiskBuffer::acknowledge),
 //! [`acknowledge_corrupt`](DiskBuffer::acknowledge_corrupt)), in any order.
 //! The position advances over the longest acknowledged prefix of what was
-//! read and is then written to the ledger (once per call): records
-//! acknowledged beyond a gap are read again after a crash or a restart.
+//! read and is then written to the ledger (once per call; fsynced every
+//! time under [`FsyncPolicy::Always`], at most once per interval under
+//! [`FsyncPolicy::Interval`]): records acknowledged beyond a gap, or after
+//! the last fsynced ledger when the machine crashes, are read again.
 //! Segments wholly before the position are deleted. Space is freed a
 //! segment at a time (segments are at most a quarter of `max_bytes`); a
 //! full buffer answers [`AppendError::Full`] and the caller applies its
@@ -331,6 +333,12 @@ struct Reader {
     acked: Position,
     next_unacked_id: u64,
     ledger_dirty: bool,
+    /// The ledger was last stored without its fsyncs (under
+    /// [`FsyncPolicy::Interval`], before the interval had passed).
+    ledger_unsynced: bool,
+    /// When the ledger was last stored with its fsyncs; `None`: never, or
+    /// the next store must fsync.
+    ledger_synced: Option<Instant>,
     next_corrupt: u64,
     /// [`Shared::cuts`] when the read-ahead was last trusted.
     cuts: u64,
@@ -675,6 +683,8 @@ fn recover(dir: &Path, options: &DiskBufferOptions) -> Result<Recovered, BufferE
             acked: position,
             next_unacked_id: first_unacked_id,
             ledger_dirty: false,
+            ledger_unsynced: false,
+            ledger_synced: None,
             next_corrupt: 0,
             cuts: 0,
         },
@@ -1007,13 +1017,24 @@ impl DiskBuffer {
         let FsyncPolicy::Interval(every) = self.options.fsync() else {
             return Ok(false);
         };
-        let mut writer = lock(&self.writer);
-        let w = &mut *writer;
-        if (w.pending.is_empty() && !w.unsynced) || w.last_sync.elapsed() < every {
-            return Ok(false);
+        let synced = {
+            let mut writer = lock(&self.writer);
+            let w = &mut *writer;
+            if (w.pending.is_empty() && !w.unsynced) || w.last_sync.elapsed() < every {
+                false
+            } else {
+                self.fsync(w)?;
+                true
+            }
+        };
+        // The ledger's last store, if it skipped its fsyncs (the writer's
+        // lock is released first: the reader's is taken before it elsewhere).
+        let mut reader = lock(&self.reader);
+        if reader.ledger_unsynced && reader.ledger_synced.is_none_or(|at| at.elapsed() >= every) {
+            self.store_ledger(&mut reader)?;
+            return Ok(true);
         }
-        self.fsync(w)?;
-        Ok(true)
+        Ok(synced)
     }
 
     /// Reads up to `max_records` items from the read position, stopping
@@ -1240,13 +1261,7 @@ impl DiskBuffer {
             return Ok(());
         }
         self.settle(r);
-        let ledger = Ledger {
-            position: r.acked,
-            next_unacked_id: r.next_unacked_id,
-        };
-        ledger::store(&self.dir, &ledger, self.durable())
-            .map_err(|(path, source)| BufferError::Io { path, source })?;
-        r.ledger_dirty = false;
+        self.store_ledger(r)?;
         let (doomed, wake) = {
             let mut shared = lock(&self.shared);
             shared.first_unacked_id = shared.first_unacked_id.max(r.next_unacked_id);
@@ -1263,7 +1278,39 @@ impl DiskBuffer {
         {
             r.file = None;
         }
+        if !doomed.is_empty() && r.ledger_unsynced {
+            // Segments are deleted only behind a durable ledger.
+            r.ledger_synced = None;
+            self.store_ledger(r)?;
+        }
         self.unlink(doomed);
+        Ok(())
+    }
+
+    /// Writes the position to the ledger. Its fsyncs (the file's and the
+    /// directory's, a few milliseconds together) follow the policy: every
+    /// store under [`FsyncPolicy::Always`], at most once per interval under
+    /// [`FsyncPolicy::Interval`] (then [`sync_if_due`](Self::sync_if_due)
+    /// or the close makes the last one durable), never under
+    /// [`FsyncPolicy::Never`]. A ledger that a machine crash takes back only
+    /// means records read again (at least once), never records lost.
+    fn store_ledger(&self, r: &mut Reader) -> Result<(), BufferError> {
+        let sync = match self.options.fsync() {
+            FsyncPolicy::Always => true,
+            FsyncPolicy::Interval(every) => r.ledger_synced.is_none_or(|at| at.elapsed() >= every),
+            FsyncPolicy::Never => false,
+        };
+        let ledger = Ledger {
+            position: r.acked,
+            next_unacked_id: r.next_unacked_id,
+        };
+        ledger::store(&self.dir, &ledger, sync)
+            .map_err(|(path, source)| BufferError::Io { path, source })?;
+        r.ledger_dirty = false;
+        r.ledger_unsynced = !sync && self.durable();
+        if sync {
+            r.ledger_synced = Some(Instant::now());
+        }
         Ok(())
     }
 
@@ -1471,6 +1518,11 @@ impl DiskBuffer {
             }
         };
         let mut reader = lock(&self.reader);
+        if reader.ledger_unsynced {
+            // Stored without its fsyncs: store it again, with them.
+            reader.ledger_dirty = true;
+            reader.ledger_synced = None;
+        }
         self.advance(&mut reader)?;
         synced
     }

@@ -14,7 +14,10 @@ pub enum FsyncPolicy {
     /// calls on a timer, or a quiet period's last records wait for the next
     /// append). Records are held in memory until then (or until 64 KiB are
     /// pending, or the reader reaches them): a crash, of the process or of
-    /// the machine, loses about the last interval.
+    /// the machine, loses about the last interval. The ledger (the read
+    /// position, stored after each acknowledgement) is fsynced at most once
+    /// per interval too: a machine crash may take it back, and then records
+    /// are read again (at least once), never lost.
     Interval(Duration),
     /// Never by the buffer: records are written to the file when 64 KiB are
     /// pending, when the reader reaches them, and at
