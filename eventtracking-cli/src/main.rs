@@ -345,7 +345,7 @@ fn emit_kept(
         Arc::make_mut(&mut context).extend(extra);
     }
     let event = Event::from_parts(
-        line.id.unwrap_or_else(eventtracking::uuid::Uuid::now_v7),
+        line.id.unwrap_or_else(Event::new_id),
         line.name.as_str().into(),
         line.timestamp.unwrap_or_else(std::time::SystemTime::now),
         context,

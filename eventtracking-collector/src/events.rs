@@ -189,7 +189,7 @@ fn one_event(
     if let Some((below, error)) = check(&name, &data) {
         return Err((format!("/data{below}"), error));
     }
-    let id = id.unwrap_or_else(Uuid::now_v7);
+    let id = id.unwrap_or_else(Event::new_id);
     let context: Arc<JsonMap> = server.merge(context, client_timestamp);
     Ok(Event::from_parts(
         id,
