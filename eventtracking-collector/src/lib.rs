@@ -104,14 +104,15 @@
 //! idempotent where the backend writes by id; without one the server makes
 //! a UUIDv7.
 //!
-//! A 202 means every accepted event is in every backend's queue. Events are
-//! emitted with [`Tracker::emit_event_acked`]: a receipt that is already
-//! settled as dropped (queue full, shutdown) turns into a 503 for those
-//! events; before emitting, a request that would not fit in some backend's
-//! queue is answered 503 as a whole.
+//! A 202 means every accepted event is in every backend's queue (with
+//! `buffer = "disk"`: written to its disk buffer). Events are emitted with
+//! [`Tracker::emit_event_checked`]: an event a backend refused for want of
+//! room (a full queue or disk buffer) turns into a 503 listing it; before
+//! emitting, a request that would not fit in some backend's memory queue
+//! is answered 503 as a whole.
 //!
 //! **`GET /healthz`**: 200 while the process serves. **`GET /readyz`**: 200
-//! when not shutting down and every backend's queue has room, else 503;
+//! when not shutting down and every backend's queue (or disk buffer) has room, else 503;
 //! with each backend's queue length and counters. The tracker does not
 //! probe a backend's store, so a store that is down shows here once its
 //! queue fills.
@@ -269,7 +270,7 @@ pub(crate) struct Shared {
     pub(crate) config: CollectorConfig,
     /// The backends with a memory queue, checked for room before emitting.
     /// A disk-buffered backend's memory queue is only its read-ahead: its
-    /// disk buffer refuses by itself when full (a 503 through the receipt).
+    /// disk buffer refuses by itself when full (a 503 through `emit_event_checked`).
     pub(crate) queue_checked: Vec<(String, usize)>,
     /// The disk-buffered backends and their `buffer_max_bytes` (`/readyz`).
     pub(crate) disk_buffers: Vec<(String, u64)>,
