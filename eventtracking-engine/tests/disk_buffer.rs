@@ -531,6 +531,7 @@ fn drop_oldest_makes_room_forgets_its_records_and_counts_them() {
 /// Another process's lock on the directory (the same `flock` another
 /// process's open buffer holds) refuses the open, naming the directory;
 /// once it is released the buffer opens.
+#[cfg(unix)]
 #[test]
 fn a_directory_locked_by_another_process_is_refused_naming_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -544,7 +545,7 @@ fn a_directory_locked_by_another_process_is_refused_naming_it() {
         .write(true)
         .open(dir.path().join("lock"))
         .unwrap();
-    held.lock().unwrap();
+    rustix::fs::flock(&held, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
     let error = DiskBuffer::open(dir.path(), options(1 << 20, FsyncPolicy::Never)).unwrap_err();
     assert!(
         matches!(&error, BufferError::LockedByAnotherProcess { path } if path == dir.path()),
@@ -555,7 +556,7 @@ fn a_directory_locked_by_another_process_is_refused_naming_it() {
         text.contains(&dir.path().display().to_string()) && text.contains("another process"),
         "{text}"
     );
-    held.unlock().unwrap();
+    drop(held);
     let buffer = DiskBuffer::open(dir.path(), options(1 << 20, FsyncPolicy::Never)).unwrap();
     assert_eq!(payloads(&read_all(&buffer)), vec![b"kept".to_vec()]);
 }

@@ -423,13 +423,38 @@ fn lock_dir(dir: &Path) -> Result<File, BufferError> {
         .write(true)
         .open(&path)
         .map_err(io_error)?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(BufferError::LockedByAnotherProcess {
+    try_lock(&file).map_err(|error| match error {
+        LockError::Held => BufferError::LockedByAnotherProcess {
             path: dir.to_owned(),
-        }),
-        Err(std::fs::TryLockError::Error(source)) => Err(io_error(source)),
-    }
+        },
+        LockError::Io(source) => io_error(source),
+    })?;
+    Ok(file)
+}
+
+enum LockError {
+    Held,
+    Io(std::io::Error),
+}
+
+/// An exclusive `flock` on `file`, without waiting.
+#[cfg(unix)]
+fn try_lock(file: &File) -> Result<(), LockError> {
+    use rustix::fs::{flock, FlockOperation};
+    flock(file, FlockOperation::NonBlockingLockExclusive).map_err(|errno| {
+        if errno == rustix::io::Errno::WOULDBLOCK {
+            LockError::Held
+        } else {
+            LockError::Io(errno.into())
+        }
+    })
+}
+
+/// Elsewhere no inter-process lock is taken (one process per buffer is
+/// then up to the operator).
+#[cfg(not(unix))]
+fn try_lock(_file: &File) -> Result<(), LockError> {
+    Ok(())
 }
 
 impl std::fmt::Debug for DiskBuffer {
