@@ -18,6 +18,9 @@
 //!   seed events each (events/s, p50 and p99 latency);
 //! - single: the same number of POSTs of one event (requests/s, p99).
 //!
+//! `EVENTTRACKING_BENCH_CASE=batched` or `=single` runs only that case
+//! (e.g. to profile the server under it).
+//!
 //! Run: `cargo bench -p eventtracking-cli --bench collector` (prints
 //! figures; not part of the test run). The load generator shares the
 //! machine's cores with the server under test, as a client on the same
@@ -204,6 +207,7 @@ fn main() {
     let requests = env_usize("EVENTTRACKING_BENCH_REQUESTS", 2_000);
     let rounds = env_usize("EVENTTRACKING_BENCH_ROUNDS", 3).max(1);
     let connections = env_usize("EVENTTRACKING_BENCH_CONNECTIONS", 8).max(1);
+    let only = std::env::var("EVENTTRACKING_BENCH_CASE").unwrap_or_default();
 
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("collector.toml");
@@ -240,6 +244,9 @@ fn main() {
     let mut best = [[0f64; 2]; 2]; // [case][server]
     for round in 1..=rounds {
         for (case, (body, per_request)) in [(&batched, 100), (&single, 1)].into_iter().enumerate() {
+            if !only.is_empty() && only != ["batched", "single"][case] {
+                continue;
+            }
             let mut line = format!(
                 "  round {round}, {}:",
                 if case == 0 {
@@ -275,6 +282,9 @@ fn main() {
         }
     }
     for (case, unit) in [(0, "events/s, batched"), (1, "requests/s, single")] {
+        if best[case][1] == 0.0 {
+            continue;
+        }
         println!(
             "  best: collector {:.0} {unit}, baseline {:.0}: {:.2}x",
             best[case][0],

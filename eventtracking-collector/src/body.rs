@@ -1,13 +1,12 @@
 //! Reading a request body: its content type and encoding, the size limit
-//! (compressed and decoded), and the JSON.
+//! (compressed and decoded).
 
 use std::io::Read;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http::HeaderMap;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use serde_json::Value;
 
 use crate::response::Problem;
 
@@ -72,11 +71,7 @@ fn too_large(max_body_bytes: usize) -> Problem {
 }
 
 /// Reads at most `max_body_bytes` of the body, and as much decoded.
-pub(crate) async fn read(
-    body: Body,
-    gzip: bool,
-    max_body_bytes: usize,
-) -> Result<Vec<u8>, Problem> {
+pub(crate) async fn read(body: Body, gzip: bool, max_body_bytes: usize) -> Result<Bytes, Problem> {
     let collected = match Limited::new(body, max_body_bytes).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
@@ -89,7 +84,7 @@ pub(crate) async fn read(
         }
     };
     if !gzip {
-        return Ok(collected.to_vec());
+        return Ok(collected);
     }
     // One byte past the limit tells "too large" from "exactly the limit".
     let mut decoded = Vec::new();
@@ -101,22 +96,5 @@ pub(crate) async fn read(
     if decoded.len() > max_body_bytes {
         return Err(too_large(max_body_bytes));
     }
-    Ok(decoded)
-}
-
-/// Parses the body as JSON; a syntax error names its line and column.
-pub(crate) fn parse(bytes: &[u8]) -> Result<Value, Problem> {
-    serde_json::from_slice(bytes).map_err(|error| {
-        let (line, column) = (error.line(), error.column());
-        // serde_json's message ends with its own " at line L column C".
-        let message = error.to_string();
-        let message = message
-            .rsplit_once(" at line ")
-            .map_or(message.as_str(), |(head, _)| head);
-        Problem::malformed(
-            format!("malformed JSON at line {line}, column {column}: {message}"),
-            line,
-            column,
-        )
-    })
+    Ok(Bytes::from(decoded))
 }

@@ -3,10 +3,7 @@
 //! (the browser then keeps the response from the page). CORS is not
 //! authentication: the write key is.
 
-use std::sync::Arc;
-
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::Response;
 use http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
@@ -54,20 +51,30 @@ impl Cors {
     }
 }
 
-/// The middleware: preflights answered here, other requests passed on and
-/// their responses given the CORS headers when the origin is allowed.
-pub(crate) async fn middleware(
-    State(cors): State<Arc<Cors>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let origin = request.headers().get(ORIGIN).cloned();
-    let allowed = origin.as_ref().filter(|o| cors.allows(o)).cloned();
-    let preflight = request.method() == Method::OPTIONS
-        && request
+/// What CORS makes of one request, decided before it is handled.
+#[derive(Debug)]
+pub(crate) struct Decision {
+    /// The request's origin, when it is allowed.
+    allowed: Option<HeaderValue>,
+    preflight: bool,
+}
+
+impl Cors {
+    /// Reads the request's origin; a preflight is answered at once (204
+    /// for an allowed origin, 403 otherwise), anything else passes on.
+    pub(crate) fn decide(&self, request: &Request) -> (Decision, Option<Response>) {
+        let allowed = request
             .headers()
-            .contains_key(ACCESS_CONTROL_REQUEST_METHOD);
-    let mut response = if preflight {
+            .get(ORIGIN)
+            .filter(|o| self.allows(o))
+            .cloned();
+        let preflight = request.method() == Method::OPTIONS
+            && request
+                .headers()
+                .contains_key(ACCESS_CONTROL_REQUEST_METHOD);
+        if !preflight {
+            return (Decision { allowed, preflight }, None);
+        }
         let mut response = Response::default();
         *response.status_mut() = if allowed.is_some() {
             StatusCode::NO_CONTENT
@@ -86,23 +93,24 @@ pub(crate) async fn middleware(
             );
             headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from(MAX_AGE_SECONDS));
         }
-        response
-    } else {
-        next.run(request).await
-    };
-    let headers = response.headers_mut();
-    if cors.is_configured() {
-        // Caches must keep one answer per origin.
-        headers.append(VARY, HeaderValue::from_static("origin"));
+        (Decision { allowed, preflight }, Some(response))
     }
-    if let Some(origin) = allowed {
-        headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        if !preflight {
-            headers.insert(
-                ACCESS_CONTROL_EXPOSE_HEADERS,
-                HeaderValue::from_static(EXPOSED_HEADERS),
-            );
+
+    /// Marks the response readable by an allowed origin's page.
+    pub(crate) fn finish(&self, decision: Decision, response: &mut Response) {
+        let headers = response.headers_mut();
+        if self.is_configured() {
+            // Caches must keep one answer per origin.
+            headers.append(VARY, HeaderValue::from_static("origin"));
+        }
+        if let Some(origin) = decision.allowed {
+            headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            if !decision.preflight {
+                headers.insert(
+                    ACCESS_CONTROL_EXPOSE_HEADERS,
+                    HeaderValue::from_static(EXPOSED_HEADERS),
+                );
+            }
         }
     }
-    response
 }

@@ -1,19 +1,25 @@
-//! From a parsed body to events: the three accepted shapes, each event's
-//! fields, and its limits.
+//! From a request body to events: the three accepted shapes, each event's
+//! fields, and its limits. The body is read as borrowed JSON text: each
+//! event's `data` is checked in place and kept as the client sent it (no
+//! tree of maps is built or freed per event).
 
+use std::borrow::Cow;
+use std::fmt;
 use std::sync::Arc;
 
 use eventtracking_core::uuid::Uuid;
 use eventtracking_core::{parse_timestamp, validate_event_name, Event, JsonMap};
-use serde_json::Value;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
-use crate::context::ServerContext;
-use crate::limits::Limits;
+use crate::context::{ClientContext, ServerContext};
+use crate::limits::{Broken, KeyText, Limits};
 use crate::response::{Problem, Rejection};
 use crate::validate::Violation;
 
 /// The catalog check of one event's name and data (see `validate`).
-pub(crate) type Check<'a> = &'a dyn Fn(&str, &Value) -> Option<Violation>;
+pub(crate) type Check<'a> = &'a dyn Fn(&str, &RawValue) -> Option<Violation>;
 
 /// The events made from a body, each with its index, and those refused.
 pub(crate) struct Made {
@@ -22,14 +28,17 @@ pub(crate) struct Made {
     pub(crate) pointers: Pointers,
 }
 
-/// The fields an event may have.
-const FIELDS: &[&str] = &["name", "data", "context", "id", "timestamp"];
-
-/// The events of a body, and the JSON pointer prefix of each (`/events/3`,
-/// `/3`, or empty for a single event).
-pub(crate) struct Batch {
-    items: Vec<Value>,
+/// The events of a body, as JSON text borrowed from it, and the JSON
+/// pointer prefix of each (`/events/3`, `/3`, or empty for a single event).
+pub(crate) struct Batch<'a> {
+    items: Items<'a>,
     pointers: Pointers,
+}
+
+enum Items<'a> {
+    /// A body that is one event, its fields already read.
+    One(Box<Fields<'a>>),
+    Many(Vec<&'a RawValue>),
 }
 
 /// Where the events of a body are, as JSON pointers.
@@ -50,37 +59,35 @@ impl Pointers {
     }
 }
 
-impl Batch {
-    /// One event `{...}`, an array of them, or `{"events": [...]}`.
-    pub(crate) fn from_body(body: Value) -> Result<Self, Problem> {
-        match body {
-            Value::Array(items) => Ok(Batch::new(items, "", false)),
-            Value::Object(mut map) if !map.contains_key("name") && map.contains_key("events") => {
-                if map.len() > 1 {
-                    let other = map
-                        .keys()
-                        .find(|k| *k != "events")
-                        .cloned()
-                        .unwrap_or_default();
+impl<'a> Batch<'a> {
+    /// One event `{...}`, an array of them, or `{"events": [...]}`; a
+    /// syntax error names its line and column.
+    pub(crate) fn parse(body: &'a [u8]) -> Result<Self, Problem> {
+        let shape = serde_json::from_slice::<Shape<'a>>(body).map_err(malformed)?;
+        match shape {
+            Shape::Array(items) => Ok(Batch::new(Items::Many(items), "", false)),
+            Shape::Object(fields) if fields.name.is_none() && fields.events.is_some() => {
+                if let Some(other) = fields.other_than_events {
                     return Err(Problem::bad_request(format!(
                         "a body with \"events\" holds nothing else (found {other:?})"
                     )));
                 }
-                match map.remove("events") {
-                    Some(Value::Array(items)) => Ok(Batch::new(items, "/events", false)),
-                    _ => Err(Problem::bad_request(
+                let events = fields.events.map_or("", RawValue::get);
+                match serde_json::from_str::<Vec<&'a RawValue>>(events) {
+                    Ok(items) => Ok(Batch::new(Items::Many(items), "/events", false)),
+                    Err(_) => Err(Problem::bad_request(
                         "\"events\" must be an array of events",
                     )),
                 }
             }
-            Value::Object(map) => Ok(Batch::new(vec![Value::Object(map)], "", true)),
-            _ => Err(Problem::bad_request(
+            Shape::Object(fields) => Ok(Batch::new(Items::One(fields), "", true)),
+            Shape::Other => Err(Problem::bad_request(
                 "the body must be an event object, an array of events, or {\"events\": [...]}",
             )),
         }
     }
 
-    fn new(items: Vec<Value>, prefix: &'static str, single: bool) -> Self {
+    fn new(items: Items<'a>, prefix: &'static str, single: bool) -> Self {
         Batch {
             items,
             pointers: Pointers { prefix, single },
@@ -89,7 +96,10 @@ impl Batch {
 
     /// How many events the body holds.
     pub(crate) fn len(&self) -> usize {
-        self.items.len()
+        match &self.items {
+            Items::One(_) => 1,
+            Items::Many(items) => items.len(),
+        }
     }
 
     /// Each event, made into an [`Event`] (with its index) or refused,
@@ -100,17 +110,31 @@ impl Batch {
         limits: Limits,
         check: Check<'_>,
     ) -> Made {
-        let mut events = Vec::with_capacity(self.items.len());
+        let mut events = Vec::with_capacity(self.len());
         let mut rejected = Vec::new();
         let pointers = self.pointers;
-        for (index, item) in self.items.into_iter().enumerate() {
-            match one_event(item, server, limits, check) {
+        let mut contexts = Contexts::default();
+        let mut one = |index: usize, fields: Result<&Fields<'a>, Violation>| {
+            let made =
+                fields.and_then(|fields| one_event(fields, server, limits, check, &mut contexts));
+            match made {
                 Ok(event) => events.push((index, Arc::new(event))),
                 Err((below, error)) => rejected.push(Rejection {
                     index,
                     pointer: format!("{}{below}", pointers.of(index)),
                     error,
                 }),
+            }
+        };
+        match &self.items {
+            Items::One(fields) => one(0, Ok(&**fields)),
+            Items::Many(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    match serde_json::from_str::<Shape<'a>>(item.get()) {
+                        Ok(Shape::Object(fields)) => one(index, Ok(&fields)),
+                        _ => one(index, Err(not_an_object())),
+                    }
+                }
             }
         }
         Made {
@@ -121,81 +145,249 @@ impl Batch {
     }
 }
 
+fn not_an_object() -> Violation {
+    (
+        String::new(),
+        "an event must be a JSON object {\"name\", \"data\", ...}".into(),
+    )
+}
+
+/// 400 for a body that is not JSON, naming the line and column.
+fn malformed(error: serde_json::Error) -> Problem {
+    let (line, column) = (error.line(), error.column());
+    // serde_json's message ends with its own " at line L column C".
+    let message = error.to_string();
+    let message = message
+        .rsplit_once(" at line ")
+        .map_or(message.as_str(), |(head, _)| head);
+    Problem::malformed(
+        format!("malformed JSON at line {line}, column {column}: {message}"),
+        line,
+        column,
+    )
+}
+
+/// The context merged for the previous event of the request, and what it
+/// was made from: consecutive events sending the same context (and client
+/// timestamp) share one map.
+#[derive(Default)]
+struct Contexts<'a> {
+    last: Option<LastContext<'a>>,
+}
+
+/// The client's context text, its timestamp, and the merged map.
+type LastContext<'a> = (Option<&'a str>, Option<Cow<'a, str>>, Arc<JsonMap>);
+
 /// One event; on refusal, the pointer below the event and why.
-fn one_event(
-    item: Value,
+fn one_event<'a>(
+    fields: &Fields<'a>,
     server: &ServerContext,
     limits: Limits,
     check: Check<'_>,
+    contexts: &mut Contexts<'a>,
 ) -> Result<Event, Violation> {
-    let Value::Object(mut map) = item else {
-        return Err((
-            String::new(),
-            "an event must be a JSON object {\"name\", \"data\", ...}".into(),
-        ));
-    };
-    if let Some(unknown) = map.keys().find(|key| !FIELDS.contains(&key.as_str())) {
+    if let Some(unknown) = &fields.unknown {
         return Err((
             format!("/{}", unknown.replace('~', "~0").replace('/', "~1")),
             "unknown field: an event has name, data, context, id and timestamp".into(),
         ));
     }
-    let name = match map.remove("name") {
-        Some(Value::String(name)) => name,
-        Some(_) => return Err(("/name".into(), "name must be a string".into())),
+    let name = match fields.name.map(text) {
+        Some(Some(name)) => name,
+        Some(None) => return Err(("/name".into(), "name must be a string".into())),
         None => return Err(("/name".into(), "name is missing".into())),
     };
     validate_event_name(&name).map_err(|error| ("/name".to_owned(), error.to_string()))?;
-    let Some(data) = map.remove("data") else {
+    let Some(data) = fields.data else {
         return Err(("/data".into(), "data is missing".into()));
     };
-    if let Some(broken) = limits.check(&data) {
+    if let Some(broken) = limits.check(data) {
         return Err((format!("/data{}", broken.pointer), broken.error));
     }
-    let context = match map.remove("context") {
-        None | Some(Value::Null) => None,
-        Some(context @ Value::Object(_)) => {
-            if let Some(broken) = limits.check(&context) {
-                return Err((format!("/context{}", broken.pointer), broken.error));
-            }
-            match context {
-                Value::Object(context) => Some(context),
-                _ => None,
-            }
-        }
+    let context = match fields.context {
+        None => None,
+        Some(raw) if raw.get() == "null" => None,
+        Some(raw) if raw.get().starts_with('{') => Some(raw),
         Some(_) => return Err(("/context".into(), "context must be an object".into())),
     };
-    let id = match map.remove("id") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(text)) => Some(
-            Uuid::parse_str(&text)
-                .map_err(|_| ("/id".to_owned(), "id must be a UUID".to_owned()))?,
-        ),
-        Some(_) => return Err(("/id".into(), "id must be a UUID string".into())),
+    let id = match fields.id {
+        None => None,
+        Some(raw) if raw.get() == "null" => None,
+        Some(raw) => match text(raw) {
+            Some(text) => Some(
+                Uuid::parse_str(&text)
+                    .map_err(|_| ("/id".to_owned(), "id must be a UUID".to_owned()))?,
+            ),
+            None => return Err(("/id".into(), "id must be a UUID string".into())),
+        },
     };
-    let client_timestamp = match map.remove("timestamp") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(text)) => {
-            parse_timestamp(&text).map_err(|error| ("/timestamp".to_owned(), error))?;
-            Some(text)
-        }
-        Some(_) => {
-            return Err((
-                "/timestamp".into(),
-                "timestamp must be an RFC 3339 string".into(),
-            ))
-        }
+    let client_timestamp = match fields.timestamp {
+        None => None,
+        Some(raw) if raw.get() == "null" => None,
+        Some(raw) => match text(raw) {
+            Some(text) => {
+                parse_timestamp(&text).map_err(|error| ("/timestamp".to_owned(), error))?;
+                Some(text)
+            }
+            None => {
+                return Err((
+                    "/timestamp".into(),
+                    "timestamp must be an RFC 3339 string".into(),
+                ))
+            }
+        },
     };
-    if let Some((below, error)) = check(&name, &data) {
+    if let Some((below, error)) = check(&name, data) {
         return Err((format!("/data{below}"), error));
     }
+    let context_text = context.map(RawValue::get);
+    let context = match &contexts.last {
+        // The same context (and timestamp) as the event before: its map.
+        Some((last_context, last_timestamp, merged))
+            if *last_context == context_text && *last_timestamp == client_timestamp =>
+        {
+            merged.clone()
+        }
+        _ => {
+            let client = match context {
+                Some(raw) => Some(client_context(raw, limits)?),
+                None => None,
+            };
+            let merged = server.merge(client, client_timestamp.as_deref());
+            contexts.last = Some((context_text, client_timestamp, merged.clone()));
+            merged
+        }
+    };
     let id = id.unwrap_or_else(Event::new_id);
-    let context: Arc<JsonMap> = server.merge(context, client_timestamp);
-    Ok(Event::from_parts(
-        id,
-        Arc::from(name),
-        server.received,
-        context,
-        data,
-    ))
+    Event::from_parts_raw_data(id, Arc::from(&*name), server.received, context, data)
+        .map_err(|error| ("/data".to_owned(), error.to_string()))
+}
+
+/// A client's context object, read (without the server's keys) and then
+/// checked against the limits.
+fn client_context(raw: &RawValue, limits: Limits) -> Result<ClientContext, Violation> {
+    let broken = |broken: Broken| (format!("/context{}", broken.pointer), broken.error);
+    match serde_json::from_str::<ClientContext>(raw.get()) {
+        Ok(client) => match limits.check_map(client.fields()) {
+            Some(error) => Err(broken(error)),
+            None => Ok(client),
+        },
+        // A number out of range: the check on the text says where.
+        Err(error) => Err(limits
+            .check(raw)
+            .map(broken)
+            .unwrap_or_else(|| ("/context".to_owned(), error.to_string()))),
+    }
+}
+
+/// A JSON string's text, or `None` for any other value.
+fn text(raw: &RawValue) -> Option<Cow<'_, str>> {
+    // `Cow<str>`'s own `Deserialize` always copies: borrow when unescaped.
+    #[derive(Deserialize)]
+    struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+    serde_json::from_str::<Text<'_>>(raw.get())
+        .ok()
+        .map(|Text(text)| text)
+}
+
+/// A body or an array item: an object (its fields read), an array (its
+/// items as text), or anything else.
+enum Shape<'a> {
+    Object(Box<Fields<'a>>),
+    Array(Vec<&'a RawValue>),
+    Other,
+}
+
+/// An object's fields, as an event's (or a body's `events`). Like a JSON
+/// object read into a map, a repeated key keeps its last value.
+#[derive(Default)]
+struct Fields<'a> {
+    name: Option<&'a RawValue>,
+    data: Option<&'a RawValue>,
+    context: Option<&'a RawValue>,
+    id: Option<&'a RawValue>,
+    timestamp: Option<&'a RawValue>,
+    events: Option<&'a RawValue>,
+    /// The first key that is not an event's field (`events` included).
+    unknown: Option<String>,
+    /// The first key other than `events`.
+    other_than_events: Option<String>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Shape<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ShapeVisitor(std::marker::PhantomData))
+    }
+}
+
+struct ShapeVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for ShapeVisitor<'a> {
+    type Value = Shape<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an event object, an array of events, or {\"events\": [...]}")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape<'a>, A::Error> {
+        let mut fields = Box::<Fields<'a>>::default();
+        while let Some(key) = map.next_key_seed(KeyText)? {
+            let value: &'de RawValue = map.next_value()?;
+            let slot = match &*key {
+                "name" => &mut fields.name,
+                "data" => &mut fields.data,
+                "context" => &mut fields.context,
+                "id" => &mut fields.id,
+                "timestamp" => &mut fields.timestamp,
+                "events" => {
+                    if fields.unknown.is_none() {
+                        fields.unknown = Some(key.into_owned());
+                    }
+                    fields.events = Some(value);
+                    continue;
+                }
+                _ => {
+                    if fields.unknown.is_none() {
+                        fields.unknown = Some(key.to_string());
+                    }
+                    if fields.other_than_events.is_none() {
+                        fields.other_than_events = Some(key.into_owned());
+                    }
+                    continue;
+                }
+            };
+            *slot = Some(value);
+            if fields.other_than_events.is_none() {
+                fields.other_than_events = Some(key.into_owned());
+            }
+        }
+        Ok(Shape::Object(fields))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shape<'a>, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element::<&'de RawValue>()? {
+            items.push(item);
+        }
+        Ok(Shape::Array(items))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Shape<'a>, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Shape<'a>, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Shape<'a>, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Shape<'a>, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Shape<'a>, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Shape<'a>, E> {
+        Ok(Shape::Other)
+    }
 }

@@ -56,8 +56,7 @@ async fn handle(shared: &Shared, request: Request) -> Result<Response, Problem> 
     let bytes = tokio::time::timeout(config.body_timeout, reading)
         .await
         .map_err(|_| Problem::timeout(config.body_timeout))??;
-    let batch = Batch::from_body(crate::body::parse(&bytes)?)?;
-    drop(bytes);
+    let batch = Batch::parse(&bytes)?;
     let n = batch.len();
     if n > config.max_events_per_request {
         return Err(Problem::too_large(format!(
@@ -71,12 +70,13 @@ async fn handle(shared: &Shared, request: Request) -> Result<Response, Problem> 
         max_string_bytes: config.max_string_bytes,
         max_object_keys: config.max_object_keys,
     };
-    let check = |name: &str, data: &serde_json::Value| {
-        if config.validate {
-            shared.catalog.violation(name, data)
-        } else {
-            None
+    let check = |name: &str, data: &serde_json::value::RawValue| {
+        if !config.validate {
+            return None;
         }
+        // Within the limits, so it reads into a value.
+        let data = serde_json::from_str(data.get()).unwrap_or_default();
+        shared.catalog.violation(name, &data)
     };
     let Made {
         events,

@@ -229,6 +229,7 @@ mod handler;
 mod health;
 mod limits;
 mod metrics;
+mod middleware;
 mod openapi;
 mod rate_limit;
 mod response;
@@ -386,11 +387,10 @@ impl Collector {
         router
             .with_state(self.shared.clone())
             .layer(layer)
-            .layer(axum::middleware::from_fn_with_state(cors, cors::middleware))
-            .layer(axum::middleware::from_fn_with_state(
-                self.shared.clone(),
-                metrics::middleware,
-            ))
+            .layer(middleware::Outer {
+                shared: self.shared.clone(),
+                cors,
+            })
     }
 
     /// Marks the collector as shutting down: `/readyz` answers 503 and new

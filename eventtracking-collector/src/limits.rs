@@ -1,7 +1,13 @@
 //! The shape limits of an event's `data` and `context`: nesting depth,
-//! string length and keys per object.
+//! string length and keys per object, checked on the JSON text as it came
+//! (no tree of maps is built).
 
-use serde_json::Value;
+use std::borrow::Cow;
+use std::fmt;
+
+use eventtracking_core::JsonMap;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 
 use crate::config::MAX_DEPTH;
 
@@ -20,74 +26,194 @@ pub(crate) struct Broken {
 }
 
 impl Limits {
-    /// The first limit `value` breaks, depth first.
-    pub(crate) fn check(&self, value: &Value) -> Option<Broken> {
+    /// The first limit the JSON text `value` breaks, in document order;
+    /// also a number too large for a JSON value (`1e400`).
+    pub(crate) fn check(&self, value: &RawValue) -> Option<Broken> {
+        self.check_in(&mut serde_json::Deserializer::from_str(value.get()))
+    }
+
+    /// The first limit an object already read breaks.
+    pub(crate) fn check_map(&self, map: &JsonMap) -> Option<Broken> {
+        self.check_in(map)
+    }
+
+    fn check_in<'de, D: Deserializer<'de>>(&self, input: D) -> Option<Broken> {
         let mut path = Vec::new();
-        self.walk(value, 0, &mut path).map(|error| Broken {
+        let mut broken = None;
+        let walk = Walk {
+            limits: *self,
+            depth: 0,
+            path: &mut path,
+            broken: &mut broken,
+        };
+        let error = walk.deserialize(input).err()?;
+        let error = broken.unwrap_or_else(|| {
+            // Not a limit of ours: serde_json refused a number.
+            let message = error.to_string();
+            message
+                .rsplit_once(" at line ")
+                .map_or(message.as_str(), |(head, _)| head)
+                .to_owned()
+        });
+        Some(Broken {
             pointer: pointer(&path),
             error,
         })
     }
+}
 
-    /// On a break, `path` is left holding the way to it.
-    fn walk<'a>(
-        &self,
-        value: &'a Value,
-        depth: usize,
-        path: &mut Vec<Segment<'a>>,
-    ) -> Option<String> {
-        match value {
-            Value::String(text) if text.len() > self.max_string_bytes => Some(format!(
-                "a string of {} bytes is longer than max_string_bytes ({})",
-                text.len(),
-                self.max_string_bytes
-            )),
-            Value::Array(_) | Value::Object(_) if depth >= MAX_DEPTH => Some(format!(
-                "nested deeper than {MAX_DEPTH} levels of arrays and objects"
-            )),
-            Value::Array(items) => {
-                for (index, item) in items.iter().enumerate() {
-                    path.push(Segment::Index(index));
-                    if let Some(error) = self.walk(item, depth + 1, path) {
-                        return Some(error);
-                    }
-                    path.pop();
-                }
-                None
-            }
-            Value::Object(map) => {
-                if map.len() > self.max_object_keys {
-                    return Some(format!(
-                        "an object of {} keys has more than max_object_keys ({})",
-                        map.len(),
-                        self.max_object_keys
-                    ));
-                }
-                for (key, item) in map {
-                    path.push(Segment::Key(key));
-                    if key.len() > self.max_string_bytes {
-                        return Some(format!(
-                            "a key of {} bytes is longer than max_string_bytes ({})",
-                            key.len(),
-                            self.max_string_bytes
-                        ));
-                    }
-                    if let Some(error) = self.walk(item, depth + 1, path) {
-                        return Some(error);
-                    }
-                    path.pop();
-                }
-                None
-            }
-            _ => None,
+/// One value read against the limits. On a break, the message is left in
+/// `broken`, `path` holds the way to it, and the read stops with an error.
+struct Walk<'p, 'de> {
+    limits: Limits,
+    depth: usize,
+    path: &'p mut Vec<Segment<'de>>,
+    broken: &'p mut Option<String>,
+}
+
+impl<'p, 'de> Walk<'p, 'de> {
+    fn child(&mut self) -> Walk<'_, 'de> {
+        Walk {
+            limits: self.limits,
+            depth: self.depth + 1,
+            path: self.path,
+            broken: self.broken,
         }
+    }
+
+    fn refuse<E: de::Error>(self, message: String) -> E {
+        *self.broken = Some(message);
+        E::custom("limit broken")
+    }
+
+    fn too_deep<E: de::Error>(self) -> Result<(), E> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.refuse(format!(
+                "nested deeper than {MAX_DEPTH} levels of arrays and objects"
+            )));
+        }
+        Ok(())
+    }
+
+    fn string<E: de::Error>(self, text: &str) -> Result<(), E> {
+        if text.len() > self.limits.max_string_bytes {
+            let max = self.limits.max_string_bytes;
+            return Err(self.refuse(format!(
+                "a string of {} bytes is longer than max_string_bytes ({max})",
+                text.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Walk<'_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Walk<'_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<(), E> {
+        self.string(text)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut items: A) -> Result<(), A::Error> {
+        if self.depth >= MAX_DEPTH {
+            return self.too_deep();
+        }
+        let mut index = 0;
+        loop {
+            self.path.push(Segment::Index(index));
+            if items.next_element_seed(self.child())?.is_none() {
+                self.path.pop();
+                return Ok(());
+            }
+            self.path.pop();
+            index += 1;
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        if self.depth >= MAX_DEPTH {
+            return self.too_deep();
+        }
+        let max_keys = self.limits.max_object_keys;
+        let mut keys = 0;
+        while let Some(key) = map.next_key_seed(KeyText)? {
+            keys += 1;
+            if keys > max_keys {
+                return Err(self.refuse(format!(
+                    "an object has more keys than max_object_keys ({max_keys})"
+                )));
+            }
+            let long = key.len();
+            self.path.push(Segment::Key(key));
+            if long > self.limits.max_string_bytes {
+                let max = self.limits.max_string_bytes;
+                return Err(self.refuse(format!(
+                    "a key of {long} bytes is longer than max_string_bytes ({max})"
+                )));
+            }
+            map.next_value_seed(self.child())?;
+            self.path.pop();
+        }
+        Ok(())
+    }
+}
+
+/// An object's key, borrowed from the text unless it has escapes.
+pub(crate) struct KeyText;
+
+impl<'de> DeserializeSeed<'de> for KeyText {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyText {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(key))
+    }
+    fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(key.to_owned()))
     }
 }
 
 /// One step of a JSON pointer.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) enum Segment<'a> {
-    Key(&'a str),
+    Key(Cow<'a, str>),
     Index(usize),
 }
 
@@ -114,22 +240,77 @@ mod tests {
         max_object_keys: 2,
     };
 
+    fn check(value: serde_json::Value) -> Option<Broken> {
+        LIMITS.check(&serde_json::value::to_raw_value(&value).unwrap())
+    }
+
+    fn check_text(text: &str) -> Option<Broken> {
+        LIMITS.check(&serde_json::from_str::<Box<RawValue>>(text).unwrap())
+    }
+
     #[test]
     fn each_limit_names_where() {
-        assert_eq!(LIMITS.check(&json!({"a": [1, "ok"]})), None);
-        let broken = LIMITS.check(&json!({"a": [1, "too long"]})).unwrap();
+        assert_eq!(check(json!({"a": [1, "ok"]})), None);
+        let broken = check(json!({"a": [1, "too long"]})).unwrap();
         assert_eq!(broken.pointer, "/a/1");
-        let broken = LIMITS
-            .check(&json!({"x/y": {"a": 1, "b": 2, "c": 3}}))
-            .unwrap();
+        assert!(
+            broken.error.contains("max_string_bytes (5)"),
+            "{}",
+            broken.error
+        );
+        let broken = check(json!({"x/y": {"a": 1, "b": 2, "c": 3}})).unwrap();
         assert_eq!(broken.pointer, "/x~1y");
-        assert!(broken.error.contains("max_object_keys"));
+        assert!(
+            broken.error.contains("max_object_keys (2)"),
+            "{}",
+            broken.error
+        );
+        let broken = check(json!({"a": {"toolong": 1}})).unwrap();
+        assert_eq!(broken.pointer, "/a/toolong");
+        assert!(
+            broken.error.contains("a key of 7 bytes"),
+            "{}",
+            broken.error
+        );
         let mut deep = json!(1);
         for _ in 0..MAX_DEPTH {
             deep = json!([deep]);
         }
-        assert_eq!(LIMITS.check(&deep), None, "{MAX_DEPTH} levels are allowed");
-        let broken = LIMITS.check(&json!([deep])).unwrap();
+        assert_eq!(check(deep.clone()), None, "{MAX_DEPTH} levels are allowed");
+        let broken = check(json!([deep])).unwrap();
         assert!(broken.error.contains("deeper than 64"), "{}", broken.error);
+        assert_eq!(broken.pointer, format!("{}", "/0".repeat(MAX_DEPTH)));
+    }
+
+    #[test]
+    fn a_map_already_read_is_checked_as_its_text_is() {
+        let value = json!({"a": {"b": "too long", "c": 1}});
+        let text = check(value.clone()).unwrap();
+        let map = LIMITS.check_map(value.as_object().unwrap()).unwrap();
+        assert_eq!(map, text);
+        assert_eq!(map.pointer, "/a/b");
+        assert_eq!(
+            LIMITS.check_map(json!({"a": "short"}).as_object().unwrap()),
+            None
+        );
+    }
+
+    #[test]
+    fn escaped_keys_and_strings_are_measured_decoded() {
+        // "\u0041" is one byte decoded, six as written.
+        assert_eq!(
+            check_text(r#"{"\u0041\u0041": "\u0041\u0041\u0041\u0041\u0041"}"#),
+            None
+        );
+        let broken = check_text(r#"{"a~\u0041": "\u0041\u0041\u0041\u0041\u0041\u0041"}"#).unwrap();
+        assert_eq!(broken.pointer, "/a~0A");
+    }
+
+    #[test]
+    fn a_number_out_of_range_is_refused_where_it_is() {
+        let broken = check_text(r#"{"a": [1, 1e400]}"#).unwrap();
+        assert_eq!(broken.pointer, "/a/1");
+        assert!(broken.error.contains("out of range"), "{}", broken.error);
+        assert!(!broken.error.contains("line"), "{}", broken.error);
     }
 }

@@ -3,11 +3,9 @@
 //! HTTP requests by route and status with a latency histogram, through
 //! `prometheus-client`.
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, OnceLock};
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use eventtracking_engine::{BackendStats, Tracker};
 use http::header::CONTENT_TYPE;
@@ -78,6 +76,18 @@ pub(crate) struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
     events: Family<OutcomeLabels, Counter>,
+    /// Handles into the families above, taken on first use: a family's
+    /// lookup locks and hashes the labels, twice per request otherwise.
+    cached: Cached,
+}
+
+/// Per route (the index in `ROUTES`, then `other`): its latency histogram
+/// and its 200 and 202 counters; per event outcome: its counter.
+#[derive(Debug, Default)]
+struct Cached {
+    latency: [OnceLock<Histogram>; ROUTES.len() + 1],
+    ok: [[OnceLock<Counter>; 2]; ROUTES.len() + 1],
+    outcomes: [OnceLock<Counter>; 3],
 }
 
 fn latency_histogram() -> Histogram {
@@ -117,52 +127,62 @@ impl Metrics {
             requests,
             latency,
             events,
+            cached: Cached::default(),
         }
     }
 
     /// Counts `n` events with this outcome.
     pub(crate) fn count_events(&self, outcome: EventOutcome, n: usize) {
-        let outcome = match outcome {
-            EventOutcome::Accepted => "accepted",
-            EventOutcome::Rejected => "rejected",
-            EventOutcome::Unavailable => "unavailable",
+        if n == 0 {
+            return;
+        }
+        let (slot, outcome) = match outcome {
+            EventOutcome::Accepted => (0, "accepted"),
+            EventOutcome::Rejected => (1, "rejected"),
+            EventOutcome::Unavailable => (2, "unavailable"),
         };
-        self.events
-            .get_or_create(&OutcomeLabels { outcome })
+        self.cached.outcomes[slot]
+            .get_or_init(|| {
+                self.events
+                    .get_or_create(&OutcomeLabels { outcome })
+                    .clone()
+            })
             .inc_by(n as u64);
+    }
+
+    /// Records one request's latency and status.
+    pub(crate) fn count_request(&self, route: usize, status: StatusCode, seconds: f64) {
+        let label = ROUTES.get(route).copied().unwrap_or("other");
+        self.cached.latency[route]
+            .get_or_init(|| {
+                self.latency
+                    .get_or_create(&RouteLabels { route: label })
+                    .clone()
+            })
+            .observe(seconds);
+        let status = status.as_u16();
+        let counter = |status| {
+            self.requests
+                .get_or_create(&RequestLabels {
+                    route: label,
+                    status,
+                })
+                .clone()
+        };
+        match status {
+            200 => self.cached.ok[route][0].get_or_init(|| counter(200)).inc(),
+            202 => self.cached.ok[route][1].get_or_init(|| counter(202)).inc(),
+            _ => counter(status).inc(),
+        };
     }
 }
 
-fn route_label(path: &str) -> &'static str {
+/// The index of `path` in `ROUTES`, or `ROUTES.len()` for `other`.
+pub(crate) fn route_index(path: &str) -> usize {
     ROUTES
         .iter()
-        .find(|route| **route == path)
-        .copied()
-        .unwrap_or("other")
-}
-
-/// Times and counts every request.
-pub(crate) async fn middleware(
-    State(shared): State<Arc<Shared>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let route = route_label(request.uri().path());
-    let start = Instant::now();
-    let response = next.run(request).await;
-    let metrics = &shared.metrics;
-    metrics
-        .latency
-        .get_or_create(&RouteLabels { route })
-        .observe(start.elapsed().as_secs_f64());
-    metrics
-        .requests
-        .get_or_create(&RequestLabels {
-            route,
-            status: response.status().as_u16(),
-        })
-        .inc();
-    response
+        .position(|route| *route == path)
+        .unwrap_or(ROUTES.len())
 }
 
 /// The handler.

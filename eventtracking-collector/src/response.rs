@@ -131,6 +131,11 @@ impl IntoResponse for Problem {
 
 /// 202: `{"accepted": n, "rejected": [...]}`.
 pub(crate) fn accepted(accepted: usize, rejected: &[Rejection]) -> Response {
+    if rejected.is_empty() {
+        // The usual answer, written without building a JSON value.
+        let body = format!("{{\"accepted\":{accepted},\"rejected\":[]}}");
+        return with_json_type(StatusCode::ACCEPTED, body.into_bytes());
+    }
     json_response(
         StatusCode::ACCEPTED,
         &json!({ "accepted": accepted, "rejected": rejected }),
@@ -140,6 +145,10 @@ pub(crate) fn accepted(accepted: usize, rejected: &[Rejection]) -> Response {
 /// A JSON body with its content type.
 pub(crate) fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    with_json_type(status, bytes)
+}
+
+fn with_json_type(status: StatusCode, bytes: Vec<u8>) -> Response {
     let mut response = Response::new(Body::from(bytes));
     *response.status_mut() = status;
     response

@@ -532,3 +532,121 @@ async fn a_body_that_never_arrives_is_408() {
     drop(stream);
     server.stop().await;
 }
+
+/// POSTs `body` as it is written (no re-serializing) with the test key.
+async fn post_text(server: &Server, body: &'static str) -> common::Reply {
+    let bearer = format!("Bearer {KEY}");
+    server
+        .send(
+            Method::POST,
+            "/v1/events",
+            &[
+                ("content-type", "application/json"),
+                ("authorization", bearer.as_str()),
+            ],
+            body,
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_is_kept_as_the_client_wrote_it_and_each_event_is_one_line() {
+    let (tracker, memory) = memory_tracker();
+    let server = Server::start(tracker.clone(), config()).await;
+    let reply = post_text(
+        &server,
+        r#"[{"name": "a.kept", "data": {"z": 1e2, "a": [1.50, "\u00e9"]}},
+            {"name": "a.pretty", "data": {
+                "b": 2,
+                "a": 1
+            }}]"#,
+    )
+    .await;
+    assert_eq!(
+        reply.body,
+        json!({"accepted": 2, "rejected": []}),
+        "{reply:?}"
+    );
+    let events = delivered(&tracker, &memory).await;
+    // Key order, number forms and escapes as sent: JSON backends write this text.
+    assert_eq!(
+        events[0].raw_data(),
+        Some(r#"{"z": 1e2, "a": [1.50, "\u00e9"]}"#)
+    );
+    assert_eq!(events[0].data(), &json!({"z": 100.0, "a": [1.5, "é"]}));
+    assert_eq!(events[1].data(), &json!({"b": 2, "a": 1}));
+    for event in &events {
+        let line = std::str::from_utf8(event.to_json_bytes()).unwrap();
+        assert!(!line.contains('\n'), "one line: {line}");
+        let parsed: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(&parsed["data"], event.data());
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_number_too_large_for_json_is_refused_with_its_pointer() {
+    let (tracker, memory) = memory_tracker();
+    let server = Server::start(tracker.clone(), config()).await;
+    let reply = post_text(
+        &server,
+        r#"[{"name": "a.b", "data": {"n": [1, 1e400]}}, {"name": "a.b", "data": {}, "context": {"x": -1e999}}]"#,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{reply:?}");
+    let rejected = reply.body["rejected"].as_array().unwrap();
+    assert_eq!(rejected[0]["pointer"], "/0/data/n/1");
+    assert!(
+        rejected[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("out of range"),
+        "{reply:?}"
+    );
+    assert_eq!(rejected[1]["pointer"], "/1/context/x");
+    assert!(delivered(&tracker, &memory).await.is_empty());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_event_of_a_batch_gets_its_own_context() {
+    let (tracker, memory) = memory_tracker();
+    let server = Server::start(tracker.clone(), config().with_max_string_bytes(20)).await;
+    let page_a = json!({"page": "a", "user_id": 1});
+    let page_b = json!({"page": "b"});
+    let reply = server
+        .post(&json!([
+            {"name": "x.one", "data": {}, "context": page_a},
+            {"name": "x.two", "data": {}, "context": page_a},
+            {"name": "x.three", "data": {}, "context": page_b},
+            {"name": "x.four", "data": {}, "context": page_a, "timestamp": "2026-01-02T03:04:05Z"},
+            {"name": "x.five", "data": {}, "context": page_a, "timestamp": "2026-01-02T03:04:06Z"},
+            {"name": "x.six", "data": {}},
+            {"name": "x.seven", "data": {}, "context": {"page": {"title": "far too long for the limit"}}},
+            {"name": "x.eight", "data": {}, "context": page_a},
+        ]))
+        .await;
+    assert_eq!(reply.body["accepted"], 7, "{reply:?}");
+    assert_eq!(reply.body["rejected"][0]["index"], 6);
+    let events = delivered(&tracker, &memory).await;
+    let field = |i: usize, key: &str| events[i].context().get(key).cloned();
+    for (i, page, user, timestamp) in [
+        (0, Some("a"), Some(1), None),
+        (1, Some("a"), Some(1), None),
+        (2, Some("b"), None, None),
+        (3, Some("a"), Some(1), Some("2026-01-02T03:04:05Z")),
+        (4, Some("a"), Some(1), Some("2026-01-02T03:04:06Z")),
+        (5, None, None, None),
+        (6, Some("a"), Some(1), None),
+    ] {
+        assert_eq!(field(i, "page"), page.map(Value::from), "event {i}");
+        assert_eq!(field(i, "user_id"), user.map(Value::from), "event {i}");
+        assert_eq!(
+            field(i, "client_timestamp"),
+            timestamp.map(Value::from),
+            "event {i}"
+        );
+        assert_eq!(field(i, "source"), Some(json!("browser")), "event {i}");
+    }
+    server.stop().await;
+}

@@ -518,22 +518,72 @@ impl Event {
     pub fn from_json_slice(bytes: &[u8]) -> Result<Event, serde_json::Error> {
         use serde_json::value::RawValue;
         let record: Record<Option<&RawValue>> = serde_json::from_slice(bytes)?;
-        record.into_event(|id, name, at, context, data| {
-            Ok(match data.map(RawValue::get) {
-                // Pretty-printed input keeps its line breaks in raw text:
-                // parse it, so that the event is still one line.
-                Some(raw) if !raw.contains(['\n', '\r']) => {
-                    // Skipping the payload (RawValue) does not check that its
-                    // numbers fit a `Value`; reading it later must not fail.
-                    serde_json::from_str::<Readable>(raw)?;
-                    Event::from_parts_raw(id, name, at, context, raw.into(), None)
-                }
-                Some(raw) => {
-                    Event::from_parts_exact(id, name, at, context, serde_json::from_str(raw)?)
-                }
-                None => Event::from_parts_exact(id, name, at, context, Value::Null),
-            })
+        record.into_event(|id, name, at, context, data| match data {
+            Some(raw) => Event::with_raw_payload(id, name, at, context, raw),
+            None => Ok(Event::from_parts_exact(id, name, at, context, Value::Null)),
         })
+    }
+
+    /// An event from its parts (as [`from_parts`](Self::from_parts)) whose
+    /// payload is JSON text as received, e.g. by an HTTP collector: kept as
+    /// it is, written out verbatim by JSON backends ([`Event::raw_data`]),
+    /// and parsed into a [`Value`] only if someone asks for
+    /// [`Event::data`]. Text over several lines is parsed instead, so that
+    /// the event stays one line. Fails when the text does not read into a
+    /// `Value` (a number out of range), which `RawValue` does not check.
+    ///
+    /// ```
+    /// use std::{sync::Arc, time::SystemTime};
+    /// use eventtracking_core::{serde_json::value::RawValue, Event};
+    ///
+    /// let make = |text: &str| {
+    ///     let data: Box<RawValue> = serde_json::from_str(text).unwrap();
+    ///     Event::from_parts_raw_data(Event::new_id(), Arc::from("page.view"), SystemTime::now(), Arc::default(), &data)
+    /// };
+    /// let event = make(r#"{"url": "/a"}"#).unwrap();
+    /// assert_eq!(event.raw_data(), Some(r#"{"url": "/a"}"#));
+    /// assert_eq!(event.data()["url"], "/a");
+    /// // Over two lines: parsed, so that the event's JSON stays one line.
+    /// let event = make("{\"url\":\n\"/b\"}").unwrap();
+    /// assert_eq!(event.raw_data(), None);
+    /// assert!(!event.to_json_bytes().contains(&b'\n'));
+    /// assert!(make(r#"{"n": 1e400}"#).is_err(), "out of range for a Value");
+    /// ```
+    pub fn from_parts_raw_data(
+        id: Uuid,
+        name: Arc<str>,
+        timestamp: SystemTime,
+        context: Arc<JsonMap>,
+        data: &serde_json::value::RawValue,
+    ) -> Result<Self, serde_json::Error> {
+        Self::with_raw_payload(id, name, truncate_to_micros(timestamp), context, data)
+    }
+
+    fn with_raw_payload(
+        id: Uuid,
+        name: Arc<str>,
+        timestamp: SystemTime,
+        context: Arc<JsonMap>,
+        data: &serde_json::value::RawValue,
+    ) -> Result<Self, serde_json::Error> {
+        let raw = data.get();
+        // Pretty-printed input keeps its line breaks in raw text: parse it,
+        // so that the event is still one line.
+        if raw.contains(['\n', '\r']) {
+            let value = serde_json::from_str(raw)?;
+            return Ok(Event::from_parts_exact(id, name, timestamp, context, value));
+        }
+        // Skipping the payload (RawValue) does not check that its numbers
+        // fit a `Value`; reading it later must not fail.
+        serde_json::from_str::<Readable>(raw)?;
+        Ok(Event::from_parts_raw(
+            id,
+            name,
+            timestamp,
+            context,
+            raw.into(),
+            None,
+        ))
     }
 }
 
