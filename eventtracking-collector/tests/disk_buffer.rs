@@ -6,34 +6,12 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{config, Server, DEADLINE};
-use eventtracking::{
-    async_trait, Backend, BackendResult, BufferFsync, BufferKind, DeliveryConfig, Event,
-    InMemoryBackend, Tracker,
-};
+use common::{config, post_until_refused, Server, Stalled, DEADLINE};
+use eventtracking::{BufferFsync, BufferKind, DeliveryConfig, InMemoryBackend, Tracker};
 use http::StatusCode;
 use serde_json::json;
-use tokio::sync::Semaphore;
-
-/// Sends nothing until the gate opens.
-#[derive(Clone)]
-struct Stalled {
-    gate: Arc<Semaphore>,
-    stored: Arc<Mutex<Vec<String>>>,
-}
-
-#[async_trait]
-impl Backend for Stalled {
-    async fn send_batch(&self, batch: &[Arc<Event>]) -> BackendResult {
-        let _permit = self.gate.acquire().await;
-        let mut stored = self.stored.lock().unwrap();
-        stored.extend(batch.iter().map(|e| e.id().to_string()));
-        Ok(())
-    }
-}
 
 fn delivery(dir: &std::path::Path) -> DeliveryConfig {
     DeliveryConfig::default()
@@ -56,10 +34,7 @@ async fn shut_down(tracker: Tracker, timeout: Duration) -> eventtracking::Delive
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_backend_behind_a_disk_buffer_is_202_and_202_means_on_disk() {
     let dir = tempfile::tempdir().unwrap();
-    let stalled = Stalled {
-        gate: Arc::new(Semaphore::new(0)),
-        stored: Arc::default(),
-    };
+    let stalled = Stalled::new();
     let tracker = Tracker::builder()
         .with_delivery(delivery(dir.path()))
         .with_backend("store", stalled.clone())
@@ -123,10 +98,7 @@ async fn a_stalled_backend_behind_a_disk_buffer_is_202_and_202_means_on_disk() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_buffer_is_503_and_every_event_answered_202_is_delivered() {
     let dir = tempfile::tempdir().unwrap();
-    let stalled = Stalled {
-        gate: Arc::new(Semaphore::new(0)),
-        stored: Arc::default(),
-    };
+    let stalled = Stalled::new();
     let tracker = Tracker::builder()
         .with_delivery(delivery(dir.path()).with_buffer_max_bytes(16 * 1024))
         .with_backend("store", stalled.clone())
@@ -134,22 +106,7 @@ async fn a_full_disk_buffer_is_503_and_every_event_answered_202_is_delivered() {
         .unwrap();
     let server = Server::start(tracker.clone(), config()).await;
     let padding = "p".repeat(1_000);
-    let mut accepted = Vec::new();
-    let mut refused = None;
-    for i in 0..100 {
-        let id = format!("0190f3a2-7b1c-7d4e-8f00-{i:012}");
-        let reply = server
-            .post(&json!({"name": "tick", "data": {"pad": padding}, "id": id}))
-            .await;
-        match reply.status {
-            StatusCode::ACCEPTED => accepted.push(id),
-            StatusCode::SERVICE_UNAVAILABLE => {
-                refused = Some(reply);
-                break;
-            }
-            other => panic!("unexpected {other}: {reply:?}"),
-        }
-    }
+    let (accepted, refused) = post_until_refused(&server, 100, |_| json!({"pad": padding})).await;
     let refused = refused.expect("the 16 KiB disk buffer never filled");
     assert!(refused.header("retry-after").is_some(), "{refused:?}");
     let error = refused.body["rejected"][0]["error"].as_str().unwrap();

@@ -3,39 +3,18 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use common::{config, Server, DEADLINE};
-use eventtracking::{async_trait, Backend, BackendResult, DeliveryConfig, Event, Tracker};
+use common::{config, post_until_refused, Server, Stalled, DEADLINE};
+use eventtracking::{DeliveryConfig, Event, Tracker};
 use http::StatusCode;
 use serde_json::json;
-use tokio::sync::Semaphore;
-
-/// Sends nothing until the gate opens.
-#[derive(Clone)]
-struct Stalled {
-    gate: Arc<Semaphore>,
-    stored: Arc<Mutex<Vec<String>>>,
-}
-
-#[async_trait]
-impl Backend for Stalled {
-    async fn send_batch(&self, batch: &[Arc<Event>]) -> BackendResult {
-        let _permit = self.gate.acquire().await;
-        let mut stored = self.stored.lock().unwrap();
-        stored.extend(batch.iter().map(|e| e.id().to_string()));
-        Ok(())
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_is_503_and_every_accepted_event_is_delivered() {
     let dir = tempfile::tempdir().unwrap();
-    let backend = Stalled {
-        gate: Arc::new(Semaphore::new(0)),
-        stored: Arc::default(),
-    };
+    let backend = Stalled::new();
     let tracker = Tracker::builder()
         .with_delivery(
             DeliveryConfig::default()
@@ -50,22 +29,7 @@ async fn a_full_queue_is_503_and_every_accepted_event_is_delivered() {
         .unwrap();
     let server = Server::start(tracker.clone(), config()).await;
 
-    let mut accepted = Vec::new();
-    let mut refused = None;
-    for i in 0..20 {
-        let id = format!("0190f3a2-7b1c-7d4e-8f00-{i:012}");
-        let reply = server
-            .post(&json!({"name": "tick", "data": {"i": i}, "id": id}))
-            .await;
-        match reply.status {
-            StatusCode::ACCEPTED => accepted.push(id),
-            StatusCode::SERVICE_UNAVAILABLE => {
-                refused = Some(reply);
-                break;
-            }
-            other => panic!("unexpected {other}: {reply:?}"),
-        }
-    }
+    let (accepted, refused) = post_until_refused(&server, 20, |i| json!({"i": i})).await;
     let refused = refused.expect("the queue of 4 never filled");
     assert!(
         refused
@@ -107,10 +71,7 @@ async fn a_full_queue_is_503_and_every_accepted_event_is_delivered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receipt_dropped_for_a_full_queue_is_503_listing_the_event() {
     let dir = tempfile::tempdir().unwrap();
-    let backend = Stalled {
-        gate: Arc::new(Semaphore::new(0)),
-        stored: Arc::default(),
-    };
+    let backend = Stalled::new();
     // The processor stands in for the racing requests: on "race.trigger"
     // it fills the queue through the same tracker before the event is queued.
     let this: Arc<OnceLock<Tracker>> = Arc::default();

@@ -3,10 +3,10 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use eventtracking::{Event, InMemoryBackend, Tracker};
+use eventtracking::{async_trait, Backend, BackendResult, Event, InMemoryBackend, Tracker};
 use eventtracking_collector::{Collector, CollectorConfig};
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -16,7 +16,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Semaphore};
 
 /// Longest wait for a flush; only reached when something is broken.
 pub(crate) const DEADLINE: Duration = Duration::from_secs(30);
@@ -163,4 +163,53 @@ pub(crate) async fn delivered(tracker: &Tracker, memory: &InMemoryBackend) -> Ve
     let report = tracker.flush_async(DEADLINE).await;
     assert!(report.complete, "flush did not complete: {report}");
     memory.events()
+}
+
+/// A backend that sends nothing until its gate opens, then keeps the ids.
+#[derive(Clone)]
+pub(crate) struct Stalled {
+    pub(crate) gate: Arc<Semaphore>,
+    pub(crate) stored: Arc<Mutex<Vec<String>>>,
+}
+
+impl Stalled {
+    /// Closed until `gate.add_permits`.
+    pub(crate) fn new() -> Self {
+        Stalled {
+            gate: Arc::new(Semaphore::new(0)),
+            stored: Arc::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for Stalled {
+    async fn send_batch(&self, batch: &[Arc<Event>]) -> BackendResult {
+        let _permit = self.gate.acquire().await;
+        let mut stored = self.stored.lock().unwrap();
+        stored.extend(batch.iter().map(|e| e.id().to_string()));
+        Ok(())
+    }
+}
+
+/// POSTs up to `most` single events (`data(i)` each, with ids of their
+/// own) until one is answered 503: the ids answered 202, and that 503.
+pub(crate) async fn post_until_refused(
+    server: &Server,
+    most: usize,
+    data: impl Fn(usize) -> Value,
+) -> (Vec<String>, Option<Reply>) {
+    let mut accepted = Vec::new();
+    for i in 0..most {
+        let id = format!("0190f3a2-7b1c-7d4e-8f00-{i:012}");
+        let reply = server
+            .post(&serde_json::json!({"name": "tick", "data": data(i), "id": id}))
+            .await;
+        match reply.status {
+            StatusCode::ACCEPTED => accepted.push(id),
+            StatusCode::SERVICE_UNAVAILABLE => return (accepted, Some(reply)),
+            other => panic!("unexpected {other}: {reply:?}"),
+        }
+    }
+    (accepted, None)
 }
