@@ -113,10 +113,10 @@ impl<'a> Batch<'a> {
         let mut events = Vec::with_capacity(self.len());
         let mut rejected = Vec::new();
         let pointers = self.pointers;
-        let mut contexts = Contexts::default();
+        let mut previous = Previous::default();
         let mut one = |index: usize, fields: Result<&Fields<'a>, Violation>| {
             let made =
-                fields.and_then(|fields| one_event(fields, server, limits, check, &mut contexts));
+                fields.and_then(|fields| one_event(fields, server, limits, check, &mut previous));
             match made {
                 Ok(event) => events.push((index, Arc::new(event))),
                 Err((below, error)) => rejected.push(Rejection {
@@ -167,12 +167,13 @@ fn malformed(error: serde_json::Error) -> Problem {
     )
 }
 
-/// The context merged for the previous event of the request, and what it
-/// was made from: consecutive events sending the same context (and client
-/// timestamp) share one map.
+/// What the request's previous event was made with, for the next to share:
+/// consecutive events sending the same context (and client timestamp)
+/// share one merged map, and events of the same name one name.
 #[derive(Default)]
-struct Contexts<'a> {
-    last: Option<LastContext<'a>>,
+struct Previous<'a> {
+    context: Option<LastContext<'a>>,
+    name: Option<Arc<str>>,
 }
 
 /// The client's context text, its timestamp, and the merged map.
@@ -184,7 +185,7 @@ fn one_event<'a>(
     server: &ServerContext,
     limits: Limits,
     check: Check<'_>,
-    contexts: &mut Contexts<'a>,
+    previous: &mut Previous<'a>,
 ) -> Result<Event, Violation> {
     if let Some(unknown) = &fields.unknown {
         return Err((
@@ -241,7 +242,7 @@ fn one_event<'a>(
         return Err((format!("/data{below}"), error));
     }
     let context_text = context.map(RawValue::get);
-    let context = match &contexts.last {
+    let context = match &previous.context {
         // The same context (and timestamp) as the event before: its map.
         Some((last_context, last_timestamp, merged))
             if *last_context == context_text && *last_timestamp == client_timestamp =>
@@ -254,13 +255,22 @@ fn one_event<'a>(
                 None => None,
             };
             let merged = server.merge(client, client_timestamp.as_deref());
-            contexts.last = Some((context_text, client_timestamp, merged.clone()));
+            previous.context = Some((context_text, client_timestamp, merged.clone()));
             merged
         }
     };
     let id = id.unwrap_or_else(Event::new_id);
-    Event::from_parts_raw_data(id, Arc::from(&*name), server.received, context, data)
-        .map_err(|error| ("/data".to_owned(), error.to_string()))
+    let name = match &previous.name {
+        Some(last) if **last == *name => last.clone(),
+        _ => previous.name.insert(Arc::from(&*name)).clone(),
+    };
+    Event::from_parts_raw_data(id, name, server.received, context, data).map_err(
+        // A number out of range: the walk on the text says where.
+        |error| match limits.locate(data) {
+            Some(broken) => (format!("/data{}", broken.pointer), broken.error),
+            None => ("/data".to_owned(), error.to_string()),
+        },
+    )
 }
 
 /// A client's context object, read (without the server's keys) and then
@@ -268,13 +278,14 @@ fn one_event<'a>(
 fn client_context(raw: &RawValue, limits: Limits) -> Result<ClientContext, Violation> {
     let broken = |broken: Broken| (format!("/context{}", broken.pointer), broken.error);
     match serde_json::from_str::<ClientContext>(raw.get()) {
+        Ok(client) if limits.cannot_break(raw.get()) => Ok(client),
         Ok(client) => match limits.check_map(client.fields()) {
             Some(error) => Err(broken(error)),
             None => Ok(client),
         },
-        // A number out of range: the check on the text says where.
+        // A number out of range: the walk on the text says where.
         Err(error) => Err(limits
-            .check(raw)
+            .locate(raw)
             .map(broken)
             .unwrap_or_else(|| ("/context".to_owned(), error.to_string()))),
     }

@@ -74,9 +74,11 @@ async fn handle(shared: &Shared, request: Request) -> Result<Response, Problem> 
         if !config.validate {
             return None;
         }
-        // Within the limits, so it reads into a value.
-        let data = serde_json::from_str(data.get()).unwrap_or_default();
-        shared.catalog.violation(name, &data)
+        match serde_json::from_str(data.get()) {
+            Ok(data) => shared.catalog.violation(name, &data),
+            // A number too large for a JSON value.
+            Err(error) => Some((String::new(), error.to_string())),
+        }
     };
     let Made {
         events,

@@ -26,10 +26,28 @@ pub(crate) struct Broken {
 }
 
 impl Limits {
-    /// The first limit the JSON text `value` breaks, in document order;
-    /// also a number too large for a JSON value (`1e400`).
+    /// The first limit the JSON text `value` breaks, in document order.
+    /// A text too short to break any is not read (a number too large for
+    /// a JSON value is then left to whoever reads it: see [`Self::locate`]).
     pub(crate) fn check(&self, value: &RawValue) -> Option<Broken> {
+        if self.cannot_break(value.get()) {
+            return None;
+        }
+        self.locate(value)
+    }
+
+    /// [`Self::check`] reading the text whatever its length: also finds
+    /// where a number too large for a JSON value (`1e400`) is.
+    pub(crate) fn locate(&self, value: &RawValue) -> Option<Broken> {
         self.check_in(&mut serde_json::Deserializer::from_str(value.get()))
+    }
+
+    /// Whether JSON `text` is too short to break a limit: no string in it
+    /// (escapes decoded) is longer than the text, each key of an object
+    /// takes at least 4 bytes (`"":0`), and each level of nesting 2.
+    pub(crate) fn cannot_break(&self, text: &str) -> bool {
+        let len = text.len();
+        len <= self.max_string_bytes && len / 4 <= self.max_object_keys && len < 2 * (MAX_DEPTH + 1)
     }
 
     /// The first limit an object already read breaks.
@@ -241,11 +259,14 @@ mod tests {
     };
 
     fn check(value: serde_json::Value) -> Option<Broken> {
-        LIMITS.check(&serde_json::value::to_raw_value(&value).unwrap())
+        let raw = serde_json::value::to_raw_value(&value).unwrap();
+        let (checked, located) = (LIMITS.check(&raw), LIMITS.locate(&raw));
+        assert_eq!(checked, located, "{raw}");
+        located
     }
 
     fn check_text(text: &str) -> Option<Broken> {
-        LIMITS.check(&serde_json::from_str::<Box<RawValue>>(text).unwrap())
+        LIMITS.locate(&serde_json::from_str::<Box<RawValue>>(text).unwrap())
     }
 
     #[test]
@@ -304,6 +325,47 @@ mod tests {
         );
         let broken = check_text(r#"{"a~\u0041": "\u0041\u0041\u0041\u0041\u0041\u0041"}"#).unwrap();
         assert_eq!(broken.pointer, "/a~0A");
+    }
+
+    #[test]
+    fn a_text_too_short_to_break_a_limit_is_not_read() {
+        let limits = Limits {
+            max_string_bytes: 10,
+            max_object_keys: 2,
+        };
+        assert!(limits.cannot_break(r#"{"a":"b"}"#));
+        assert!(
+            !limits.cannot_break(r#"{"a":"0123456789"}"#),
+            "longer than a string may be"
+        );
+        let wide = Limits {
+            max_string_bytes: 1 << 20,
+            max_object_keys: 1 << 20,
+        };
+        assert!(
+            !wide.cannot_break(&format!(
+                "{}{}",
+                "[".repeat(MAX_DEPTH + 1),
+                "]".repeat(MAX_DEPTH + 1)
+            )),
+            "deep enough to break"
+        );
+        assert!(wide.cannot_break(&format!(
+            "{}{}",
+            "[".repeat(MAX_DEPTH),
+            "]".repeat(MAX_DEPTH)
+        )));
+        // Every text `cannot_break` passes is within the limits.
+        for text in [
+            r#"{"a":1,"b":2}"#,
+            r#"{"a":{"b":{"c":[]}}}"#,
+            r#""\u0041\u0041""#,
+        ] {
+            let raw = serde_json::from_str::<Box<RawValue>>(text).unwrap();
+            if LIMITS.cannot_break(text) {
+                assert_eq!(LIMITS.locate(&raw), None, "{text}");
+            }
+        }
     }
 
     #[test]
