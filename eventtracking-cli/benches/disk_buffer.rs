@@ -59,7 +59,7 @@ use eventtracking::{
     async_trait, Backend, BackendResult, BufferFsync, BufferKind, Config, DeliveryConfig, Event,
     Overflow, Tracker,
 };
-use serde::Serialize;
+use eventtracking_testkit::rss_mib;
 use serde_json::json;
 
 #[global_allocator]
@@ -370,44 +370,6 @@ impl Backend for SlowBackend {
     }
 }
 
-#[derive(Serialize)]
-struct Navigation {
-    seq: u64,
-    url: &'static str,
-}
-
-#[derive(Serialize)]
-struct Address {
-    postal_code: &'static str,
-    country: &'static str,
-}
-
-#[derive(Serialize)]
-struct AddressCreate {
-    seq: u64,
-    name: &'static str,
-    address: Address,
-}
-
-/// The resident set size and its peak, in MiB.
-fn rss_mib() -> (f64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |key: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(key))
-            .and_then(|rest| {
-                rest.trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse::<f64>()
-                    .ok()
-            })
-            .map_or(f64::NAN, |kib| kib / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
 fn rss(dir: &Path) {
     let n = env_usize("EVENTTRACKING_BENCH_RSS_EVENTS", 10_000_000) as u64;
     let step = env_usize("EVENTTRACKING_BENCH_RSS_STEP", 1_000_000).max(1) as u64;
@@ -449,34 +411,7 @@ fn rss(dir: &Path) {
                 started.elapsed().as_secs_f64()
             );
         }
-        match seq % 3 {
-            0 => tracker.emit(
-                "navigation.request",
-                Navigation {
-                    seq,
-                    url: "http://www.edx.org/some/path/1",
-                },
-            ),
-            1 => tracker.emit(
-                "navigation.request",
-                Navigation {
-                    seq,
-                    url: "http://www.edx.org/some/path/2",
-                },
-            ),
-            _ => tracker.emit(
-                "address.create",
-                AddressCreate {
-                    seq,
-                    name: "foo",
-                    address: Address {
-                        postal_code: "90210",
-                        country: "United States",
-                    },
-                },
-            ),
-        }
-        .unwrap();
+        eventtracking_testkit::emit_seed_shape(&tracker, seq).unwrap();
     }
     tracker.exit_context("outer").unwrap();
     let emitted = started.elapsed();

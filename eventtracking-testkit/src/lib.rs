@@ -105,6 +105,7 @@
 
 pub mod cases;
 mod harness;
+mod load;
 mod logs;
 mod paused;
 mod seed;
@@ -112,6 +113,7 @@ pub mod servers;
 mod target;
 
 pub use harness::{fast_delivery, unique_name, WAIT};
+pub use load::{emit_seed_shape, rss_mib};
 pub use logs::{capture_logs, CapturedLogs};
 pub use paused::PausedProcess;
 pub use seed::{emit_seed_example, seed_example_events, seed_example_stream};

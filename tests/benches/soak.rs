@@ -28,28 +28,9 @@ use std::time::{Duration, Instant};
 
 use eventtracking::mongo::mongodb;
 use eventtracking::{Config, Tracker};
+use eventtracking_testkit::rss_mib;
 use eventtracking_testkit::PausedProcess;
 use mongodb::bson::{doc, RawBsonRef};
-use serde::Serialize;
-
-#[derive(Serialize)]
-struct Navigation {
-    seq: u64,
-    url: &'static str,
-}
-
-#[derive(Serialize)]
-struct Address {
-    postal_code: &'static str,
-    country: &'static str,
-}
-
-#[derive(Serialize)]
-struct AddressCreate {
-    seq: u64,
-    name: &'static str,
-    address: Address,
-}
 
 fn env_number(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
@@ -59,25 +40,6 @@ fn env_number(name: &str, default: u64) -> u64 {
             .unwrap_or_else(|_| panic!("{name}={text:?} is not a number")),
         Err(_) => default,
     }
-}
-
-/// The resident set size and its peak, in MiB.
-fn rss_mib() -> (f64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |key: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(key))
-            .and_then(|rest| {
-                rest.trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse::<f64>()
-                    .ok()
-            })
-            .map_or(f64::NAN, |kib| kib / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
 }
 
 /// What was read back: sequence numbers seen and how often each id was stored.
@@ -141,33 +103,7 @@ fn emit_all(
             );
             at_step(seq);
         }
-        let result = match seq % 3 {
-            0 => tracker.emit(
-                "navigation.request",
-                Navigation {
-                    seq,
-                    url: "http://www.edx.org/some/path/1",
-                },
-            ),
-            1 => tracker.emit(
-                "navigation.request",
-                Navigation {
-                    seq,
-                    url: "http://www.edx.org/some/path/2",
-                },
-            ),
-            _ => tracker.emit(
-                "address.create",
-                AddressCreate {
-                    seq,
-                    name: "foo",
-                    address: Address {
-                        postal_code: "90210",
-                        country: "United States",
-                    },
-                },
-            ),
-        };
+        let result = eventtracking_testkit::emit_seed_shape(tracker, seq);
         if let Err(error) = result {
             eprintln!("{label}: emit {seq}: {error}");
         }
