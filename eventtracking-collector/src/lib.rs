@@ -104,6 +104,13 @@
 //! idempotent where the backend writes by id; without one the server makes
 //! a UUIDv7.
 //!
+//! An event's `data` is kept as the JSON text the client sent
+//! ([`Event::from_parts_raw_data`](eventtracking_core::Event::from_parts_raw_data)):
+//! JSON backends write it out as it came (text over several lines is made
+//! one line), and the limits are checked on the text, without building a
+//! tree of maps per event. Consecutive events of a request that send the
+//! same `context` (and no `timestamp`) share one context map.
+//!
 //! A 202 means every accepted event is in every backend's queue (with
 //! `buffer = "disk"`: written to its disk buffer). Events are emitted with
 //! [`Tracker::emit_event_checked`]: an event a backend refused for want of
