@@ -2,31 +2,16 @@
 //! would: the binary, a file backend, a real MongoDB server, and the Python
 //! original writing the logs.
 
-use std::io::Write;
+mod common;
+
+use common::eventtracking;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, SystemTime};
 
 use eventtracking::Event;
 use serde_json::{json, Value};
-
-fn eventtracking(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_eventtracking"))
-        .args(args)
-        .env_remove("EVENTTRACKING_CONFIG")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).unwrap();
-    }
-    drop(input);
-    child.wait_with_output().unwrap()
-}
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()

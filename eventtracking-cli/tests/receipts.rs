@@ -1,17 +1,14 @@
 //! `send --receipts FILE`: what happened to each input line's event.
 
+mod common;
+
+use common::json_lines;
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_eventtracking");
-
-fn json_lines(text: &str) -> Vec<Value> {
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
-        .collect()
-}
 
 #[test]
 fn receipts_say_per_line_what_each_backend_did_with_the_event() {

@@ -1,8 +1,41 @@
-//! Helpers shared by the integration tests that need the Kafka broker: its
-//! address, a check that it answers, and unique topic and group names.
+//! Helpers shared by the integration tests: the binary run as a user would
+//! run it, its JSON-lines output, and for the tests that need the Kafka
+//! broker, its address, a check that it answers, and unique topic and
+//! group names.
 #![allow(dead_code, unreachable_pub)]
 
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
+
+use serde_json::Value;
+
+/// Runs the `eventtracking` binary with `args` (no `EVENTTRACKING_CONFIG`
+/// from the environment, `RUST_LOG=warn`), `stdin` as its input.
+pub fn eventtracking(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eventtracking"))
+        .args(args)
+        .env_remove("EVENTTRACKING_CONFIG")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+/// Each line of `text` as JSON; panics naming a line that is not.
+pub fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .collect()
+}
 
 /// The broker: `EVENTTRACKING_TEST_KAFKA_BROKERS`, else the one `scripts/services` starts.
 pub fn brokers() -> String {
