@@ -13,6 +13,9 @@ use crate::catalog::TrackedEvent;
 use crate::error::{InvalidEventName, NewEventError};
 
 mod line_cache;
+mod line_parser;
+
+pub use line_parser::EventLineParser;
 
 /// The longest event name accepted, in bytes.
 pub const MAX_EVENT_NAME_BYTES: usize = 255;
@@ -835,12 +838,12 @@ fn truncate_to_micros(time: SystemTime) -> SystemTime {
 
 /// Parses an RFC 3339 timestamp in UTC (`Z` or `+00:00`).
 pub fn parse_timestamp(text: &str) -> Result<SystemTime, String> {
-    let normalized = match text.strip_suffix("+00:00") {
-        Some(prefix) => format!("{prefix}Z"),
-        None => text.to_owned(),
+    // The `Z` form (what events are written with) is parsed in place, without a copy.
+    let parsed = match text.strip_suffix("+00:00") {
+        Some(prefix) => humantime::parse_rfc3339(&format!("{prefix}Z")),
+        None => humantime::parse_rfc3339(text),
     };
-    humantime::parse_rfc3339(&normalized)
-        .map_err(|e| format!("timestamp {text:?} is not RFC 3339 in UTC: {e}"))
+    parsed.map_err(|e| format!("timestamp {text:?} is not RFC 3339 in UTC: {e}"))
 }
 
 /// Checks an event name: non-empty, at most 255 bytes, no whitespace or control characters.

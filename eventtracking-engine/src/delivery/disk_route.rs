@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use eventtracking_core::sync::lock;
-use eventtracking_core::Event;
+use eventtracking_core::{Event, EventLineParser};
 
 use super::flush::FlushOutcome;
 use super::{refuse_for_want_of_room, DeliveryConfig, Extra, Offered, Overflow, Queued, Route};
@@ -61,6 +61,8 @@ pub(crate) struct DiskRoute {
     /// The record id of each event pumped into the memory queue and not
     /// settled yet, by sequence number.
     ids: Mutex<HashMap<u64, RecordId>>,
+    /// Parses the records pumped in (one worker pumps at a time).
+    parser: Mutex<EventLineParser>,
     /// One more than the highest record id appended (a flush's target).
     appended_end: AtomicU64,
     /// One more than the highest record id read.
@@ -91,6 +93,7 @@ impl DiskRoute {
             buffer: RwLock::new(Some(buffer)),
             final_stats: Mutex::new(None),
             ids: Mutex::new(HashMap::new()),
+            parser: Mutex::new(EventLineParser::new()),
             appended_end: AtomicU64::new(left),
             read_end: AtomicU64::new(0),
             flushes: Mutex::new(VecDeque::new()),
@@ -240,12 +243,14 @@ impl DiskRoute {
 
     fn take_in(&self, route: &Route, items: Vec<ReadItem>) {
         let mut events = Vec::with_capacity(items.len());
+        // One context map shared by records in a row with the same context.
+        let mut parser = lock(&self.parser);
         for item in items {
             match item {
                 ReadItem::Record(record) => {
                     self.read_end
                         .fetch_max(record.id.get().saturating_add(1), SeqCst);
-                    match Event::from_json_slice(&record.payload) {
+                    match parser.parse(&record.payload) {
                         Ok(event) => {
                             if record.replayed {
                                 route.counters.accepted.fetch_add(1, Relaxed);
@@ -274,6 +279,7 @@ impl DiskRoute {
                 }
             }
         }
+        drop(parser);
         if events.is_empty() {
             return;
         }
