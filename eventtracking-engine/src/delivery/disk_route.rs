@@ -15,7 +15,7 @@
 //! reader has passed them (they are in the memory queue then), and is then
 //! handed to the route's control channel like a memory route's flush.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -60,7 +60,7 @@ pub(crate) struct DiskRoute {
     final_stats: Mutex<Option<BufferStats>>,
     /// The record id of each event pumped into the memory queue and not
     /// settled yet, by sequence number.
-    ids: Mutex<HashMap<u64, RecordId>>,
+    ids: Mutex<SeqIds>,
     /// Parses the records pumped in (one worker pumps at a time).
     parser: Mutex<EventLineParser>,
     /// One more than the highest record id appended (a flush's target).
@@ -70,6 +70,53 @@ pub(crate) struct DiskRoute {
     /// Flush requests waiting for the reader to pass their records, by
     /// target in request order.
     flushes: Mutex<VecDeque<(u64, Part<FlushOutcome>)>>,
+}
+
+/// Record ids by sequence number. The events pumped in get consecutive
+/// sequence numbers (the memory queue numbers what it is given in order),
+/// so a deque from the oldest unsettled one does a map's work without
+/// hashing: two map operations per event were a tenth of a disk route's
+/// delivery time.
+#[derive(Debug, Default)]
+struct SeqIds {
+    /// The sequence number of `ids[0]`.
+    first: u64,
+    /// `None`: settled, or no record (a gap; never made by the queue).
+    ids: VecDeque<Option<RecordId>>,
+}
+
+impl SeqIds {
+    fn insert(&mut self, seq: u64, id: RecordId) {
+        if self.ids.is_empty() {
+            self.first = seq;
+        }
+        // Never taken: sequence numbers only grow.
+        while seq < self.first {
+            self.ids.push_front(None);
+            self.first -= 1;
+        }
+        let Ok(at) = usize::try_from(seq - self.first) else {
+            return;
+        };
+        if at >= self.ids.len() {
+            self.ids.resize(at + 1, None);
+        }
+        self.ids[at] = Some(id);
+    }
+
+    fn remove(&mut self, seq: u64) -> Option<RecordId> {
+        let at = usize::try_from(seq.checked_sub(self.first)?).ok()?;
+        let id = self.ids.get_mut(at)?.take();
+        while matches!(self.ids.front(), Some(None)) {
+            self.ids.pop_front();
+            self.first += 1;
+        }
+        id
+    }
+
+    fn clear(&mut self) {
+        self.ids.clear();
+    }
 }
 
 impl std::fmt::Debug for DiskRoute {
@@ -92,7 +139,7 @@ impl DiskRoute {
         Ok(DiskRoute {
             buffer: RwLock::new(Some(buffer)),
             final_stats: Mutex::new(None),
-            ids: Mutex::new(HashMap::new()),
+            ids: Mutex::new(SeqIds::default()),
             parser: Mutex::new(EventLineParser::new()),
             appended_end: AtomicU64::new(left),
             read_end: AtomicU64::new(0),
@@ -378,9 +425,7 @@ impl DiskRoute {
     pub(super) fn acknowledge(&self, route: &Route, seqs: impl IntoIterator<Item = u64>) {
         let ids: Vec<RecordId> = {
             let mut map = lock(&self.ids);
-            seqs.into_iter()
-                .filter_map(|seq| map.remove(&seq))
-                .collect()
+            seqs.into_iter().filter_map(|seq| map.remove(seq)).collect()
         };
         if ids.is_empty() {
             return;
@@ -395,7 +440,7 @@ impl DiskRoute {
     pub(super) fn keep(&self, seqs: impl IntoIterator<Item = u64>) {
         let mut map = lock(&self.ids);
         for seq in seqs {
-            map.remove(&seq);
+            map.remove(seq);
         }
     }
 
@@ -421,5 +466,41 @@ impl DiskRoute {
                 tracing::error!(backend = %route.name, %error, "eventtracking: cannot close the disk buffer cleanly (its events may be delivered again)");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seq_ids_remove_in_any_order_and_only_once() {
+        let mut ids = SeqIds::default();
+        for seq in 10..15 {
+            ids.insert(seq, RecordId::new(seq * 100));
+        }
+        assert_eq!(ids.remove(12), Some(RecordId::new(1200)));
+        assert_eq!(ids.remove(12), None, "only once");
+        assert_eq!(ids.remove(9), None, "before the first");
+        assert_eq!(ids.remove(15), None, "after the last");
+        assert_eq!(ids.remove(10), Some(RecordId::new(1000)));
+        assert_eq!(ids.first, 11, "the settled front is let go");
+        ids.insert(15, RecordId::new(1500));
+        ids.insert(17, RecordId::new(1700));
+        assert_eq!(ids.remove(16), None, "a gap holds nothing");
+        for seq in [11, 13, 14, 15] {
+            assert_eq!(ids.remove(seq), Some(RecordId::new(seq * 100)));
+        }
+        assert_eq!(ids.ids.len(), 1, "up to the one left");
+        assert_eq!(ids.remove(17), Some(RecordId::new(1700)));
+        assert!(ids.ids.is_empty());
+        // Empty: the next one starts anew.
+        ids.insert(40, RecordId::new(4));
+        ids.insert(39, RecordId::new(3));
+        assert_eq!(ids.remove(39), Some(RecordId::new(3)));
+        assert_eq!(ids.remove(40), Some(RecordId::new(4)));
+        ids.insert(41, RecordId::new(5));
+        ids.clear();
+        assert_eq!(ids.remove(41), None);
     }
 }
