@@ -29,7 +29,8 @@ use super::{refuse_for_want_of_room, DeliveryConfig, Extra, Offered, Overflow, Q
 use crate::ack::Outcome;
 use crate::answer::Part;
 use crate::buffer::{
-    AppendError, BufferError, BufferStats, DiskBuffer, FsyncPolicy, ReadItem, RecordId,
+    AppendError, BufferError, BufferStats, CorruptRecord, DiskBuffer, FsyncPolicy, ReadRef,
+    RecordId,
 };
 
 /// The most payload bytes one pump reads (the read-ahead is bounded in
@@ -70,6 +71,46 @@ pub(crate) struct DiskRoute {
     /// Flush requests waiting for the reader to pass their records, by
     /// target in request order.
     flushes: Mutex<VecDeque<(u64, Part<FlushOutcome>)>>,
+}
+
+/// What one pump read, gathered while the buffer's reader is locked and
+/// handled once it is not (acknowledging needs that lock).
+#[derive(Default)]
+struct Pumped {
+    events: Vec<(RecordId, Arc<Event>)>,
+    /// Records read back from an earlier process and parsed.
+    replayed: u64,
+    /// One more than the highest record id read.
+    read_end: Option<u64>,
+    /// Records that are no event: id, why, bytes.
+    unparsable: Vec<(RecordId, String, Vec<u8>)>,
+    corrupt: Vec<CorruptRecord>,
+}
+
+impl Pumped {
+    fn add(&mut self, parser: &mut EventLineParser, item: ReadRef<'_>) {
+        match item {
+            ReadRef::Record(record) => {
+                let end = record.id.get().saturating_add(1);
+                self.read_end = Some(self.read_end.map_or(end, |read| read.max(end)));
+                match parser.parse(record.payload) {
+                    Ok(event) => {
+                        self.replayed += u64::from(record.replayed);
+                        self.events.push((record.id, Arc::new(event)));
+                    }
+                    Err(error) => {
+                        let reason = format!(
+                            "disk buffer: record {} is not an event: {error}",
+                            record.id.get()
+                        );
+                        self.unparsable
+                            .push((record.id, reason, record.payload.to_vec()));
+                    }
+                }
+            }
+            ReadRef::Corrupt(corrupt) => self.corrupt.push(corrupt),
+        }
+    }
 }
 
 /// Record ids by sequence number. The events pumped in get consecutive
@@ -277,62 +318,50 @@ impl DiskRoute {
             .queue_capacity
             .saturating_sub(route.queue_len());
         if room > 0 {
-            match blocking(|| self.with_buffer(|buffer| buffer.read(room, PUMP_BYTES))) {
-                Some(Ok(items)) if !items.is_empty() => self.take_in(route, items),
-                Some(Err(error)) => {
-                    tracing::error!(backend = %route.name, %error, "eventtracking: cannot read the disk buffer");
-                }
-                _ => {}
+            let mut pumped = Pumped::default();
+            let read = blocking(|| {
+                self.with_buffer(|buffer| {
+                    // Parsed straight from the reader's buffer, one context
+                    // map shared by records in a row with the same context.
+                    let mut parser = lock(&self.parser);
+                    buffer.read_with(room, PUMP_BYTES, |item| pumped.add(&mut parser, item))
+                })
+            });
+            if let Some(Err(error)) = read {
+                tracing::error!(backend = %route.name, %error, "eventtracking: cannot read the disk buffer");
             }
+            self.take_in(route, pumped);
         }
         self.hand_over_flushes(route);
     }
 
-    fn take_in(&self, route: &Route, items: Vec<ReadItem>) {
-        let mut events = Vec::with_capacity(items.len());
-        // One context map shared by records in a row with the same context.
-        let mut parser = lock(&self.parser);
-        for item in items {
-            match item {
-                ReadItem::Record(record) => {
-                    self.read_end
-                        .fetch_max(record.id.get().saturating_add(1), SeqCst);
-                    match parser.parse(&record.payload) {
-                        Ok(event) => {
-                            if record.replayed {
-                                route.counters.accepted.fetch_add(1, Relaxed);
-                            }
-                            events.push((record.id, Arc::new(event)));
-                        }
-                        Err(error) => {
-                            let reason = format!(
-                                "disk buffer: record {} is not an event: {error}",
-                                record.id.get()
-                            );
-                            self.dead_letter_raw(route, &reason, &record.payload);
-                            self.with_buffer(|buffer| buffer.acknowledge([record.id]));
-                        }
-                    }
-                }
-                ReadItem::Corrupt(corrupt) => {
-                    let reason = format!(
-                        "disk buffer: corrupt record ({} bytes) in {} at offset {}",
-                        corrupt.bytes.len(),
-                        corrupt.path.display(),
-                        corrupt.offset
-                    );
-                    self.dead_letter_raw(route, &reason, &corrupt.bytes);
-                    self.with_buffer(|buffer| buffer.acknowledge_corrupt(corrupt.id));
-                }
-            }
+    fn take_in(&self, route: &Route, pumped: Pumped) {
+        if let Some(end) = pumped.read_end {
+            self.read_end.fetch_max(end, SeqCst);
         }
-        drop(parser);
-        if events.is_empty() {
+        if pumped.replayed > 0 {
+            route.counters.accepted.fetch_add(pumped.replayed, Relaxed);
+        }
+        for (id, reason, payload) in pumped.unparsable {
+            self.dead_letter_raw(route, &reason, &payload);
+            self.with_buffer(|buffer| buffer.acknowledge([id]));
+        }
+        for corrupt in pumped.corrupt {
+            let reason = format!(
+                "disk buffer: corrupt record ({} bytes) in {} at offset {}",
+                corrupt.bytes.len(),
+                corrupt.path.display(),
+                corrupt.offset
+            );
+            self.dead_letter_raw(route, &reason, &corrupt.bytes);
+            self.with_buffer(|buffer| buffer.acknowledge_corrupt(corrupt.id));
+        }
+        if pumped.events.is_empty() {
             return;
         }
         let mut queue = lock(&route.queue);
         let mut ids = lock(&self.ids);
-        for (id, event) in events {
+        for (id, event) in pumped.events {
             ids.insert(queue.next_seq(), id);
             queue.items.push_back(Queued { event, extra: None });
         }
