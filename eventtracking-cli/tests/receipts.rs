@@ -7,7 +7,6 @@ use common::json_lines;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-
 const BIN: &str = env!("CARGO_BIN_EXE_eventtracking");
 
 #[test]

@@ -429,7 +429,7 @@ pub(crate) fn write_json_str(out: &mut Vec<u8>, text: &str) -> Result {
 /// sets the high bit of its lane in one of three masks. The masks can also
 /// flag a lane above a lane that really matches (borrows), never a word
 /// with no match, so "any lane flagged" is exact.
-fn needs_escaping(bytes: &[u8]) -> bool {
+pub(crate) fn needs_escaping(bytes: &[u8]) -> bool {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
     /// Lanes of `word` below `n` (n <= 0x80).

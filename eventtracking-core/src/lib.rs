@@ -66,7 +66,9 @@ pub use error::{
     BackendError, BackendResult, BuildError, ContextError, EventFailure, InvalidEventName,
     NewEventError, ProcessorError,
 };
-pub use event::{parse_timestamp, validate_event_name, Event, JsonMap, MAX_EVENT_NAME_BYTES};
+pub use event::{
+    parse_timestamp, validate_event_name, Event, EventLineParser, JsonMap, MAX_EVENT_NAME_BYTES,
+};
 /// `#[derive(TrackedEvent)]` (feature `derive`): see [`catalog`](mod@catalog).
 #[cfg(feature = "derive")]
 pub use eventtracking_macros::TrackedEvent;

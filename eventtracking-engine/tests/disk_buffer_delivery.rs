@@ -289,6 +289,33 @@ fn a_flush_right_after_start_waits_for_what_an_earlier_run_buffered() {
     tracker.shutdown(DEADLINE).unwrap();
 }
 
+/// The buffer is the queue: a backlog is read a few batches ahead of the
+/// sends (as many as may be in flight, and one more), not up to
+/// `queue_capacity`.
+#[test]
+fn a_backlog_is_read_only_a_few_batches_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    prefill(dir.path(), "a", &events(2_000));
+    let (recorder, gate) = Recorder::new().gated();
+    let mut config = disk(dir.path()).with_batch_size(16);
+    config.max_in_flight = Some(1);
+    assert!(config.queue_capacity >= 2_000);
+    let tracker = build(config, "a", recorder.clone());
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while recorder.calls() == 0 {
+        assert!(std::time::Instant::now() < deadline, "no send started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // One batch in flight (its send waits at the gate), two read ahead.
+    let queued = tracker.queued("a").unwrap();
+    assert!(queued <= 2 * 16, "{queued} queued");
+    gate.open();
+    let report = tracker.flush(DEADLINE);
+    assert!(report.complete, "{report}");
+    assert_eq!(seqs(&recorder.events()), (0..2_000).collect::<Vec<_>>());
+    tracker.shutdown(DEADLINE).unwrap();
+}
+
 #[test]
 fn a_torn_tail_is_cut_counted_and_the_rest_delivered() {
     let dir = tempfile::tempdir().unwrap();

@@ -116,6 +116,9 @@ use segment::SEGMENT_HEADER;
 /// Pending bytes an append may leave unwritten (under `Interval` and `Never`).
 const PENDING_LIMIT: usize = 64 * 1024;
 
+/// The reader's payload buffer is let go after a record larger than this.
+const KEPT_PAYLOAD_CAPACITY: usize = 1 << 20;
+
 /// The directories open in this process: two buffers on one directory would
 /// interleave their segments.
 static OPEN_DIRS: LazyLock<Mutex<HashSet<PathBuf>>> = LazyLock::new(Default::default);
@@ -181,6 +184,28 @@ pub struct CorruptRecord {
 pub enum ReadItem {
     /// A valid record.
     Record(BufferedRecord),
+    /// Corrupt bytes, for the dead-letter file.
+    Corrupt(CorruptRecord),
+}
+
+/// A record read by [`DiskBuffer::read_with`], its payload borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecordRef<'a> {
+    /// Its id, to [`acknowledge`](DiskBuffer::acknowledge) it.
+    pub id: RecordId,
+    /// The bytes appended.
+    pub payload: &'a [u8],
+    /// Written by an earlier process (a replay after a restart).
+    pub replayed: bool,
+}
+
+/// One item of [`DiskBuffer::read_with`], in file order.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ReadRef<'a> {
+    /// A valid record.
+    Record(RecordRef<'a>),
     /// Corrupt bytes, for the dead-letter file.
     Corrupt(CorruptRecord),
 }
@@ -315,6 +340,39 @@ enum Key {
     Corrupt(u64),
 }
 
+/// The in-flight index's hash: its keys are record ids from this buffer's
+/// files and counters of this process, not chosen by a peer, so a
+/// multiply-rotate hash (FxHash's) does, at a fraction of SipHash's cost
+/// (an insert and a removal per record read).
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.write_u64(u64::from(*byte));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn write_isize(&mut self, n: isize) {
+        self.write_u64(n as u64);
+    }
+}
+
+type Index = HashMap<Key, u64, std::hash::BuildHasherDefault<KeyHasher>>;
+
 struct InFlight {
     /// Where the item ends: the position once it and all before it are acknowledged.
     end: Position,
@@ -329,7 +387,7 @@ struct Reader {
     in_flight: VecDeque<InFlight>,
     /// The sequence number of `in_flight[0]`.
     front_seq: u64,
-    index: HashMap<Key, u64>,
+    index: Index,
     acked: Position,
     next_unacked_id: u64,
     ledger_dirty: bool,
@@ -342,6 +400,8 @@ struct Reader {
     next_corrupt: u64,
     /// [`Shared::cuts`] when the read-ahead was last trusted.
     cuts: u64,
+    /// The payload of the record being read, reused record after record.
+    payload: Vec<u8>,
 }
 
 impl Reader {
@@ -704,7 +764,7 @@ fn recover(dir: &Path, options: &DiskBufferOptions) -> Result<Recovered, BufferE
             file: None,
             in_flight: VecDeque::new(),
             front_seq: 0,
-            index: HashMap::new(),
+            index: Index::default(),
             acked: position,
             next_unacked_id: first_unacked_id,
             ledger_dirty: false,
@@ -712,6 +772,7 @@ fn recover(dir: &Path, options: &DiskBufferOptions) -> Result<Recovered, BufferE
             ledger_synced: None,
             next_corrupt: 0,
             cuts: 0,
+            payload: Vec::new(),
         },
         shared: Shared {
             segments,
@@ -1070,20 +1131,64 @@ impl DiskBuffer {
     /// are counted. Appended records not yet written are written first, so
     /// the reader sees every append that returned.
     pub fn read(&self, max_records: usize, max_bytes: usize) -> Result<Vec<ReadItem>, BufferError> {
-        let mut reader = lock(&self.reader);
         let mut items = Vec::new();
-        match self.read_into(&mut reader, max_records, max_bytes, &mut items) {
+        self.read_with(max_records, max_bytes, |item| {
+            items.push(match item {
+                ReadRef::Record(record) => ReadItem::Record(BufferedRecord {
+                    id: record.id,
+                    payload: record.payload.to_vec(),
+                    replayed: record.replayed,
+                }),
+                ReadRef::Corrupt(corrupt) => ReadItem::Corrupt(corrupt),
+            });
+        })?;
+        Ok(items)
+    }
+
+    /// [`read`](Self::read), handing each item to `f` as it is read, in
+    /// file order, a record's payload borrowed from a buffer reused record
+    /// after record (no allocation per record); returns how many items `f`
+    /// was given. `f` runs with the reader's lock held: it must not call
+    /// this buffer (acknowledge after `read_with` returns).
+    ///
+    /// ```
+    /// use eventtracking_engine::buffer::{DiskBuffer, DiskBufferOptions, ReadRef};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let buffer = DiskBuffer::open(dir.path(), DiskBufferOptions::default()).unwrap();
+    /// buffer.append(b"a").unwrap();
+    /// buffer.append(b"bc").unwrap();
+    /// let mut ids = Vec::new();
+    /// let read = buffer
+    ///     .read_with(100, 1 << 20, |item| match item {
+    ///         ReadRef::Record(record) => ids.push((record.id, record.payload.len())),
+    ///         ReadRef::Corrupt(corrupt) => panic!("{corrupt:?}"),
+    ///         _ => unreachable!(),
+    ///     })
+    ///     .unwrap();
+    /// assert_eq!((read, ids.len(), ids[1].1), (2, 2, 2));
+    /// assert_eq!(buffer.acknowledge(ids.iter().map(|(id, _)| *id)).unwrap(), 2);
+    /// ```
+    pub fn read_with(
+        &self,
+        max_records: usize,
+        max_bytes: usize,
+        mut f: impl FnMut(ReadRef<'_>),
+    ) -> Result<usize, BufferError> {
+        let mut reader = lock(&self.reader);
+        let mut count = 0;
+        match self.read_into(&mut reader, max_records, max_bytes, &mut count, &mut f) {
             Ok(()) => {
                 self.settle(&mut reader);
-                Ok(items)
+                Ok(count)
             }
-            Err(error) if items.is_empty() => Err(error),
+            Err(error) if count == 0 => Err(error),
             Err(error) => {
                 // The items read are in flight: they must reach the caller,
                 // or the position could never pass them. The error comes
                 // back at the next read.
                 tracing::warn!(%error, "eventtracking: disk buffer: read stopped early");
-                Ok(items)
+                Ok(count)
             }
         }
     }
@@ -1093,11 +1198,14 @@ impl DiskBuffer {
         r: &mut Reader,
         max_records: usize,
         max_bytes: usize,
-        items: &mut Vec<ReadItem>,
+        count: &mut usize,
+        f: &mut dyn FnMut(ReadRef<'_>),
     ) -> Result<(), BufferError> {
         let mut bytes = 0usize;
         let mut flushed = false;
-        while items.len() < max_records && (items.is_empty() || bytes < max_bytes) {
+        let more =
+            |count: usize, bytes: usize| count < max_records && (count == 0 || bytes < max_bytes);
+        while more(*count, bytes) {
             let segment = r.cursor.segment;
             let (end, write_end) = {
                 let shared = lock(&self.shared);
@@ -1176,44 +1284,57 @@ impl DiskBuffer {
                     }
                 }
             }
-            let Some((_, file)) = r.file.as_mut() else {
-                break;
-            };
-            let offset = r.cursor.offset;
-            match record::parse_at(file, offset, end).map_err(io_error(&path))? {
-                Parsed::End => r.cursor.offset = end,
-                Parsed::Record { id, payload, next } => {
-                    let replayed = id < self.session_first_id;
-                    if replayed {
-                        self.replayed.fetch_add(1, Ordering::Relaxed);
+            // The items of this segment up to `end`, which stays valid
+            // meanwhile (only bytes past the published end are ever cut).
+            while more(*count, bytes) && r.cursor.offset < end {
+                let Some((_, file)) = r.file.as_mut() else {
+                    return Ok(());
+                };
+                let offset = r.cursor.offset;
+                match record::parse_at(file, offset, end, &mut r.payload)
+                    .map_err(io_error(&path))?
+                {
+                    Parsed::End => r.cursor.offset = end,
+                    Parsed::Record { id, next } => {
+                        let replayed = id < self.session_first_id;
+                        if replayed {
+                            self.replayed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        bytes = bytes.saturating_add(r.payload.len());
+                        r.cursor.offset = next;
+                        r.push(Key::Record(id), r.cursor, Some(id));
+                        *count += 1;
+                        f(ReadRef::Record(RecordRef {
+                            id: RecordId(id),
+                            payload: &r.payload,
+                            replayed,
+                        }));
                     }
-                    bytes = bytes.saturating_add(payload.len());
-                    r.cursor.offset = next;
-                    r.push(Key::Record(id), r.cursor, Some(id));
-                    items.push(ReadItem::Record(BufferedRecord {
-                        id: RecordId(id),
-                        payload,
-                        replayed,
-                    }));
+                    Parsed::Corrupt { next, .. } => {
+                        let raw =
+                            record::read_range(file, offset, next).map_err(io_error(&path))?;
+                        self.corrupt.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(path = %path.display(), offset, bytes = raw.len(),
+                            "eventtracking: disk buffer: skipped a corrupt record");
+                        bytes = bytes.saturating_add(raw.len());
+                        let id = r.next_corrupt;
+                        r.next_corrupt += 1;
+                        r.cursor.offset = next;
+                        r.push(Key::Corrupt(id), r.cursor, None);
+                        *count += 1;
+                        f(ReadRef::Corrupt(CorruptRecord {
+                            id: CorruptId(id),
+                            segment,
+                            path: path.clone(),
+                            offset,
+                            bytes: raw,
+                        }));
+                    }
                 }
-                Parsed::Corrupt { next, .. } => {
-                    let raw = record::read_range(file, offset, next).map_err(io_error(&path))?;
-                    self.corrupt.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(path = %path.display(), offset, bytes = raw.len(),
-                        "eventtracking: disk buffer: skipped a corrupt record");
-                    bytes = bytes.saturating_add(raw.len());
-                    let id = r.next_corrupt;
-                    r.next_corrupt += 1;
-                    r.cursor.offset = next;
-                    r.push(Key::Corrupt(id), r.cursor, None);
-                    items.push(ReadItem::Corrupt(CorruptRecord {
-                        id: CorruptId(id),
-                        segment,
-                        path,
-                        offset,
-                        bytes: raw,
-                    }));
-                }
+            }
+            // Don't keep a huge record's buffer around.
+            if r.payload.capacity() > KEPT_PAYLOAD_CAPACITY {
+                r.payload = Vec::new();
             }
         }
         Ok(())
@@ -1502,14 +1623,17 @@ impl DiskBuffer {
             } else {
                 0
             };
+            let mut payload = Vec::new();
             loop {
-                match record::parse_at(&mut file, offset, end).map_err(io_error(&path))? {
+                match record::parse_at(&mut file, offset, end, &mut payload)
+                    .map_err(io_error(&path))?
+                {
                     Parsed::End
                     | Parsed::Corrupt {
                         resynced: false, ..
                     } => break,
                     Parsed::Corrupt { next, .. } => offset = next,
-                    Parsed::Record { id, payload, .. } => {
+                    Parsed::Record { id, .. } => {
                         return Ok(Some(BufferedRecord {
                             id: RecordId(id),
                             payload,

@@ -105,12 +105,9 @@ pub(crate) fn encode(id: u64, payload: &[u8], out: &mut Vec<u8>) {
 /// What is at an offset of a segment.
 #[derive(Debug)]
 pub(crate) enum Parsed {
-    /// A whole record whose checksum matches; `next` is where the following one starts.
-    Record {
-        id: u64,
-        payload: Vec<u8>,
-        next: u64,
-    },
+    /// A whole record whose checksum matches, its payload in the caller's
+    /// buffer; `next` is where the following one starts.
+    Record { id: u64, next: u64 },
     /// Bytes that are not a whole, valid record, up to `next`: the start of
     /// the next valid record (`resynced`), or `end` when there is none.
     Corrupt { next: u64, resynced: bool },
@@ -118,13 +115,15 @@ pub(crate) enum Parsed {
     End,
 }
 
-/// The record at `offset` if one whole, valid record starts there and ends
-/// at or before `end`.
+/// The id of the record at `offset` if one whole, valid record starts there
+/// and ends at or before `end`; its payload is then in `payload` (a buffer
+/// reused record after record: no allocation per record).
 pub(crate) fn record_at(
     file: &mut Source,
     offset: u64,
     end: u64,
-) -> io::Result<Option<(u64, Vec<u8>)>> {
+    payload: &mut Vec<u8>,
+) -> io::Result<Option<u64>> {
     if end.saturating_sub(offset) < FRAME_HEADER {
         return Ok(None);
     }
@@ -149,14 +148,15 @@ pub(crate) fn record_at(
     if u64::from(len) > end - offset - FRAME_HEADER {
         return Ok(None);
     }
-    let mut payload = vec![0u8; len as usize];
-    if !file.read_exact_at(offset + FRAME_HEADER, &mut payload)? {
+    payload.clear();
+    payload.resize(len as usize, 0);
+    if !file.read_exact_at(offset + FRAME_HEADER, payload)? {
         return Ok(None);
     }
-    if checksum(len, id, &payload) != crc {
+    if checksum(len, id, payload) != crc {
         return Ok(None);
     }
-    Ok(Some((id, payload)))
+    Ok(Some(id))
 }
 
 /// The first offset after `from` (exclusive) and before `end` where a valid
@@ -165,6 +165,7 @@ pub(crate) fn resync(file: &mut Source, from: u64, end: u64) -> io::Result<Optio
     let marker = MARKER.to_le_bytes();
     let mut start = from.saturating_add(1);
     let mut chunk = vec![0u8; SCAN_CHUNK];
+    let mut payload = Vec::new();
     while end.saturating_sub(start) >= FRAME_HEADER {
         let want = usize::try_from((end - start).min(SCAN_CHUNK as u64)).unwrap_or(SCAN_CHUNK);
         if !file.read_exact_at(start, &mut chunk[..want])? {
@@ -174,7 +175,7 @@ pub(crate) fn resync(file: &mut Source, from: u64, end: u64) -> io::Result<Optio
         for at in 0..want.saturating_sub(marker.len() - 1) {
             if window[at..at + marker.len()] == marker {
                 let candidate = start + at as u64;
-                if record_at(file, candidate, end)?.is_some() {
+                if record_at(file, candidate, end, &mut payload)?.is_some() {
                     return Ok(Some(candidate));
                 }
             }
@@ -186,14 +187,19 @@ pub(crate) fn resync(file: &mut Source, from: u64, end: u64) -> io::Result<Optio
     Ok(None)
 }
 
-/// What starts at `offset` (before `end`).
-pub(crate) fn parse_at(file: &mut Source, offset: u64, end: u64) -> io::Result<Parsed> {
+/// What starts at `offset` (before `end`); a record's payload goes to `payload`.
+pub(crate) fn parse_at(
+    file: &mut Source,
+    offset: u64,
+    end: u64,
+    payload: &mut Vec<u8>,
+) -> io::Result<Parsed> {
     if offset >= end {
         return Ok(Parsed::End);
     }
-    if let Some((id, payload)) = record_at(file, offset, end)? {
+    if let Some(id) = record_at(file, offset, end, payload)? {
         let next = offset + FRAME_HEADER + payload.len() as u64;
-        return Ok(Parsed::Record { id, payload, next });
+        return Ok(Parsed::Record { id, next });
     }
     Ok(match resync(file, offset, end)? {
         Some(next) => Parsed::Corrupt {
@@ -242,8 +248,9 @@ mod tests {
         encode(7, b"{\"a\":1}", &mut bytes);
         let (_keep, mut file) = file_of(&bytes);
         let end = bytes.len() as u64;
-        match parse_at(&mut file, 0, end).unwrap() {
-            Parsed::Record { id, payload, next } => {
+        let mut payload = Vec::new();
+        match parse_at(&mut file, 0, end, &mut payload).unwrap() {
+            Parsed::Record { id, next } => {
                 assert_eq!((id, payload.as_slice(), next), (7, &b"{\"a\":1}"[..], end))
             }
             other => panic!("{other:?}"),
@@ -252,7 +259,7 @@ mod tests {
         bytes[4] -= 1;
         let (_keep, mut file) = file_of(&bytes);
         assert!(
-            matches!(parse_at(&mut file, 0, end).unwrap(), Parsed::Corrupt { next, resynced: false } if next == end)
+            matches!(parse_at(&mut file, 0, end, &mut payload).unwrap(), Parsed::Corrupt { next, resynced: false } if next == end)
         );
     }
 
@@ -271,8 +278,9 @@ mod tests {
         encode(1, b"payload", &mut bytes);
         let (_keep, mut file) = file_of(&bytes[..10]);
         let end = bytes.len() as u64;
+        let mut payload = Vec::new();
         assert!(
-            matches!(parse_at(&mut file, 0, end).unwrap(), Parsed::Corrupt { next, resynced: false } if next == end)
+            matches!(parse_at(&mut file, 0, end, &mut payload).unwrap(), Parsed::Corrupt { next, resynced: false } if next == end)
         );
         assert_eq!(read_range(&mut file, 0, end).unwrap(), &bytes[..10]);
     }

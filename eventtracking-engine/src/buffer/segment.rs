@@ -132,8 +132,9 @@ pub(crate) fn scan(file: &mut Source, start: u64, end: u64) -> io::Result<Scan> 
         last_id: None,
     };
     let mut offset = start;
+    let mut payload = Vec::new();
     loop {
-        match record::parse_at(file, offset, end)? {
+        match record::parse_at(file, offset, end, &mut payload)? {
             Parsed::End => return Ok(scan),
             Parsed::Record { id, next, .. } => {
                 scan.first_id = scan.first_id.or(Some(id));

@@ -1,0 +1,446 @@
+//! Many event lines in a row: [`EventLineParser`].
+
+use std::borrow::Cow;
+use std::sync::{Arc, LazyLock};
+
+use serde::de::Error as _;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{
+    has_line_break, intern_name, parse_timestamp, truncate_to_micros, Event, JsonMap, Readable,
+};
+use crate::json_text::needs_escaping;
+
+/// Parses event lines one after another, each exactly as
+/// [`Event::from_json_slice`] would, for a reader of many lines (a disk
+/// buffer's delivery worker). Lines written in a row usually carry the same
+/// context: when a line's context is the same JSON text, byte for byte, as
+/// the previous line's, its event shares the previous event's context map
+/// (one `Arc`) instead of parsing a new one. Sharing is safe: changing an
+/// event's context ([`Event::context_mut`]) copies it first.
+///
+/// A line laid out as [`Event::to_json_bytes`] writes it, with the
+/// previous line's context, is read by position: only its payload goes
+/// through a JSON parser. The event is the same either way.
+///
+/// ```
+/// use eventtracking_core::{Event, EventLineParser};
+///
+/// let line = |n: u32| format!(r#"{{"id":"01a225b4-d94a-7000-b9f9-c37f702a909a","name":"a.b","timestamp":"2026-11-29T05:08:58.826649Z","context":{{"user_id":10938}},"data":{n}}}"#);
+/// let mut parser = EventLineParser::new();
+/// let first = parser.parse(line(1).as_bytes()).unwrap();
+/// let second = parser.parse(line(2).as_bytes()).unwrap();
+/// assert!(std::sync::Arc::ptr_eq(first.shared_context(), second.shared_context()));
+/// assert_eq!(second, Event::from_json_slice(line(2).as_bytes()).unwrap());
+/// assert_eq!(second.to_json_bytes(), line(2).as_bytes());
+/// ```
+#[derive(Debug, Default)]
+pub struct EventLineParser {
+    /// The last context parsed: its JSON text and its map.
+    last_context: Option<(Box<str>, Arc<JsonMap>)>,
+}
+
+/// A line as stored, borrowing its strings and its context's and payload's
+/// text (the fields and rules of `Record`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line<'a> {
+    id: Uuid,
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(default)]
+    schema: Option<String>,
+    #[serde(borrow)]
+    timestamp: Cow<'a, str>,
+    #[serde(default = "empty_object", borrow)]
+    context: &'a RawValue,
+    #[serde(default, borrow)]
+    data: Option<&'a RawValue>,
+}
+
+/// A missing context is an empty one.
+fn empty_object() -> &'static RawValue {
+    static EMPTY: LazyLock<Box<RawValue>> = LazyLock::new(|| {
+        RawValue::from_string("{}".to_owned()).unwrap_or_else(|_| unreachable!("valid JSON"))
+    });
+    &EMPTY
+}
+
+impl EventLineParser {
+    /// A parser that has seen no line yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Parses one event from its JSON line: the result (and the error, if
+    /// any) of [`Event::from_json_slice`], its context shared with the
+    /// previous line's event when their context text is the same.
+    pub fn parse(&mut self, bytes: &[u8]) -> Result<Event, serde_json::Error> {
+        if let Some(event) = self.parse_as_written(bytes) {
+            return Ok(event);
+        }
+        let line: Line<'_> = serde_json::from_slice(bytes)?;
+        let name = intern_name(&line.name).map_err(serde_json::Error::custom)?;
+        let timestamp = parse_timestamp(&line.timestamp).map_err(serde_json::Error::custom)?;
+        let context = self.context(line.context.get())?;
+        let at = truncate_to_micros(timestamp);
+        let event = match line.data {
+            Some(raw) => Event::with_raw_payload(line.id, name, at, context, raw)?,
+            None => Event::from_parts_exact(line.id, name, at, context, Value::Null),
+        };
+        Ok(event.with_schema(line.schema.map(Cow::Owned)))
+    }
+
+    /// The map of a context's JSON text: the previous one's if the text is
+    /// the same.
+    fn context(&mut self, text: &str) -> Result<Arc<JsonMap>, serde_json::Error> {
+        if let Some((last, map)) = &self.last_context {
+            if **last == *text {
+                return Ok(map.clone());
+            }
+        }
+        let map: Arc<JsonMap> = Arc::new(serde_json::from_str(text)?);
+        self.last_context = Some((text.into(), map.clone()));
+        Ok(map)
+    }
+
+    /// The event of a line laid out as [`Event::to_json_bytes`] writes it
+    /// (fields in order, no blanks, no escape in the id, name, schema or
+    /// timestamp) whose context is the previous line's, byte for byte: read
+    /// by position, only its payload's text going through serde_json, once
+    /// (the general path scans it, then checks it again). `None` for
+    /// anything else; the general path then decides, errors included. This
+    /// path accepts only lines that the general path turns into the same
+    /// event.
+    fn parse_as_written(&self, bytes: &[u8]) -> Option<Event> {
+        let (context_text, context) = self.last_context.as_ref()?;
+        let mut rest = bytes.strip_prefix(b"{\"id\":\"")?;
+        let id = lower_hyphenated_uuid(rest.get(..36)?)?;
+        rest = rest[36..].strip_prefix(b"\",\"name\":")?;
+        let (name, after) = plain_string(rest)?;
+        rest = after;
+        let schema = match rest.strip_prefix(b",\"schema\":") {
+            Some(after) => {
+                let (schema, after) = plain_string(after)?;
+                rest = after;
+                Some(schema)
+            }
+            None => None,
+        };
+        rest = rest.strip_prefix(b",\"timestamp\":")?;
+        let (stamp, after) = plain_string(rest)?;
+        // A JSON value ends where its text ends: a line that starts with
+        // the previous context's whole text there has that context.
+        rest = after
+            .strip_prefix(b",\"context\":")?
+            .strip_prefix(context_text.as_bytes())?;
+        let data = rest.strip_prefix(b",\"data\":")?.strip_suffix(b"}")?;
+        let data = std::str::from_utf8(data).ok()?;
+        // As the general path keeps it raw: one value, without the blanks
+        // around it (RawValue leaves them out), on one line; `null` is no
+        // raw payload there.
+        let blank = |c: Option<char>| c.is_none_or(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
+        if blank(data.chars().next())
+            || blank(data.chars().next_back())
+            || has_line_break(data)
+            || data == "null"
+        {
+            return None;
+        }
+        serde_json::from_str::<Readable>(data).ok()?;
+        let name = intern_name(name).ok()?;
+        let timestamp = truncate_to_micros(parse_timestamp(stamp).ok()?);
+        Some(Event::from_parts_raw(
+            id,
+            name,
+            timestamp,
+            context.clone(),
+            data.into(),
+            schema.map(|schema| Cow::Owned(schema.to_owned())),
+        ))
+    }
+}
+
+/// A UUID in the lowercase hyphenated form events are written with (which
+/// `Uuid`'s parser reads to the same value), or `None`.
+fn lower_hyphenated_uuid(text: &[u8]) -> Option<Uuid> {
+    if text.len() != 36 {
+        return None;
+    }
+    let mut value = 0u128;
+    for (at, &byte) in text.iter().enumerate() {
+        let digit = match byte {
+            b'-' if matches!(at, 8 | 13 | 18 | 23) => continue,
+            _ if matches!(at, 8 | 13 | 18 | 23) => return None,
+            b'0'..=b'9' => byte - b'0',
+            b'a'..=b'f' => byte - b'a' + 10,
+            _ => return None,
+        };
+        value = value << 4 | u128::from(digit);
+    }
+    Some(Uuid::from_u128(value))
+}
+
+/// A JSON string at the start of `bytes` that holds nothing serde_json
+/// escapes (so its text is its value, written back the same), and the
+/// bytes after it.
+fn plain_string(bytes: &[u8]) -> Option<(&str, &[u8])> {
+    let rest = bytes.strip_prefix(b"\"")?;
+    let end = rest.iter().position(|&b| b == b'"')?;
+    let text = &rest[..end];
+    if needs_escaping(text) {
+        return None;
+    }
+    Some((std::str::from_utf8(text).ok()?, &rest[end + 1..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn line(context: &str, data: &str) -> String {
+        format!(
+            r#"{{"id":"01a225b4-d94a-7000-b9f9-c37f702a909a","name":"x","timestamp":"2026-11-29T05:08:58.826649Z","context":{context},"data":{data}}}"#
+        )
+    }
+
+    #[test]
+    fn agrees_with_from_json_slice_on_good_and_bad_lines() {
+        let typed = Event::new("a.b", json!({"k": "v"}))
+            .unwrap()
+            .with_schema(Some("a.b@2".into()));
+        let mut parser = EventLineParser::new();
+        for text in [
+            String::from_utf8(typed.to_json_bytes().to_vec()).unwrap(),
+            line(r#"{"u":1}"#, r#"{"b":"\n","a":1}"#),
+            line(r#"{"u":1}"#, "{\n\"a\": 1}"),
+            line(r#"{"u":"\u00e9","u":2}"#, "null"),
+            line("{}", "1e300"),
+            r#"{"id":"01a225b4-d94a-7000-b9f9-c37f702a909a","name":"x","timestamp":"2026-11-29T05:08:58.826649+00:00"}"#.to_owned(),
+            r#"{"id":"01a225b4-d94a-7000-b9f9-c37f702a909a","name":"x\u0041","timestamp":"2026-11-29T05:08:58.826649Z"}"#.to_owned(),
+        ] {
+            let fast = parser.parse(text.as_bytes()).unwrap();
+            let slow = Event::from_json_slice(text.as_bytes()).unwrap();
+            assert_eq!(fast, slow, "{text}");
+            assert_eq!(fast.to_json_bytes(), slow.to_json_bytes(), "{text}");
+        }
+        for bad in [
+            "{}".to_owned(),
+            "not json".to_owned(),
+            r#"{"id":"x","name":"a","timestamp":"t"}"#.to_owned(),
+            line("[]", "1"),
+            line("null", "1"),
+            line("{}", "1e400"),
+            line("{}", "1").replace(r#""name":"x""#, r#""name":"has space""#),
+            line("{}", "1").replace("05:08", "05-08"),
+            line("{}", "1").replace(r#","data""#, r#","extra":1,"data""#),
+        ] {
+            assert!(parser.parse(bad.as_bytes()).is_err(), "{bad}");
+            assert!(Event::from_json_slice(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+
+    /// Each line twice (the second time its context is the previous
+    /// line's): the event, its JSON and its raw payload are
+    /// `from_json_slice`'s, whether the line is read by position or not.
+    #[test]
+    fn lines_read_by_position_or_not_give_from_json_slices_event() {
+        let typed = Event::new("a.b", json!({"k": "v"}))
+            .unwrap()
+            .with_schema(Some("a.b@2".into()));
+        let mut written = Event::new("caf\u{e9}.x", json!([1, {"b": null}])).unwrap();
+        written.context_mut().insert("user_id".into(), json!(10938));
+        let line_of = |event: &Event| String::from_utf8(event.to_json_bytes().to_vec()).unwrap();
+        // Written back byte for byte.
+        let as_written = [
+            line_of(&typed),
+            line_of(&written),
+            line(r#"{"u":1}"#, r#"{"b":"\u00e9 \"q\"","a":[1,2.5,-3e-7]}"#),
+            line(r#"{"u":1}"#, r#""text""#),
+            line(r#"{"u":{"v":[1,"x"]}}"#, "18446744073709551616"),
+            line("{}", "{ \"spaced\" : 1 }"),
+        ];
+        let other_by_position = [
+            line(r#"{"u":1.0e0}"#, "1"),
+            line(r#"{"u": 1}"#, "1"),
+            line(r#"{"u":1}"#, "1").replace(".826649Z", "Z"),
+            line(r#"{"u":1}"#, "1").replace(".826649Z", ".826649+00:00"),
+        ];
+        let not_by_position = [
+            line(r#"{"u":1}"#, "null"),
+            line(r#"{"u":1}"#, "{\n\"a\": 1}"),
+            line(r#"{"u":1}"#, " 1"),
+            line(r#"{"u":1}"#, "1 "),
+            line(r#"{"u":1}"#, "1").replace("01a225b4-d94a", "01A225B4-D94A"),
+            line(r#"{"u":1}"#, "1").replace(r#""name":"x""#, r#""name":"\u0078""#),
+            line(r#"{"u":1}"#, "1").replace(r#","data""#, r#","schema":null,"data""#),
+            line(r#"{"u":1}"#, "1").replace(r#","data":1"#, ""),
+            format!("{} ", line(r#"{"u":1}"#, "1")),
+            line(r#"{"u":1}"#, "1").replace(
+                r#""name":"x","timestamp":"2026-11-29T05:08:58.826649Z""#,
+                r#""timestamp":"2026-11-29T05:08:58.826649Z","name":"x""#,
+            ),
+        ];
+        let mut parser = EventLineParser::new();
+        let all = as_written.iter().map(|text| (text, true, true));
+        let all = all.chain(other_by_position.iter().map(|text| (text, true, false)));
+        let all = all.chain(not_by_position.iter().map(|text| (text, false, false)));
+        for (text, by_position, same_bytes) in all {
+            for _ in 0..2 {
+                let fast = parser.parse(text.as_bytes()).unwrap();
+                let slow = Event::from_json_slice(text.as_bytes()).unwrap();
+                assert_eq!(fast, slow, "{text}");
+                assert_eq!(fast.raw_data(), slow.raw_data(), "{text}");
+                assert_eq!(fast.schema(), slow.schema(), "{text}");
+                assert_eq!(fast.to_json_bytes(), slow.to_json_bytes(), "{text}");
+                if same_bytes {
+                    assert_eq!(fast.to_json_bytes(), text.as_bytes());
+                }
+            }
+            let read = parser.parse_as_written(text.as_bytes());
+            assert_eq!(read.is_some(), by_position, "{text}");
+        }
+        // What the general path refuses, this one does too, context cached or not.
+        for bad in [
+            line(r#"{"u":1}"#, "1e400"),
+            line(r#"{"u":1}"#, "[1,]"),
+            line(r#"{"u":1}"#, "1,\"data\":2"),
+            line(r#"{"u":1}"#, "\"\\ud800\""),
+            line(r#"{"u":1}"#, "1").replace(r#""name":"x""#, r#""name":"has space""#),
+            line(r#"{"u":1}"#, "1").replace(r#""name":"x""#, r#""name":"""#),
+            line(r#"{"u":1}"#, "1").replace("05:08", "25:08"),
+            line(r#"{"u":1}"#, "1").replace("01a225b4-d94a", "01a225b4-d94g"),
+        ] {
+            parser.parse(line(r#"{"u":1}"#, "1").as_bytes()).unwrap();
+            assert!(parser.parse(bad.as_bytes()).is_err(), "{bad}");
+            assert!(Event::from_json_slice(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn lowercase_hyphenated_uuids_read_as_uuid_reads_them() {
+        for _ in 0..100 {
+            let id = Event::new_id();
+            let text = id.hyphenated().to_string();
+            assert_eq!(lower_hyphenated_uuid(text.as_bytes()), Some(id));
+        }
+        let text = "01a225b4-d94a-7000-b9f9-c37f702a909a";
+        assert_eq!(
+            lower_hyphenated_uuid(text.as_bytes()),
+            Uuid::parse_str(text).ok()
+        );
+        for bad in [
+            "01A225B4-D94A-7000-B9F9-C37F702A909A",
+            "01a225b4d94a7000b9f9c37f702a909a",
+            "01a225b4-d94a-7000-b9f9-c37f702a909",
+            "01a225b4-d94a-7000-b9f9-c37f702a909ab",
+            "01a225b4-d94a-7000-b9f9+c37f702a909a",
+            "01a225b4-d94a-7000-b9f9-c37f702a909g",
+            "01a225b4d-94a-7000-b9f9-c37f702a909a",
+        ] {
+            assert_eq!(lower_hyphenated_uuid(bad.as_bytes()), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_context_is_shared_only_with_the_same_text() {
+        let mut parser = EventLineParser::new();
+        let events: Vec<Event> = [
+            r#"{"u":1}"#,
+            r#"{"u":1}"#,
+            r#"{"u":2}"#,
+            r#"{"u":1}"#,
+            r#"{"u": 1}"#,
+        ]
+        .iter()
+        .map(|context| parser.parse(line(context, "1").as_bytes()).unwrap())
+        .collect();
+        let shared = |a: usize, b: usize| {
+            Arc::ptr_eq(events[a].shared_context(), events[b].shared_context())
+        };
+        assert!(shared(0, 1));
+        assert!(!shared(1, 2), "different text, different map");
+        assert_eq!(events[2].context()["u"], 2);
+        assert!(!shared(2, 3));
+        assert_eq!(events[3].context(), events[0].context());
+        assert!(!shared(3, 4), "same map, other text: parsed again");
+        assert_eq!(events[4].context(), events[0].context());
+    }
+
+    #[test]
+    fn changing_one_event_leaves_the_other_alone() {
+        let mut parser = EventLineParser::new();
+        let text = line(r#"{"u":1}"#, "1");
+        let first = parser.parse(text.as_bytes()).unwrap();
+        let mut second = parser.parse(text.as_bytes()).unwrap();
+        second.context_mut().insert("u".into(), json!(2));
+        assert_eq!(first.context()["u"], 1);
+        assert_eq!(second.context()["u"], 2);
+        assert_eq!(first.to_json_bytes(), text.as_bytes());
+        // The parser's map is untouched too.
+        let third = parser.parse(text.as_bytes()).unwrap();
+        assert_eq!(third.context()["u"], 1);
+        assert!(Arc::ptr_eq(first.shared_context(), third.shared_context()));
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The two results agree: both errors, or the same event, raw payload,
+    /// schema and JSON.
+    fn agree(text: &[u8], fast: Result<Event, serde_json::Error>) {
+        match (fast, Event::from_json_slice(text)) {
+            (Err(_), Err(_)) => {}
+            (Ok(fast), Ok(slow)) => {
+                assert_eq!(fast, slow);
+                assert_eq!(fast.raw_data(), slow.raw_data());
+                assert_eq!(fast.schema(), slow.schema());
+                assert_eq!(fast.to_json_bytes(), slow.to_json_bytes());
+            }
+            (fast, slow) => panic!(
+                "{:?}: {fast:?} but from_json_slice {slow:?}",
+                String::from_utf8_lossy(text)
+            ),
+        }
+    }
+
+    proptest! {
+        /// A line as written, then changed at a few bytes (replaced,
+        /// removed or inserted, from bytes that matter to JSON), parsed
+        /// after the original (so that its context is the previous one).
+        #[test]
+        fn a_changed_line_parses_as_from_json_slice_parses_it(
+            context in prop::sample::select(vec![r#"{}"#, r#"{"user_id":10938}"#, r#"{"a":[1,{"b":"c"}],"d":1.5}"#]),
+            data in prop::sample::select(vec![r#"{"url":"/1"}"#, "[1,2]", r#""s""#, "7", r#"{"a":{"b":[null,true]}}"#]),
+            schema in any::<bool>(),
+            edits in prop::collection::vec((any::<prop::sample::Index>(), 0u8..3, prop::sample::select(b"{}[]\",:\\ \n0e.-Znul9aA\x01\xc3".to_vec())), 1..4),
+        ) {
+            let schema = if schema { r#","schema":"a.b@1""# } else { "" };
+            let original = format!(
+                r#"{{"id":"01a225b4-d94a-7000-b9f9-c37f702a909a","name":"a.b"{schema},"timestamp":"2026-11-29T05:08:58.826649Z","context":{context},"data":{data}}}"#
+            );
+            let mut text = original.clone().into_bytes();
+            for (at, kind, byte) in edits {
+                let at = at.index(text.len() + 1);
+                match kind {
+                    0 if at < text.len() => text[at] = byte,
+                    1 if at < text.len() => {
+                        text.remove(at);
+                    }
+                    _ => text.insert(at, byte),
+                }
+            }
+            let mut parser = EventLineParser::new();
+            parser.parse(original.as_bytes()).unwrap();
+            agree(&text, parser.parse(&text));
+            agree(&text, parser.parse(&text));
+        }
+    }
+}
