@@ -578,7 +578,9 @@ impl Event {
         }
         // Skipping the payload (RawValue) does not check that its numbers
         // fit a `Value`; reading it later must not fail.
-        serde_json::from_str::<Readable>(raw)?;
+        if !reads_into_value(raw) {
+            serde_json::from_str::<Readable>(raw)?;
+        }
         Ok(Event::from_parts_raw(
             id,
             name,
@@ -588,6 +590,21 @@ impl Event {
             None,
         ))
     }
+}
+
+/// Whether JSON text that `RawValue` took (its syntax checked) surely
+/// reads into a [`Value`], without reading it. Reading fails where skipping
+/// did not only for a number out of `f64`'s range (which needs an exponent,
+/// or over 300 digits), nesting past serde_json's 128 levels (over 256
+/// bytes) or a lone surrogate in a `\u` escape; a short text without an
+/// exponent or a `\u` has none of them.
+fn reads_into_value(raw: &str) -> bool {
+    let bytes = raw.as_bytes();
+    bytes.len() < 256
+        && !bytes.windows(2).any(|pair| {
+            matches!(pair, [b'\\', b'u'])
+                || (pair[0].is_ascii_digit() && matches!(pair[1], b'e' | b'E'))
+        })
 }
 
 /// Whether `text` holds a line break (a byte scan: `str::contains` with a
@@ -980,6 +997,47 @@ pub(crate) fn json_kind(value: &Value) -> &'static str {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn raw_data_that_would_not_read_into_a_value_is_refused() {
+        let make = |text: &str| {
+            let raw: Box<serde_json::value::RawValue> = serde_json::from_str(text).unwrap();
+            Event::from_parts_raw_data(
+                Event::new_id(),
+                Arc::from("a.b"),
+                SystemTime::now(),
+                Arc::default(),
+                &raw,
+            )
+        };
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let long_number = format!("[{}]", "9".repeat(400));
+        for bad in [
+            "[1e400]",
+            "[-1E+400]",
+            r#"{"a": "\ud800"}"#,
+            deep.as_str(),
+            long_number.as_str(),
+        ] {
+            assert!(make(bad).is_err(), "{bad:.40}");
+        }
+        for good in [
+            "[1e5, 2E-3]",
+            r#"{"e": "1e400 as text", "u": "\u00e9"}"#,
+            "[]",
+        ] {
+            let event = make(good).unwrap();
+            assert_eq!(event.raw_data(), Some(good));
+            assert_eq!(event.data(), &serde_json::from_str::<Value>(good).unwrap());
+        }
+        // The shortcut only skips what it may: whatever it passes reads.
+        for text in ["[1, 2.5, -3]", r#"{"a": [true, null, "x"]}"#, "\"plain\""] {
+            assert!(reads_into_value(text));
+            assert!(serde_json::from_str::<Value>(text).is_ok());
+        }
+        assert!(!reads_into_value("[1e400]"));
+        assert!(!reads_into_value(r#""\ud800""#));
+    }
 
     #[test]
     fn json_has_the_five_fields_in_order() {
