@@ -18,6 +18,13 @@ pub(crate) fn check_headers(headers: &HeaderMap, max_body_bytes: usize) -> Resul
         .get(CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .unwrap_or("");
+    // The usual case, what the browser tracker sends, without parsing.
+    if content_type == "application/json" && !headers.contains_key(CONTENT_ENCODING) {
+        return match declared_length(headers) {
+            Some(length) if length > max_body_bytes as u64 => Err(too_large(max_body_bytes)),
+            _ => Ok(false),
+        };
+    }
     let (essence, parameters) = content_type.split_once(';').unwrap_or((content_type, ""));
     let essence = essence.trim();
     if !essence.eq_ignore_ascii_case("application/json")
@@ -54,14 +61,18 @@ pub(crate) fn check_headers(headers: &HeaderMap, max_body_bytes: usize) -> Resul
             ))
         }
     };
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > max_body_bytes as u64) {
+    if declared_length(headers).is_some_and(|length| length > max_body_bytes as u64) {
         return Err(too_large(max_body_bytes));
     }
     Ok(gzip)
+}
+
+/// The body's length as its `Content-Length` declares it, if it does.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
 }
 
 fn too_large(max_body_bytes: usize) -> Problem {

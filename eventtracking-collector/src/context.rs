@@ -94,10 +94,13 @@ impl ServerContext {
 
     /// An event's context: the client's (read without the server keys),
     /// then the server's fields and the client's timestamp (if it sent one).
+    /// `last`: no event of the request needs the server's fields after this
+    /// one, so they are moved in, not copied.
     pub(crate) fn merge(
-        &self,
+        &mut self,
         client: Option<ClientContext>,
         client_timestamp: Option<&str>,
+        last: bool,
     ) -> Arc<JsonMap> {
         let client = client.filter(|client| !client.0.is_empty());
         if client.is_none() && client_timestamp.is_none() {
@@ -105,8 +108,14 @@ impl ServerContext {
             return self.fields().clone();
         }
         let mut merged = client.map(|client| client.0).unwrap_or_default();
-        for (key, value) in &self.pairs {
-            merged.insert((*key).to_owned(), value.clone());
+        if last {
+            for (key, value) in self.pairs.drain(..) {
+                merged.insert(key.to_owned(), value);
+            }
+        } else {
+            for (key, value) in &self.pairs {
+                merged.insert((*key).to_owned(), value.clone());
+            }
         }
         if let Some(timestamp) = client_timestamp {
             merged.insert(

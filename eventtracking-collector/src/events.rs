@@ -106,7 +106,7 @@ impl<'a> Batch<'a> {
     /// and where the events are in the body.
     pub(crate) fn into_events(
         self,
-        server: &ServerContext,
+        mut server: ServerContext,
         limits: Limits,
         check: Check<'_>,
     ) -> Made {
@@ -114,9 +114,12 @@ impl<'a> Batch<'a> {
         let mut rejected = Vec::new();
         let pointers = self.pointers;
         let mut previous = Previous::default();
+        // The server's fields go into the only event's context as they are.
+        let last = matches!(self.items, Items::One(_));
         let mut one = |index: usize, fields: Result<&Fields<'a>, Violation>| {
-            let made =
-                fields.and_then(|fields| one_event(fields, server, limits, check, &mut previous));
+            let made = fields.and_then(|fields| {
+                one_event(fields, &mut server, last, limits, check, &mut previous)
+            });
             match made {
                 Ok(event) => events.push((index, Arc::new(event))),
                 Err((below, error)) => rejected.push(Rejection {
@@ -182,7 +185,8 @@ type LastContext<'a> = (Option<&'a str>, Option<Cow<'a, str>>, Arc<JsonMap>);
 /// One event; on refusal, the pointer below the event and why.
 fn one_event<'a>(
     fields: &Fields<'a>,
-    server: &ServerContext,
+    server: &mut ServerContext,
+    last: bool,
     limits: Limits,
     check: Check<'_>,
     previous: &mut Previous<'a>,
@@ -254,7 +258,7 @@ fn one_event<'a>(
                 Some(raw) => Some(client_context(raw, limits)?),
                 None => None,
             };
-            let merged = server.merge(client, client_timestamp.as_deref());
+            let merged = server.merge(client, client_timestamp.as_deref(), last);
             previous.context = Some((context_text, client_timestamp, merged.clone()));
             merged
         }

@@ -84,7 +84,7 @@ async fn handle(shared: &Shared, request: Request) -> Result<Response, Problem> 
         events,
         rejected,
         pointers,
-    } = batch.into_events(&server, limits, &check);
+    } = batch.into_events(server, limits, &check);
     if events.is_empty() && !rejected.is_empty() {
         shared
             .metrics
