@@ -75,23 +75,6 @@ fn env_usize(name: &str, default: usize) -> usize {
     }
 }
 
-/// The seed's three event shapes in its `outer` context, made before timing.
-fn seed_events(n: usize) -> Vec<Arc<Event>> {
-    let _outer = eventtracking::context::context("outer", json!({"user_id": 10938})).unwrap();
-    (0..n)
-        .map(|i| {
-            let data = match i % 3 {
-                0 => json!({"url": "http://www.edx.org/some/path/1"}),
-                1 => json!({"url": "http://www.edx.org/some/path/2"}),
-                _ => json!({"name": "foo", "address": {"postal_code": "90210", "country": "United States"}}),
-            };
-            let mut event = Event::new("navigation.request", data).unwrap();
-            *event.context_mut() = eventtracking::context::current().as_ref().clone();
-            Arc::new(event)
-        })
-        .collect()
-}
-
 /// The raw baseline: the events with serde_json into a `BufWriter<File>`.
 fn raw_baseline(events: &[Arc<Event>], path: &Path) -> Duration {
     let start = Instant::now();
@@ -236,17 +219,24 @@ fn throughput(dir: &Path, rounds: usize) {
     let mut always = Figures::new("file backend, disk buffer, fsync always, batch 512");
     for round in 1..=rounds {
         eprintln!("throughput round {round}/{rounds}");
-        let events = seed_events(n);
+        let events = eventtracking_testkit::seed_example_stream(n);
         baseline
             .times
             .push(raw_baseline(&events, &dir.join("raw.jsonl")));
         drop(events);
-        memory.times.push(pipeline(seed_events(n), dir, None).0);
-        interval
+        memory
             .times
-            .push(pipeline(seed_events(n), dir, Some(BufferFsync::Interval)).0);
+            .push(pipeline(eventtracking_testkit::seed_example_stream(n), dir, None).0);
+        interval.times.push(
+            pipeline(
+                eventtracking_testkit::seed_example_stream(n),
+                dir,
+                Some(BufferFsync::Interval),
+            )
+            .0,
+        );
 
-        let events = seed_events(n_always);
+        let events = eventtracking_testkit::seed_example_stream(n_always);
         always_baseline
             .times
             .push(raw_baseline(&events, &dir.join("raw.jsonl")));
@@ -254,9 +244,14 @@ fn throughput(dir: &Path, rounds: usize) {
             .times
             .push(raw_fsync_each(&events, &dir.join("raw-fsync.jsonl")));
         drop(events);
-        always
-            .times
-            .push(pipeline(seed_events(n_always), dir, Some(BufferFsync::Always)).0);
+        always.times.push(
+            pipeline(
+                eventtracking_testkit::seed_example_stream(n_always),
+                dir,
+                Some(BufferFsync::Always),
+            )
+            .0,
+        );
     }
     print_table(
         &format!("throughput, {n} events, {rounds} rounds (cases alternated):"),
@@ -304,7 +299,7 @@ fn replay(dir: &Path, rounds: usize) {
     let mut buffered_bytes = 0;
     for round in 1..=rounds {
         eprintln!("replay round {round}/{rounds}");
-        let events = seed_events(n);
+        let events = eventtracking_testkit::seed_example_stream(n);
         baseline
             .times
             .push(raw_baseline(&events, &dir.join("raw.jsonl")));
@@ -401,29 +396,13 @@ fn rss(dir: &Path) {
         .unwrap();
     for seq in 0..n {
         if seq > 0 && seq % step == 0 {
-            let (rss, peak) = rss_mib();
-            let stats = tracker.report().backends["slow"];
-            println!(
-                "rss: {seq:>11} emitted, {:>11} delivered, {:>9} buffered ({:6.0} MiB on disk), rss {rss:7.1} MiB (peak {peak:.1}), {:6.1} s",
-                stats.delivered,
-                stats.buffered_events,
-                stats.buffered_bytes as f64 / (1 << 20) as f64,
-                started.elapsed().as_secs_f64()
-            );
+            print_progress(&tracker, seq, started.elapsed());
         }
         eventtracking_testkit::emit_seed_shape(&tracker, seq).unwrap();
     }
     tracker.exit_context("outer").unwrap();
     let emitted = started.elapsed();
-    let (rss, peak) = rss_mib();
-    let stats = tracker.report().backends["slow"];
-    println!(
-        "rss: {n:>11} emitted, {:>11} delivered, {:>9} buffered ({:6.0} MiB on disk), rss {rss:7.1} MiB (peak {peak:.1}), {:6.1} s",
-        stats.delivered,
-        stats.buffered_events,
-        stats.buffered_bytes as f64 / (1 << 20) as f64,
-        emitted.as_secs_f64()
-    );
+    print_progress(&tracker, n, emitted);
     let report = tracker
         .shutdown(Duration::from_secs(3600))
         .expect("first shutdown");
@@ -469,4 +448,17 @@ fn main() {
             .unwrap();
         assert!(status.success(), "the rss run failed");
     }
+}
+
+/// One line of the `rss` part: emitted, delivered, buffered, memory, time.
+fn print_progress(tracker: &Tracker, emitted: u64, elapsed: Duration) {
+    let (rss, peak) = rss_mib();
+    let stats = tracker.report().backends["slow"];
+    println!(
+        "rss: {emitted:>11} emitted, {:>11} delivered, {:>9} buffered ({:6.0} MiB on disk), rss {rss:7.1} MiB (peak {peak:.1}), {:6.1} s",
+        stats.delivered,
+        stats.buffered_events,
+        stats.buffered_bytes as f64 / (1 << 20) as f64,
+        elapsed.as_secs_f64()
+    );
 }

@@ -10,11 +10,10 @@
 //! Run: `cargo bench -p eventtracking-tests --bench file_throughput` (prints figures).
 
 use std::io::Write;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use eventtracking::file::FileBackend;
-use eventtracking::{DeliveryConfig, Event, Overflow, Tracker};
+use eventtracking::{DeliveryConfig, Overflow, Tracker};
 use serde_json::json;
 
 #[derive(serde::Serialize)]
@@ -37,22 +36,6 @@ struct AddressCreate {
 const EVENTS: usize = 1_000_000;
 const ROUNDS: usize = 3;
 
-fn seed_events(n: usize) -> Vec<Arc<Event>> {
-    let _outer = eventtracking::context::context("outer", json!({"user_id": 10938})).unwrap();
-    (0..n)
-        .map(|i| {
-            let data = match i % 3 {
-                0 => json!({"url": "http://www.edx.org/some/path/1"}),
-                1 => json!({"url": "http://www.edx.org/some/path/2"}),
-                _ => json!({"name": "foo", "address": {"postal_code": "90210", "country": "United States"}}),
-            };
-            let mut event = Event::new("navigation.request", data).unwrap();
-            *event.context_mut() = eventtracking::context::current().as_ref().clone();
-            Arc::new(event)
-        })
-        .collect()
-}
-
 fn tracker(path: &std::path::Path) -> Tracker {
     let backend = FileBackend::builder(path).build().unwrap();
     Tracker::builder()
@@ -74,7 +57,7 @@ fn best(mut f: impl FnMut() -> Duration) -> Duration {
 
 fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let events = seed_events(EVENTS);
+    let events = eventtracking_testkit::seed_example_stream(EVENTS);
 
     let baseline = best(|| {
         let path = dir.path().join("baseline.jsonl");
