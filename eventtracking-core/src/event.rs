@@ -126,7 +126,7 @@ impl Event {
     ///
     /// Fails when the name breaks the rules of [`validate_event_name`].
     pub fn new(name: &str, data: Value) -> Result<Self, InvalidEventName> {
-        let name = intern_name(name)?;
+        let name = intern_event_name(name)?;
         let (id, timestamp) = new_id_and_timestamp();
         Ok(Self::from_parts_exact(
             id,
@@ -208,7 +208,7 @@ impl Event {
         context: Arc<JsonMap>,
         data: &T,
     ) -> Result<Arc<Self>, NewEventError> {
-        let interned = intern_name(name)?;
+        let interned = intern_event_name(name)?;
         let data = payload_json(data).map_err(|error| NewEventError::invalid_data(name, &error))?;
         let (id, timestamp) = new_id_and_timestamp();
         // Built in place in its shared allocation (no copy of the event).
@@ -223,7 +223,7 @@ impl Event {
         context: Arc<JsonMap>,
         data: Value,
     ) -> Result<Arc<Self>, InvalidEventName> {
-        let interned = intern_name(name)?;
+        let interned = intern_event_name(name)?;
         let (id, timestamp) = new_id_and_timestamp();
         Ok(Arc::new(Self::from_parts_exact(
             id, interned, timestamp, context, data,
@@ -239,7 +239,7 @@ impl Event {
     ) -> Result<Arc<Self>, NewEventError> {
         let interned = match E::__shared_name() {
             Some(name) => name,
-            None => intern_name(E::NAME)?,
+            None => intern_event_name(E::NAME)?,
         };
         let invalid = |error: serde_json::Error| NewEventError::invalid_data(E::NAME, &error);
         let data = payload_json_with(|out| event.write_data_json(out)).map_err(invalid)?;
@@ -322,7 +322,7 @@ impl Event {
 
     /// The timestamp as RFC 3339 in UTC with microseconds, e.g. `2026-11-29T01:52:39.123456Z`.
     pub fn timestamp_rfc3339(&self) -> String {
-        humantime::format_rfc3339_micros(self.timestamp).to_string()
+        format_timestamp(self.timestamp)
     }
 
     /// The merged context the event was emitted in.
@@ -600,17 +600,17 @@ impl Event {
 /// exponent or a `\u` has none of them.
 fn reads_into_value(raw: &str) -> bool {
     let bytes = raw.as_bytes();
+    // `memchr` looks for the rare bytes a word at a time; each hit is then
+    // checked with the byte around it.
     bytes.len() < 256
-        && !bytes.windows(2).any(|pair| {
-            matches!(pair, [b'\\', b'u'])
-                || (pair[0].is_ascii_digit() && matches!(pair[1], b'e' | b'E'))
-        })
+        && !memchr::memchr_iter(b'\\', bytes).any(|at| bytes.get(at + 1) == Some(&b'u'))
+        && !memchr::memchr2_iter(b'e', b'E', bytes)
+            .any(|at| at > 0 && bytes[at - 1].is_ascii_digit())
 }
 
-/// Whether `text` holds a line break (a byte scan: `str::contains` with a
-/// char set is several times slower).
+/// Whether `text` holds a line break.
 fn has_line_break(text: &str) -> bool {
-    text.bytes().any(|b| b == b'\n' || b == b'\r')
+    memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_some()
 }
 
 /// JSON text checked as reading it into a [`Value`] would check it (numbers
@@ -775,10 +775,20 @@ fn with_scratch<B: Scratch>(
     })
 }
 
-/// Interns an event name, validating it the first time it is seen: names
-/// repeat, so each thread keeps one shared allocation per name (up to a
-/// bound) and skips re-validating names it has already accepted.
-pub(crate) fn intern_name(name: &str) -> Result<Arc<str>, InvalidEventName> {
+/// An event name checked by [`validate_event_name`], as one allocation
+/// shared by every event of that name: names repeat, so each thread keeps
+/// one `Arc<str>` per name it has accepted (up to 4,096 names; past that,
+/// names are still checked but each gets its own allocation) and does not
+/// check a name it already holds again.
+///
+/// ```
+/// use eventtracking_core::intern_event_name;
+/// let first = intern_event_name("navigation.request").unwrap();
+/// let second = intern_event_name(&String::from("navigation.request")).unwrap();
+/// assert!(std::sync::Arc::ptr_eq(&first, &second));
+/// assert!(intern_event_name("has space").is_err());
+/// ```
+pub fn intern_event_name(name: &str) -> Result<Arc<str>, InvalidEventName> {
     use std::cell::RefCell;
     use std::collections::HashMap;
     const MAX_INTERNED: usize = 4096;
@@ -857,6 +867,25 @@ fn truncate_to_micros(time: SystemTime) -> SystemTime {
         }
         Err(_) => time,
     }
+}
+
+/// A time as events carry it: RFC 3339 in UTC with microseconds, e.g.
+/// `2026-11-29T01:52:39.123456Z` (what [`parse_timestamp`] reads). The
+/// date and time of day are formatted once per second on each thread.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use eventtracking_core::format_timestamp;
+/// let time = SystemTime::UNIX_EPOCH + Duration::new(1_764_000_000, 123_456_789);
+/// assert_eq!(format_timestamp(time), "2025-11-24T16:00:00.123456Z");
+/// ```
+pub fn format_timestamp(time: SystemTime) -> String {
+    let mut text = Vec::with_capacity(27);
+    if line_cache::write_timestamp(time, &mut text).is_err() {
+        return humantime::format_rfc3339_micros(time).to_string();
+    }
+    // ASCII digits and separators only.
+    String::from_utf8(text).unwrap_or_else(|_| humantime::format_rfc3339_micros(time).to_string())
 }
 
 /// Parses an RFC 3339 timestamp in UTC (`Z` or `+00:00`).
@@ -1198,17 +1227,17 @@ mod tests {
 
     #[test]
     fn interning_validates_and_shares() {
-        let a = intern_name("page.view").unwrap();
+        let a = intern_event_name("page.view").unwrap();
         let owned = String::from("page.view");
-        let b = intern_name(&owned).unwrap();
+        let b = intern_event_name(&owned).unwrap();
         assert!(Arc::ptr_eq(&a, &b));
-        assert!(intern_name("bad name").is_err());
+        assert!(intern_event_name("bad name").is_err());
         assert!(
-            intern_name("bad name").is_err(),
+            intern_event_name("bad name").is_err(),
             "a refused name is not cached"
         );
         let other = String::from("page.leave");
-        assert_eq!(&*intern_name(&other).unwrap(), "page.leave");
+        assert_eq!(&*intern_event_name(&other).unwrap(), "page.leave");
     }
 
     #[test]

@@ -67,7 +67,8 @@ pub use error::{
     NewEventError, ProcessorError,
 };
 pub use event::{
-    parse_timestamp, validate_event_name, Event, EventLineParser, JsonMap, MAX_EVENT_NAME_BYTES,
+    format_timestamp, intern_event_name, parse_timestamp, validate_event_name, Event,
+    EventLineParser, JsonMap, MAX_EVENT_NAME_BYTES,
 };
 /// `#[derive(TrackedEvent)]` (feature `derive`): see [`catalog`](mod@catalog).
 #[cfg(feature = "derive")]

@@ -10,7 +10,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{
-    has_line_break, intern_name, parse_timestamp, truncate_to_micros, Event, JsonMap, Readable,
+    has_line_break, intern_event_name, parse_timestamp, truncate_to_micros, Event, JsonMap,
+    Readable,
 };
 use crate::json_text::needs_escaping;
 
@@ -83,7 +84,7 @@ impl EventLineParser {
             return Ok(event);
         }
         let line: Line<'_> = serde_json::from_slice(bytes)?;
-        let name = intern_name(&line.name).map_err(serde_json::Error::custom)?;
+        let name = intern_event_name(&line.name).map_err(serde_json::Error::custom)?;
         let timestamp = parse_timestamp(&line.timestamp).map_err(serde_json::Error::custom)?;
         let context = self.context(line.context.get())?;
         let at = truncate_to_micros(timestamp);
@@ -151,7 +152,7 @@ impl EventLineParser {
             return None;
         }
         serde_json::from_str::<Readable>(data).ok()?;
-        let name = intern_name(name).ok()?;
+        let name = intern_event_name(name).ok()?;
         let timestamp = truncate_to_micros(parse_timestamp(stamp).ok()?);
         Some(Event::from_parts_raw(
             id,
