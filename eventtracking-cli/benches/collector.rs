@@ -119,6 +119,43 @@ impl Server {
     }
 }
 
+/// A server process's CPU time (every live thread, user and kernel, from
+/// `/proc/PID/task/*/schedstat`) and context switches (voluntary and not):
+/// a diagnostic printed beside each figure, since wall time on a shared
+/// 2-core machine hides where a server spends its time.
+#[derive(Clone, Copy, Default)]
+struct Usage {
+    cpu: Duration,
+    switches: u64,
+}
+
+impl Server {
+    fn usage(&self) -> Usage {
+        let mut usage = Usage::default();
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.child.id())) else {
+            return usage;
+        };
+        for task in tasks.flatten() {
+            let path = task.path();
+            if let Ok(schedstat) = std::fs::read_to_string(path.join("schedstat")) {
+                let nanos = schedstat
+                    .split_whitespace()
+                    .next()
+                    .and_then(|n| n.parse().ok());
+                usage.cpu += Duration::from_nanos(nanos.unwrap_or(0));
+            }
+            if let Ok(status) = std::fs::read_to_string(path.join("status")) {
+                usage.switches += status
+                    .lines()
+                    .filter(|line| line.contains("ctxt_switches:"))
+                    .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
+                    .sum::<u64>();
+            }
+        }
+        usage
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -256,6 +293,7 @@ fn main() {
                 }
             );
             for (side, server) in [(0, &collector), (1, &baseline)] {
+                let before = server.usage();
                 let figures = runtime.block_on(load(
                     server.addr,
                     body.clone(),
@@ -269,13 +307,16 @@ fn main() {
                     figures.requests_per_second
                 };
                 best[case][side] = best[case][side].max(rate);
+                let after = server.usage();
                 line += &format!(
-                    " {} {:>9.0} {}/s p50 {:>7.2?} p99 {:>7.2?};",
+                    " {} {:>9.0} {}/s p50 {:>7.2?} p99 {:>7.2?} (server CPU {:.1} µs, {:.2} context switches per request);",
                     if side == 0 { "collector" } else { "baseline" },
                     rate,
                     if case == 0 { "events" } else { "requests" },
                     figures.p50,
-                    figures.p99
+                    figures.p99,
+                    (after.cpu - before.cpu).as_secs_f64() * 1e6 / requests as f64,
+                    (after.switches - before.switches) as f64 / requests as f64
                 );
             }
             println!("{line}");

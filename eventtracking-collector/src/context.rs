@@ -65,7 +65,7 @@ impl ServerContext {
         }
         pairs.push((
             "received_at",
-            Value::String(humantime::format_rfc3339_micros(received).to_string()),
+            Value::String(eventtracking_core::format_timestamp(received)),
         ));
         pairs.push(("source", Value::String(source.to_owned())));
         ServerContext {

@@ -8,7 +8,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use eventtracking_core::uuid::Uuid;
-use eventtracking_core::{parse_timestamp, validate_event_name, Event, JsonMap};
+use eventtracking_core::{intern_event_name, parse_timestamp, Event, JsonMap};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -63,7 +63,14 @@ impl<'a> Batch<'a> {
     /// One event `{...}`, an array of them, or `{"events": [...]}`; a
     /// syntax error names its line and column.
     pub(crate) fn parse(body: &'a [u8]) -> Result<Self, Problem> {
-        let shape = serde_json::from_slice::<Shape<'a>>(body).map_err(malformed)?;
+        // UTF-8 checked once for the whole body, rather than for each raw
+        // value and string as reading bytes does; reading the bytes still
+        // names where invalid UTF-8 is.
+        let shape = match std::str::from_utf8(body) {
+            Ok(text) => serde_json::from_str::<Shape<'a>>(text),
+            Err(_) => serde_json::from_slice::<Shape<'a>>(body),
+        }
+        .map_err(malformed)?;
         match shape {
             Shape::Array(items) => Ok(Batch::new(Items::Many(items), "", false)),
             Shape::Object(fields) if fields.name.is_none() && fields.events.is_some() => {
@@ -202,7 +209,16 @@ fn one_event<'a>(
         Some(None) => return Err(("/name".into(), "name must be a string".into())),
         None => return Err(("/name".into(), "name is missing".into())),
     };
-    validate_event_name(&name).map_err(|error| ("/name".to_owned(), error.to_string()))?;
+    // Checked (the core rule) and shared: the name of the event before, or
+    // this thread's one allocation for it.
+    let name: Arc<str> = match &previous.name {
+        Some(last) if **last == *name => last.clone(),
+        _ => {
+            let shared = intern_event_name(&name)
+                .map_err(|error| ("/name".to_owned(), error.to_string()))?;
+            previous.name.insert(shared).clone()
+        }
+    };
     let Some(data) = fields.data else {
         return Err(("/data".into(), "data is missing".into()));
     };
@@ -264,10 +280,6 @@ fn one_event<'a>(
         }
     };
     let id = id.unwrap_or_else(Event::new_id);
-    let name = match &previous.name {
-        Some(last) if **last == *name => last.clone(),
-        _ => previous.name.insert(Arc::from(&*name)).clone(),
-    };
     Event::from_parts_raw_data(id, name, server.received, context, data).map_err(
         // A number out of range: the walk on the text says where.
         |error| match limits.locate(data) {

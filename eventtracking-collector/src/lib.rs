@@ -248,9 +248,10 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{Router, ServiceExt as _};
 use eventtracking_engine::{BufferKind, Overflow, Tracker};
 use eventtracking_tower::TrackingContextLayer;
+use tower_layer::Layer as _;
 
 pub use assets::{DEMO_HTML, TRACKER_JS};
 pub use auth::{WriteKeys, KEY_HEADER, KEY_PARAMETER};
@@ -360,7 +361,14 @@ impl Collector {
     /// (`into_make_service_with_connect_info::<SocketAddr>()`) so the
     /// client address is known; [`serve`](Self::serve) does.
     pub fn router(&self) -> Router {
-        let layer = TrackingContextLayer::builder()
+        let (routes, tracking, outer) = self.parts();
+        routes.layer(tracking).layer(outer)
+    }
+
+    /// The endpoints (state applied), the tracking layer and the outer
+    /// middleware, for [`router`](Self::router) and [`serve`](Self::serve).
+    fn parts(&self) -> (Router, TrackingContextLayer, middleware::Outer) {
+        let tracking = TrackingContextLayer::builder()
             .with_context_name("collector.request")
             .with_trusted_proxies(
                 self.shared
@@ -379,7 +387,7 @@ impl Collector {
                 TrackingContextLayer::new()
             });
         let cors = Arc::new(cors::Cors::new(&self.shared.config.allowed_origins));
-        let mut router = Router::new()
+        let mut routes = Router::new()
             .route("/v1/events", post(handler::post_events))
             .route("/v1/tracker.js", get(assets::tracker_js))
             .route("/healthz", get(health::healthz))
@@ -389,15 +397,13 @@ impl Collector {
             .route("/catalog.json", get(health::catalog_json))
             .route("/openapi.json", get(openapi::openapi));
         if self.shared.config.demo {
-            router = router.route("/demo", get(assets::demo_html));
+            routes = routes.route("/demo", get(assets::demo_html));
         }
-        router
-            .with_state(self.shared.clone())
-            .layer(layer)
-            .layer(middleware::Outer {
-                shared: self.shared.clone(),
-                cors,
-            })
+        let outer = middleware::Outer {
+            shared: self.shared.clone(),
+            cors,
+        };
+        (routes.with_state(self.shared.clone()), tracking, outer)
     }
 
     /// Marks the collector as shutting down: `/readyz` answers 503 and new
@@ -429,8 +435,12 @@ impl Collector {
             draining.start_draining();
             tracing::info!("eventtracking-collector: shutting down");
         };
-        let app = self
-            .router()
+        // The layers wrap the router once, rather than each route as
+        // `router()` does (for embedding): no boxed service per layer to
+        // clone, and no boxed future, per request.
+        let (routes, tracking, outer) = self.parts();
+        let app = outer
+            .layer(tracking.layer(routes))
             .into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, app)
             .with_graceful_shutdown(signal)

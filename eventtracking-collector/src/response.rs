@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::response::{IntoResponse, Response};
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, StatusCode};
@@ -132,7 +132,12 @@ impl IntoResponse for Problem {
 /// 202: `{"accepted": n, "rejected": [...]}`.
 pub(crate) fn accepted(accepted: usize, rejected: &[Rejection]) -> Response {
     if rejected.is_empty() {
-        // The usual answer, written without building a JSON value.
+        // The usual answers, written without building a JSON value; a
+        // single event's (a beacon's) without even formatting.
+        if accepted == 1 {
+            let body = Bytes::from_static(b"{\"accepted\":1,\"rejected\":[]}");
+            return with_json_type(StatusCode::ACCEPTED, body);
+        }
         let body = format!("{{\"accepted\":{accepted},\"rejected\":[]}}");
         return with_json_type(StatusCode::ACCEPTED, body.into_bytes());
     }
@@ -148,8 +153,8 @@ pub(crate) fn json_response(status: StatusCode, body: &serde_json::Value) -> Res
     with_json_type(status, bytes)
 }
 
-fn with_json_type(status: StatusCode, bytes: Vec<u8>) -> Response {
-    let mut response = Response::new(Body::from(bytes));
+fn with_json_type(status: StatusCode, bytes: impl Into<Body>) -> Response {
+    let mut response = Response::new(bytes.into());
     *response.status_mut() = status;
     response
         .headers_mut()

@@ -71,6 +71,18 @@ async fn malformed_json_is_400_naming_line_and_column() {
     let message = reply.body["error"].as_str().unwrap();
     assert!(message.contains("line 2, column 20"), "{message}");
 
+    // Bytes that are not UTF-8, inside a string: 400, naming where.
+    let mut invalid = b"{\"name\": \"a\",\n \"data\": {\"x\": \"ab".to_vec();
+    invalid.extend_from_slice(&[0xff, 0xfe]);
+    invalid.extend_from_slice(b"\"}}");
+    let reply = server
+        .send(Method::POST, "/v1/events", &headers, invalid)
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{reply:?}");
+    assert_eq!(reply.body["line"].as_u64(), Some(2), "{reply:?}");
+    let message = reply.body["error"].as_str().unwrap();
+    assert!(message.contains("invalid unicode"), "{message}");
+
     // Valid JSON of the wrong shape.
     let reply = server
         .send(Method::POST, "/v1/events", &headers, "42")
