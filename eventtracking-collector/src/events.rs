@@ -37,7 +37,7 @@ pub(crate) struct Batch<'a> {
 
 enum Items<'a> {
     /// A body that is one event, its fields already read.
-    One(Box<Fields<'a>>),
+    One(Fields<'a>),
     Many(Vec<&'a RawValue>),
 }
 
@@ -137,7 +137,7 @@ impl<'a> Batch<'a> {
             }
         };
         match &self.items {
-            Items::One(fields) => one(0, Ok(&**fields)),
+            Items::One(fields) => one(0, Ok(fields)),
             Items::Many(items) => {
                 for (index, item) in items.iter().enumerate() {
                     match serde_json::from_str::<Shape<'a>>(item.get()) {
@@ -320,7 +320,7 @@ fn text(raw: &RawValue) -> Option<Cow<'_, str>> {
 /// A body or an array item: an object (its fields read), an array (its
 /// items as text), or anything else.
 enum Shape<'a> {
-    Object(Box<Fields<'a>>),
+    Object(Fields<'a>),
     Array(Vec<&'a RawValue>),
     Other,
 }
@@ -336,9 +336,10 @@ struct Fields<'a> {
     timestamp: Option<&'a RawValue>,
     events: Option<&'a RawValue>,
     /// The first key that is not an event's field (`events` included).
-    unknown: Option<String>,
+    /// Keys are borrowed from the body unless they hold escapes.
+    unknown: Option<Cow<'a, str>>,
     /// The first key other than `events`.
-    other_than_events: Option<String>,
+    other_than_events: Option<Cow<'a, str>>,
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for Shape<'a> {
@@ -357,7 +358,7 @@ impl<'de: 'a, 'a> Visitor<'de> for ShapeVisitor<'a> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape<'a>, A::Error> {
-        let mut fields = Box::<Fields<'a>>::default();
+        let mut fields = Fields::<'a>::default();
         while let Some(key) = map.next_key_seed(KeyText)? {
             let value: &'de RawValue = map.next_value()?;
             let slot = match &*key {
@@ -368,24 +369,24 @@ impl<'de: 'a, 'a> Visitor<'de> for ShapeVisitor<'a> {
                 "timestamp" => &mut fields.timestamp,
                 "events" => {
                     if fields.unknown.is_none() {
-                        fields.unknown = Some(key.into_owned());
+                        fields.unknown = Some(key);
                     }
                     fields.events = Some(value);
                     continue;
                 }
                 _ => {
-                    if fields.unknown.is_none() {
-                        fields.unknown = Some(key.to_string());
-                    }
                     if fields.other_than_events.is_none() {
-                        fields.other_than_events = Some(key.into_owned());
+                        fields.other_than_events = Some(key.clone());
+                    }
+                    if fields.unknown.is_none() {
+                        fields.unknown = Some(key);
                     }
                     continue;
                 }
             };
             *slot = Some(value);
             if fields.other_than_events.is_none() {
-                fields.other_than_events = Some(key.into_owned());
+                fields.other_than_events = Some(key);
             }
         }
         Ok(Shape::Object(fields))

@@ -359,7 +359,10 @@ impl Collector {
     /// request in its own context, client address behind the trusted
     /// proxies) and the CORS middleware. Serve it with connect info
     /// (`into_make_service_with_connect_info::<SocketAddr>()`) so the
-    /// client address is known; [`serve`](Self::serve) does.
+    /// client address is known. A `Router` layers each route, to be merged
+    /// or nested into an application's; [`serve`](Self::serve) instead
+    /// wraps the whole router in the two layers once, which spares axum a
+    /// boxed service to clone and a boxed future per layer and request.
     pub fn router(&self) -> Router {
         let (routes, tracking, outer) = self.parts();
         routes.layer(tracking).layer(outer)

@@ -262,6 +262,26 @@ async fn every_event_invalid_is_422_with_pointers_and_some_invalid_is_202() {
     assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(reply.body["rejected"][0]["pointer"], "/name");
 
+    // An unknown key is pointed at with its `~` and `/` escaped.
+    let reply = server
+        .post(&json!({"name": "a.b", "data": {}, "a/b~c": 1}))
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.body["rejected"][0]["pointer"], "/a~1b~0c");
+
+    // A body with "events" holds nothing else: 400 naming the other key,
+    // escaped in the body's text or not.
+    for (body, named) in [
+        (r#"{"events": [], "sent_at": 1}"#, r#""sent_at""#),
+        (r#"{"s\u0065nt": 1, "events": []}"#, r#""sent""#),
+    ] {
+        let reply = post_text(&server, body).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{reply:?}");
+        let message = reply.body["error"].as_str().unwrap();
+        assert!(message.contains("holds nothing else"), "{message}");
+        assert!(message.contains(named), "{message}");
+    }
+
     let events = delivered(&tracker, &memory).await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].name(), "good.one");
