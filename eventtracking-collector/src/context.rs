@@ -1,10 +1,13 @@
 //! The server-side context: what the collector knows about a request and
 //! writes into every event of it, over anything the client sent.
 
+use std::borrow::Cow;
+use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
-use eventtracking_core::{context, JsonMap};
+use eventtracking_core::context::{self, MapPool};
+use eventtracking_core::JsonMap;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 
@@ -96,73 +99,186 @@ impl ServerContext {
     /// then the server's fields and the client's timestamp (if it sent one).
     /// `last`: no event of the request needs the server's fields after this
     /// one, so they are moved in, not copied.
+    ///
+    /// The map is one this thread made for an earlier request whose events
+    /// are all delivered, when there is one (see [`MapPool`]): when its keys
+    /// are these, in this order (the same client sending the same context
+    /// keys), only its values are replaced; else it is emptied and filled.
+    /// Either way nothing is allocated for the keys or freed on the
+    /// delivery thread.
     pub(crate) fn merge(
         &mut self,
-        client: Option<ClientContext>,
+        client: Option<ClientContext<'_>>,
         client_timestamp: Option<&str>,
         last: bool,
     ) -> Arc<JsonMap> {
-        let client = client.filter(|client| !client.0.is_empty());
-        if client.is_none() && client_timestamp.is_none() {
+        let client = client.map(|client| client.0).unwrap_or_default();
+        if client.is_empty() && client_timestamp.is_none() {
             // Nothing of the client's: the request's one map, not a copy per event.
             return self.fields().clone();
         }
-        let mut merged = client.map(|client| client.0).unwrap_or_default();
-        if last {
-            for (key, value) in self.pairs.drain(..) {
-                merged.insert(key.to_owned(), value);
+        let mut client = client;
+        let mut merged = MERGED
+            .try_with(|pool| pool.try_borrow_mut().ok()?.take())
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        if !self.rewrite(&mut merged, &mut client, client_timestamp, last) {
+            merged.clear();
+            for (key, value) in client {
+                merged.insert(key.into_owned(), value);
             }
-        } else {
-            for (key, value) in &self.pairs {
-                merged.insert((*key).to_owned(), value.clone());
+            for (key, value) in &mut self.pairs {
+                let value = if last {
+                    std::mem::take(value)
+                } else {
+                    value.clone()
+                };
+                merged.insert((*key).to_owned(), value);
+            }
+            if let Some(timestamp) = client_timestamp {
+                merged.insert(
+                    "client_timestamp".to_owned(),
+                    Value::String(timestamp.to_owned()),
+                );
             }
         }
-        if let Some(timestamp) = client_timestamp {
-            merged.insert(
-                "client_timestamp".to_owned(),
-                Value::String(timestamp.to_owned()),
-            );
+        let merged = Arc::new(merged);
+        let _ = MERGED.try_with(|pool| {
+            if let Ok(mut pool) = pool.try_borrow_mut() {
+                pool.give_back(merged.clone());
+            }
+        });
+        merged
+    }
+
+    /// Writes this event's values into `map` when its keys are exactly
+    /// the client's, the server's and `client_timestamp` (when sent), in any
+    /// order (a map without serde_json's `preserve_order` sorts them); false,
+    /// with nothing taken from `client`, when they are not.
+    fn rewrite(
+        &mut self,
+        map: &mut JsonMap,
+        client: &mut [(Cow<'_, str>, Value)],
+        timestamp: Option<&str>,
+        last: bool,
+    ) -> bool {
+        let ours = client.len() + self.pairs.len() + usize::from(timestamp.is_some());
+        if map.is_empty() || map.len() != ours {
+            return false;
         }
-        Arc::new(merged)
+        // Each of the map's (distinct) keys one of ours, as many as ours:
+        // then ours are distinct too, and each slot gets exactly one value.
+        let has_timestamp = timestamp.is_some();
+        if !map
+            .keys()
+            .all(|key| Slot::find(key, client, &self.pairs, has_timestamp).is_some())
+        {
+            return false;
+        }
+        for (key, value) in map.iter_mut() {
+            let Some(slot) = Slot::find(key, client, &self.pairs, has_timestamp) else {
+                continue;
+            };
+            match slot {
+                Slot::Client(i) => *value = std::mem::take(&mut client[i].1),
+                Slot::Server(i) if last => *value = std::mem::take(&mut self.pairs[i].1),
+                Slot::Server(i) => overwrite(value, &self.pairs[i].1),
+                Slot::Timestamp => match value {
+                    Value::String(old) => {
+                        old.clear();
+                        old.push_str(timestamp.unwrap_or_default());
+                    }
+                    value => *value = Value::String(timestamp.unwrap_or_default().to_owned()),
+                },
+            }
+        }
+        true
     }
 }
 
-/// A client's `context` object as read, without the keys the server sets
-/// (a client's values for them are dropped while reading).
-#[derive(Debug, Default)]
-pub(crate) struct ClientContext(JsonMap);
+/// Where a merged map's value comes from.
+#[derive(Clone, Copy)]
+enum Slot {
+    Client(usize),
+    Server(usize),
+    Timestamp,
+}
 
-impl ClientContext {
+impl Slot {
+    fn find(
+        key: &str,
+        client: &[(Cow<'_, str>, Value)],
+        server: &[(&'static str, Value)],
+        timestamp: bool,
+    ) -> Option<Slot> {
+        if let Some(i) = client.iter().position(|(k, _)| k == key) {
+            return Some(Slot::Client(i));
+        }
+        if let Some(i) = server.iter().position(|(k, _)| *k == key) {
+            return Some(Slot::Server(i));
+        }
+        (timestamp && key == "client_timestamp").then_some(Slot::Timestamp)
+    }
+}
+
+thread_local! {
+    /// Merged contexts this thread made, for later requests to rewrite.
+    static MERGED: RefCell<MapPool> = const { RefCell::new(MapPool::new(MERGED_POOL)) };
+}
+
+/// Most merged contexts kept per thread: events are delivered in batches
+/// (512 by default), so a map waits about a batch behind before it is free.
+const MERGED_POOL: usize = 1024;
+
+/// Writes `value` into `slot`, reusing the slot's string when both are
+/// strings (no allocation).
+fn overwrite(slot: &mut Value, value: &Value) {
+    match (slot, value) {
+        (Value::String(old), Value::String(new)) if new.len() <= old.capacity() => {
+            old.clear();
+            old.push_str(new);
+        }
+        (slot, value) => *slot = value.clone(),
+    }
+}
+
+/// A client's `context` object as read, in its order, without the keys the
+/// server sets (a client's values for them are dropped while reading). Keys
+/// are borrowed from the body unless they hold escapes; a repeated key is
+/// kept each time (the merge keeps its last value, as a JSON map does).
+#[derive(Debug, Default)]
+pub(crate) struct ClientContext<'a>(Vec<(Cow<'a, str>, Value)>);
+
+impl<'a> ClientContext<'a> {
     /// The client's fields.
-    pub(crate) fn fields(&self) -> &JsonMap {
+    pub(crate) fn fields(&self) -> &[(Cow<'a, str>, Value)] {
         &self.0
     }
 }
 
-impl<'de> Deserialize<'de> for ClientContext {
+impl<'de: 'a, 'a> Deserialize<'de> for ClientContext<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(ClientContextVisitor)
+        deserializer.deserialize_map(ClientContextVisitor(std::marker::PhantomData))
     }
 }
 
-struct ClientContextVisitor;
+struct ClientContextVisitor<'a>(std::marker::PhantomData<&'a ()>);
 
-impl<'de> Visitor<'de> for ClientContextVisitor {
-    type Value = ClientContext;
+impl<'de: 'a, 'a> Visitor<'de> for ClientContextVisitor<'a> {
+    type Value = ClientContext<'a>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a context object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ClientContext, A::Error> {
-        // Room for the server's fields too, which the merge adds.
-        let mut context = JsonMap::with_capacity(FROM_REQUEST.len() + 4);
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ClientContext<'a>, A::Error> {
+        let mut context = Vec::with_capacity(map.size_hint().unwrap_or(4));
         while let Some(key) = map.next_key_seed(KeyText)? {
             if SERVER_KEYS.contains(&&*key) {
                 map.next_value::<IgnoredAny>()?;
             } else {
-                let value = map.next_value::<Value>()?;
-                context.insert(key.into_owned(), value);
+                context.push((key, map.next_value::<Value>()?));
             }
         }
         Ok(ClientContext(context))

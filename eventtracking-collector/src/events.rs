@@ -291,11 +291,11 @@ fn one_event<'a>(
 
 /// A client's context object, read (without the server's keys) and then
 /// checked against the limits.
-fn client_context(raw: &RawValue, limits: Limits) -> Result<ClientContext, Violation> {
+fn client_context(raw: &RawValue, limits: Limits) -> Result<ClientContext<'_>, Violation> {
     let broken = |broken: Broken| (format!("/context{}", broken.pointer), broken.error);
     match serde_json::from_str::<ClientContext>(raw.get()) {
         Ok(client) if limits.cannot_break(raw.get()) => Ok(client),
-        Ok(client) => match limits.check_map(client.fields()) {
+        Ok(client) => match limits.check_pairs(client.fields()) {
             Some(error) => Err(broken(error)),
             None => Ok(client),
         },

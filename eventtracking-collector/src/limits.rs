@@ -5,7 +5,6 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use eventtracking_core::JsonMap;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
@@ -50,9 +49,15 @@ impl Limits {
         len <= self.max_string_bytes && len / 4 <= self.max_object_keys && len < 2 * (MAX_DEPTH + 1)
     }
 
-    /// The first limit an object already read breaks.
-    pub(crate) fn check_map(&self, map: &JsonMap) -> Option<Broken> {
-        self.check_in(map)
+    /// The first limit an object already read (as its pairs) breaks.
+    pub(crate) fn check_pairs(
+        &self,
+        pairs: &[(Cow<'_, str>, serde_json::Value)],
+    ) -> Option<Broken> {
+        let entries = pairs.iter().map(|(key, value)| (key.as_ref(), value));
+        self.check_in(de::value::MapDeserializer::<_, serde_json::Error>::new(
+            entries,
+        ))
     }
 
     fn check_in<'de, D: Deserializer<'de>>(&self, input: D) -> Option<Broken> {
@@ -304,15 +309,22 @@ mod tests {
     }
 
     #[test]
-    fn a_map_already_read_is_checked_as_its_text_is() {
-        let value = json!({"a": {"b": "too long", "c": 1}});
+    fn pairs_already_read_are_checked_as_their_text_is() {
+        let pairs = |value: serde_json::Value| -> Vec<(Cow<'static, str>, serde_json::Value)> {
+            let map = value.as_object().unwrap().clone();
+            map.into_iter().map(|(k, v)| (Cow::Owned(k), v)).collect()
+        };
+        let value = json!({"x": 1, "a": {"b": "too long", "c": 1}});
         let text = check(value.clone()).unwrap();
-        let map = LIMITS.check_map(value.as_object().unwrap()).unwrap();
-        assert_eq!(map, text);
-        assert_eq!(map.pointer, "/a/b");
+        let read = LIMITS.check_pairs(&pairs(value)).unwrap();
+        assert_eq!(read, text);
+        assert_eq!(read.pointer, "/a/b");
+        assert_eq!(LIMITS.check_pairs(&pairs(json!({"a": "short"}))), None);
+        // A key that is itself too long, at the top.
+        let long_key = json!({"a-key-too-long": 1});
         assert_eq!(
-            LIMITS.check_map(json!({"a": "short"}).as_object().unwrap()),
-            None
+            LIMITS.check_pairs(&pairs(long_key.clone())),
+            check(long_key)
         );
     }
 

@@ -11,12 +11,11 @@ mod webdriver;
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{config, memory_tracker, Server, DEADLINE, KEY};
-use eventtracking::file::FileBackend;
+use common::{config, file_tracker, memory_tracker, read_events, Server, DEADLINE, KEY};
 use eventtracking::{TrackedEvent, Tracker};
 use eventtracking_collector::RateLimit;
 use serde_json::{json, Value};
@@ -26,28 +25,6 @@ use webdriver::Browser;
 
 /// One browser at a time: two cores run these.
 static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// A tracker writing JSON lines to `events.jsonl` in `dir`.
-fn file_tracker(dir: &Path) -> (Tracker, PathBuf) {
-    let path = dir.join("events.jsonl");
-    let backend = FileBackend::builder(&path).build().expect("file backend");
-    let tracker = Tracker::builder()
-        .with_backend("file", backend)
-        .build()
-        .expect("tracker");
-    (tracker, path)
-}
-
-/// The events in the file, after a flush.
-async fn read_events(tracker: &Tracker, path: &Path) -> Vec<Value> {
-    let report = tracker.flush_async(DEADLINE).await;
-    assert!(report.complete, "flush did not complete: {report}");
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("a JSON line"))
-        .collect()
-}
 
 /// Waits until every id in `ids` is in the file (beacons land after the page
 /// is gone), then returns the file's events by id, each id's copies.

@@ -5,7 +5,7 @@ mod common;
 
 use std::io::Write;
 
-use common::{config, delivered, memory_tracker, Server, KEY};
+use common::{config, delivered, file_tracker, memory_tracker, read_events, Server, DEADLINE, KEY};
 use eventtracking::uuid::Uuid;
 use eventtracking_collector::IpNetwork;
 use http::{Method, StatusCode};
@@ -679,6 +679,80 @@ async fn each_event_of_a_batch_gets_its_own_context() {
             "event {i}"
         );
         assert_eq!(field(i, "source"), Some(json!("browser")), "event {i}");
+    }
+    server.stop().await;
+}
+
+/// Contexts are rewritten in place once their events are delivered (the
+/// file backend drops them after writing): each request's events must
+/// still carry that request's values and keys only, whether the next
+/// request sends the same keys, another order, another key, a longer
+/// value, a timestamp, or no context at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contexts_reused_after_delivery_never_mix_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tracker, path) = file_tracker(dir.path());
+    let server = Server::start(tracker.clone(), config()).await;
+    // First the same keys again and again (the usual case: rewritten in
+    // place), then shapes that change from one request to the next.
+    let context = |i: usize| match i % 5 {
+        _ if i < 30 && i % 3 == 2 => {
+            json!({"page": format!("p{i}"), "session_id": format!("a longer session id {i}")})
+        }
+        _ if i < 30 => json!({"page": format!("p{i}"), "session_id": format!("s{i}")}),
+        0 | 1 => json!({"page": format!("p{i}"), "session_id": format!("s{i}")}),
+        2 => json!({"session_id": format!("s{i}"), "page": format!("p{i}")}),
+        3 => json!({"page": format!("p{i}"), "session_id": format!("s{i}"), "ab": i}),
+        _ => {
+            json!({"page": format!("p{i}"), "session_id": format!("a much longer session id {i}")})
+        }
+    };
+    // A run of requests with a timestamp too, then now and then.
+    let timestamp = |i: usize| {
+        ((20..30).contains(&i) || (i >= 30 && i % 7 == 0))
+            .then(|| format!("2026-01-02T03:04:{:02}Z", i % 60))
+    };
+    for i in 0..60 {
+        let mut event = json!({"name": "page.view", "data": {"i": i}, "context": context(i)});
+        if let Some(timestamp) = timestamp(i) {
+            event["timestamp"] = json!(timestamp);
+        }
+        let body = if i >= 30 && i % 11 == 0 {
+            // Two events: the first copies the request's fields, the last moves them.
+            json!([event, {"name": "page.view", "data": {"i": i + 1000}}])
+        } else {
+            event
+        };
+        let reply = server.post(&body).await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{reply:?}");
+        // Delivered (and dropped) before the next request, so its map is free.
+        assert!(tracker.flush_async(DEADLINE).await.complete);
+    }
+    let events = read_events(&tracker, &path).await;
+    assert_eq!(events.len(), 60 + 3);
+    let server_keys = ["client_ip", "received_at", "request_id", "source"];
+    let mut request_ids = std::collections::HashSet::new();
+    for event in &events {
+        let i = event["data"]["i"].as_u64().unwrap() as usize;
+        let got = event["context"].as_object().unwrap();
+        let mut keys: Vec<String> = got.keys().cloned().collect();
+        keys.sort_unstable();
+        let mut expected: Vec<String> = server_keys.map(String::from).to_vec();
+        if i < 1000 {
+            let sent = context(i);
+            for (key, value) in sent.as_object().unwrap() {
+                assert_eq!(&got[key], value, "{event}");
+                expected.push(key.clone());
+            }
+            if let Some(timestamp) = timestamp(i) {
+                assert_eq!(got["client_timestamp"], json!(timestamp), "{event}");
+                expected.push("client_timestamp".into());
+            }
+            assert!(request_ids.insert(got["request_id"].as_str().unwrap().to_owned()));
+        }
+        expected.sort_unstable();
+        assert_eq!(keys, expected, "{event}");
+        assert_eq!(got["source"], "browser");
     }
     server.stop().await;
 }

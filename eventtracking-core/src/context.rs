@@ -23,6 +23,9 @@ use std::task::{Context, Poll};
 use crate::error::ContextError;
 use crate::event::JsonMap;
 
+mod map_pool;
+pub use map_pool::MapPool;
+
 #[derive(Debug, Clone)]
 struct Frame {
     id: u64,

@@ -14,9 +14,9 @@
 //! request ever sees another's values.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::sync::Arc;
 
+use eventtracking_core::context::MapPool;
 use eventtracking_core::JsonMap;
 
 /// Most maps kept per thread. Events are delivered in batches (512 by
@@ -29,38 +29,21 @@ pub(crate) const POOL_CAPACITY: usize = 1024;
 pub(crate) const KEEP_STRING_CAPACITY: usize = 256;
 
 thread_local! {
-    static POOL: RefCell<VecDeque<Arc<JsonMap>>> = const { RefCell::new(VecDeque::new()) };
+    static POOL: RefCell<MapPool> = const { RefCell::new(MapPool::new(POOL_CAPACITY)) };
 }
 
 /// The oldest map of this thread's pool if nothing else holds it any more.
 pub(crate) fn take() -> Option<JsonMap> {
-    POOL.try_with(|pool| {
-        let mut pool = pool.try_borrow_mut().ok()?;
-        // Oldest first: events are delivered (and dropped) roughly in order.
-        if Arc::strong_count(pool.front()?) != 1 {
-            return None;
-        }
-        let shared = pool.pop_front()?;
-        match Arc::try_unwrap(shared) {
-            Ok(map) => Some(map),
-            Err(shared) => {
-                pool.push_front(shared);
-                None
-            }
-        }
-    })
-    .ok()
-    .flatten()
+    POOL.try_with(|pool| pool.try_borrow_mut().ok()?.take())
+        .ok()
+        .flatten()
 }
 
 /// Keeps a request's map (its events may still hold it) for a later request.
 pub(crate) fn give_back(map: Arc<JsonMap>) {
     let _ = POOL.try_with(|pool| {
         if let Ok(mut pool) = pool.try_borrow_mut() {
-            if pool.len() >= POOL_CAPACITY {
-                pool.pop_front();
-            }
-            pool.push_back(map);
+            pool.give_back(map);
         }
     });
 }
@@ -76,22 +59,15 @@ mod tests {
     }
 
     #[test]
-    fn a_map_comes_back_only_when_nothing_else_holds_it() {
-        // A thread of its own: an empty pool.
+    fn each_thread_takes_back_only_its_own_maps() {
+        // Threads of their own: empty pools.
         std::thread::spawn(|| {
-            assert_eq!(take(), None);
-            let event_copy = Arc::new(map(1));
-            give_back(event_copy.clone());
-            assert_eq!(take(), None, "an event still holds it");
-            drop(event_copy);
+            give_back(Arc::new(map(1)));
+            std::thread::spawn(|| assert_eq!(take(), None))
+                .join()
+                .unwrap();
             assert_eq!(take(), Some(map(1)));
             assert_eq!(take(), None);
-
-            for n in 0..POOL_CAPACITY + 10 {
-                give_back(Arc::new(map(n as i32)));
-            }
-            // The oldest were let go; the rest come back oldest first.
-            assert_eq!(take(), Some(map(10)));
         })
         .join()
         .unwrap();

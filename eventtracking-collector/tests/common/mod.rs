@@ -3,9 +3,11 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use eventtracking::file::FileBackend;
 use eventtracking::{async_trait, Backend, BackendResult, Event, InMemoryBackend, Tracker};
 use eventtracking_collector::{Collector, CollectorConfig};
 use http::{HeaderMap, Method, Request, StatusCode};
@@ -32,6 +34,29 @@ pub(crate) fn memory_tracker() -> (Tracker, InMemoryBackend) {
         .build()
         .expect("tracker");
     (tracker, memory)
+}
+
+/// A tracker writing JSON lines to `events.jsonl` in `dir`: events are
+/// dropped once written (what lets the collector reuse their maps).
+pub(crate) fn file_tracker(dir: &Path) -> (Tracker, PathBuf) {
+    let path = dir.join("events.jsonl");
+    let backend = FileBackend::builder(&path).build().expect("file backend");
+    let tracker = Tracker::builder()
+        .with_backend("file", backend)
+        .build()
+        .expect("tracker");
+    (tracker, path)
+}
+
+/// The events in the file, after a flush.
+pub(crate) async fn read_events(tracker: &Tracker, path: &Path) -> Vec<Value> {
+    let report = tracker.flush_async(DEADLINE).await;
+    assert!(report.complete, "flush did not complete: {report}");
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect()
 }
 
 /// Settings on an ephemeral loopback port with [`KEY`] as the write key.
