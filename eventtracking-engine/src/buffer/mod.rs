@@ -59,10 +59,12 @@
 //! flight until acknowledged ([`acknowledge`](DiskBuffer::acknowledge),
 //! [`acknowledge_corrupt`](DiskBuffer::acknowledge_corrupt)), in any order.
 //! The position advances over the longest acknowledged prefix of what was
-//! read and is then written to the ledger (once per call; fsynced every
-//! time under [`FsyncPolicy::Always`], at most once per interval under
-//! [`FsyncPolicy::Interval`]): records acknowledged beyond a gap, or after
-//! the last fsynced ledger when the machine crashes, are read again.
+//! read and is then written to the ledger (once per call, fsynced, under
+//! [`FsyncPolicy::Always`]; once per call, not fsynced, under
+//! [`FsyncPolicy::Never`]; at most once per interval, fsynced, under
+//! [`FsyncPolicy::Interval`], and at every close): records acknowledged
+//! beyond a gap, or after the last ledger written when the process or the
+//! machine crashes, are read again.
 //! Segments wholly before the position are deleted. Space is freed a
 //! segment at a time (segments are at most a quarter of `max_bytes`); a
 //! full buffer answers [`AppendError::Full`] and the caller applies its
@@ -1116,7 +1118,9 @@ impl DiskBuffer {
         // The ledger's last store, if it skipped its fsyncs (the writer's
         // lock is released first: the reader's is taken before it elsewhere).
         let mut reader = lock(&self.reader);
-        if reader.ledger_unsynced && reader.ledger_synced.is_none_or(|at| at.elapsed() >= every) {
+        if (reader.ledger_unsynced || reader.ledger_dirty)
+            && reader.ledger_synced.is_none_or(|at| at.elapsed() >= every)
+        {
             self.store_ledger(&mut reader)?;
             return Ok(true);
         }
@@ -1407,7 +1411,9 @@ impl DiskBuffer {
             return Ok(());
         }
         self.settle(r);
-        self.store_ledger(r)?;
+        if !self.ledger_deferred(r) {
+            self.store_ledger(r)?;
+        }
         let (doomed, wake) = {
             let mut shared = lock(&self.shared);
             shared.first_unacked_id = shared.first_unacked_id.max(r.next_unacked_id);
@@ -1424,13 +1430,29 @@ impl DiskBuffer {
         {
             r.file = None;
         }
-        if !doomed.is_empty() && r.ledger_unsynced {
+        if !doomed.is_empty() && (r.ledger_unsynced || r.ledger_dirty) {
             // Segments are deleted only behind a durable ledger.
             r.ledger_synced = None;
             self.store_ledger(r)?;
         }
         self.unlink(doomed);
         Ok(())
+    }
+
+    /// Under [`FsyncPolicy::Interval`], the ledger is written (and fsynced)
+    /// at most once per interval rather than after every acknowledgement:
+    /// rewriting it (create, write, rename) per batch was a tenth of a disk
+    /// route's delivery time. A process crash then reads again what was
+    /// acknowledged since the last write, up to about an interval's worth,
+    /// as a machine crash already did under this policy (at least once);
+    /// [`sync_if_due`](Self::sync_if_due) writes it when due, and
+    /// [`close`](Self::close) and segment deletion always do, so nothing is
+    /// read again after a clean shutdown.
+    fn ledger_deferred(&self, r: &Reader) -> bool {
+        match self.options.fsync() {
+            FsyncPolicy::Interval(every) => r.ledger_synced.is_some_and(|at| at.elapsed() < every),
+            _ => false,
+        }
     }
 
     /// Writes the position to the ledger. Its fsyncs (the file's and the
@@ -1667,8 +1689,9 @@ impl DiskBuffer {
             }
         };
         let mut reader = lock(&self.reader);
-        if reader.ledger_unsynced {
-            // Stored without its fsyncs: store it again, with them.
+        if reader.ledger_unsynced || reader.ledger_dirty {
+            // Stored without its fsyncs, or not stored yet (deferred under
+            // `Interval`): store it now, with them.
             reader.ledger_dirty = true;
             reader.ledger_synced = None;
         }
