@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::{
     has_line_break, intern_name, parse_timestamp, truncate_to_micros, Event, JsonMap, Readable,
 };
+use crate::error::InvalidEventName;
 use crate::json_text::needs_escaping;
 
 /// Parses event lines one after another, each exactly as
@@ -41,7 +42,18 @@ use crate::json_text::needs_escaping;
 pub struct EventLineParser {
     /// The last context parsed: its JSON text and its map.
     last_context: Option<(Box<str>, Arc<JsonMap>)>,
+    /// The last names interned (valid ones only), replaced in turn.
+    names: [Option<Arc<str>>; NAMES],
+    /// The slot of `names` the next new name takes.
+    next_name: usize,
 }
+
+/// How many names [`EventLineParser`] keeps: a stream mixes a few types.
+/// The interner finds a name by the address of its text, which in a read
+/// buffer differs line after line, and then hashes it: comparing a few
+/// short names costs less (the interner was a twentieth of a disk route's
+/// delivery time).
+const NAMES: usize = 8;
 
 /// A line as stored, borrowing its strings and its context's and payload's
 /// text (the fields and rules of `Record`).
@@ -83,7 +95,7 @@ impl EventLineParser {
             return Ok(event);
         }
         let line: Line<'_> = serde_json::from_slice(bytes)?;
-        let name = intern_name(&line.name).map_err(serde_json::Error::custom)?;
+        let name = self.name(&line.name).map_err(serde_json::Error::custom)?;
         let timestamp = parse_timestamp(&line.timestamp).map_err(serde_json::Error::custom)?;
         let context = self.context(line.context.get())?;
         let at = truncate_to_micros(timestamp);
@@ -92,6 +104,17 @@ impl EventLineParser {
             None => Event::from_parts_exact(line.id, name, at, context, Value::Null),
         };
         Ok(event.with_schema(line.schema.map(Cow::Owned)))
+    }
+
+    /// The interned name: one of the last names if it is one of them.
+    fn name(&mut self, text: &str) -> Result<Arc<str>, InvalidEventName> {
+        if let Some(known) = self.names.iter().flatten().find(|known| ***known == *text) {
+            return Ok(known.clone());
+        }
+        let name = intern_name(text)?;
+        self.names[self.next_name] = Some(name.clone());
+        self.next_name = (self.next_name + 1) % NAMES;
+        Ok(name)
     }
 
     /// The map of a context's JSON text: the previous one's if the text is
@@ -115,7 +138,7 @@ impl EventLineParser {
     /// anything else; the general path then decides, errors included. This
     /// path accepts only lines that the general path turns into the same
     /// event.
-    fn parse_as_written(&self, bytes: &[u8]) -> Option<Event> {
+    fn parse_as_written(&mut self, bytes: &[u8]) -> Option<Event> {
         let (context_text, context) = self.last_context.as_ref()?;
         let mut rest = bytes.strip_prefix(b"{\"id\":\"")?;
         let id = lower_hyphenated_uuid(rest.get(..36)?)?;
@@ -137,6 +160,8 @@ impl EventLineParser {
         rest = after
             .strip_prefix(b",\"context\":")?
             .strip_prefix(context_text.as_bytes())?;
+        // Its own handle: the names below need the parser.
+        let context = context.clone();
         let data = rest.strip_prefix(b",\"data\":")?.strip_suffix(b"}")?;
         let data = std::str::from_utf8(data).ok()?;
         // As the general path keeps it raw: one value, without the blanks
@@ -151,13 +176,13 @@ impl EventLineParser {
             return None;
         }
         serde_json::from_str::<Readable>(data).ok()?;
-        let name = intern_name(name).ok()?;
+        let name = self.name(name).ok()?;
         let timestamp = truncate_to_micros(parse_timestamp(stamp).ok()?);
         Some(Event::from_parts_raw(
             id,
             name,
             timestamp,
-            context.clone(),
+            context,
             data.into(),
             schema.map(|schema| Cow::Owned(schema.to_owned())),
         ))
@@ -344,6 +369,34 @@ mod tests {
         ] {
             assert_eq!(lower_hyphenated_uuid(bad.as_bytes()), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn names_are_shared_and_a_bad_one_is_still_refused() {
+        let mut parser = EventLineParser::new();
+        let named = |name: &str| Event::new(name, json!(1)).unwrap().to_json_bytes().to_vec();
+        // More names than the parser keeps, twice over, by both paths.
+        let names: Vec<String> = (0..NAMES + 3).map(|n| format!("type.{n}")).collect();
+        let mut first = Vec::new();
+        for round in 0..2 {
+            for name in &names {
+                let event = parser.parse(&named(name)).unwrap();
+                assert_eq!(event.name(), name.as_str());
+                if round == 0 {
+                    first.push(event.name.clone());
+                } else {
+                    let earlier = &first[first.len() - names.len()..];
+                    assert!(earlier.iter().any(|a| Arc::ptr_eq(a, &event.name)));
+                }
+            }
+        }
+        // A refused name is never kept: refused again, as the general parse refuses it.
+        let bad = String::from_utf8(named("type.0"))
+            .unwrap()
+            .replace("type.0", "bad name!");
+        assert!(Event::from_json_slice(bad.as_bytes()).is_err());
+        assert!(parser.parse(bad.as_bytes()).is_err());
+        assert!(parser.parse(bad.as_bytes()).is_err());
     }
 
     #[test]
