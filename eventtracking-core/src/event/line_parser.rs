@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
+use std::time::{Duration, SystemTime};
 
 use serde::de::Error as _;
 use serde::Deserialize;
@@ -46,6 +47,28 @@ pub struct EventLineParser {
     names: [Option<Arc<str>>; NAMES],
     /// The slot of `names` the next new name takes.
     next_name: usize,
+    /// The date and time to the second (`YYYY-MM-DDTHH:MM:SS`) of the last
+    /// timestamp read with six fraction digits, and its seconds since the
+    /// epoch: lines written in a row share their second, and reading it
+    /// again through humantime was a fortieth of a disk route's delivery.
+    last_second: Option<([u8; SECOND_TEXT], u64)>,
+}
+
+/// The length of `YYYY-MM-DDTHH:MM:SS`.
+const SECOND_TEXT: usize = 19;
+
+/// The microseconds of a timestamp's `.ffffffZ` ending (the layout events
+/// are written with), or `None` for any other ending.
+fn micros_of(ending: &[u8]) -> Option<u32> {
+    let digits = ending.strip_prefix(b".")?.strip_suffix(b"Z")?;
+    if digits.len() != 6 {
+        return None;
+    }
+    digits.iter().try_fold(0u32, |micros, &digit| {
+        digit
+            .is_ascii_digit()
+            .then(|| micros * 10 + u32::from(digit - b'0'))
+    })
 }
 
 /// How many names [`EventLineParser`] keeps: a stream mixes a few types.
@@ -104,6 +127,33 @@ impl EventLineParser {
             None => Event::from_parts_exact(line.id, name, at, context, Value::Null),
         };
         Ok(event.with_schema(line.schema.map(Cow::Owned)))
+    }
+
+    /// What `truncate_to_micros(parse_timestamp(text))` gives, from the
+    /// last second read when the text has its date and time: humantime read
+    /// that second from the same characters, and six digits of fraction add
+    /// exactly their microseconds to it.
+    fn timestamp(&mut self, text: &str) -> Option<SystemTime> {
+        let bytes = text.as_bytes();
+        let (second_text, ending) = bytes.split_at_checked(SECOND_TEXT)?;
+        if let Some((known, second)) = &self.last_second {
+            if known.as_slice() == second_text {
+                if let Some(micros) = micros_of(ending) {
+                    let since = Duration::new(*second, micros * 1_000);
+                    return SystemTime::UNIX_EPOCH.checked_add(since);
+                }
+            }
+        }
+        let time = truncate_to_micros(parse_timestamp(text).ok()?);
+        if micros_of(ending).is_some() {
+            if let (Ok(since), Ok(known)) = (
+                time.duration_since(SystemTime::UNIX_EPOCH),
+                <[u8; SECOND_TEXT]>::try_from(second_text),
+            ) {
+                self.last_second = Some((known, since.as_secs()));
+            }
+        }
+        Some(time)
     }
 
     /// The interned name: one of the last names if it is one of them.
@@ -177,7 +227,7 @@ impl EventLineParser {
         }
         serde_json::from_str::<Readable>(data).ok()?;
         let name = self.name(name).ok()?;
-        let timestamp = truncate_to_micros(parse_timestamp(stamp).ok()?);
+        let timestamp = self.timestamp(stamp)?;
         Some(Event::from_parts_raw(
             id,
             name,
@@ -368,6 +418,51 @@ mod tests {
             "01a225b4d-94a-7000-b9f9-c37f702a909a",
         ] {
             assert_eq!(lower_hyphenated_uuid(bad.as_bytes()), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn timestamps_read_from_the_last_second_equal_humantimes() {
+        let mut parser = EventLineParser::new();
+        let line_at = |stamp: &str| {
+            let text = String::from_utf8(
+                Event::new("a.b", json!(1))
+                    .unwrap()
+                    .to_json_bytes()
+                    .to_vec(),
+            )
+            .unwrap();
+            let start = text.find(",\"timestamp\":\"").unwrap() + 14;
+            let end = start + text[start..].find('"').unwrap();
+            format!("{}{stamp}{}", &text[..start], &text[end..])
+        };
+        for stamp in [
+            "2024-02-29T23:59:59.000001Z",
+            "2024-02-29T23:59:59.999999Z",
+            // From the second above.
+            "2024-02-29T23:59:59.000002Z",
+            "2024-02-29T23:59:59.5Z",
+            "2024-02-29T23:59:59Z",
+            "2024-02-29T23:59:59.1234567Z",
+            "2024-02-29T23:59:59.12345xZ",
+            "2024-02-29T23:59:59.123456+00:00",
+            "2024-03-01T00:00:00.000000Z",
+            "2024-03-01T00:00:00.123456Z",
+            "2024-03-01T00:00:00.12345aZ",
+            "2024-02-30T00:00:00.000000Z",
+            "1969-12-31T23:59:59.250000Z",
+            "1969-12-31T23:59:59.750000Z",
+            "2024-02-29T23:59:59.000002Z",
+        ] {
+            let line = line_at(stamp);
+            let expected = Event::from_json_slice(line.as_bytes());
+            match (parser.parse(line.as_bytes()), expected) {
+                (Ok(event), Ok(expected)) => {
+                    assert_eq!(event.timestamp(), expected.timestamp(), "{stamp}");
+                }
+                (Err(_), Err(_)) => {}
+                (got, expected) => panic!("{stamp}: {got:?} against {expected:?}"),
+            }
         }
     }
 
