@@ -607,10 +607,25 @@ fn reads_into_value(raw: &str) -> bool {
         })
 }
 
-/// Whether `text` holds a line break (a byte scan: `str::contains` with a
-/// char set is several times slower).
+/// Whether `text` holds a line break: eight bytes at a time (a byte loop
+/// was a tenth of a disk route's parse of each record's payload;
+/// `str::contains` with a char set is slower still).
 fn has_line_break(text: &str) -> bool {
-    text.bytes().any(|b| b == b'\n' || b == b'\r')
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Non-zero exactly when some lane of `word` is zero.
+    let any_zero = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS != 0;
+    let mut chunks = text.as_bytes().chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut lanes = [0u8; 8];
+        lanes.copy_from_slice(chunk);
+        let word = u64::from_ne_bytes(lanes);
+        if any_zero(word ^ (ONES * u64::from(b'\n'))) || any_zero(word ^ (ONES * u64::from(b'\r')))
+        {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&b| b == b'\n' || b == b'\r')
 }
 
 /// JSON text checked as reading it into a [`Value`] would check it (numbers
@@ -997,6 +1012,25 @@ pub(crate) fn json_kind(value: &Value) -> &'static str {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn has_line_break_finds_a_break_at_any_position() {
+        for len in 0..40 {
+            let plain = "a\u{e9}".repeat(len);
+            assert!(!has_line_break(&plain), "{len}");
+            for at in 0..=plain.len() {
+                if !plain.is_char_boundary(at) {
+                    continue;
+                }
+                for brk in ["\n", "\r"] {
+                    let text = format!("{}{brk}{}", &plain[..at], &plain[at..]);
+                    assert!(has_line_break(&text), "{text:?}");
+                }
+            }
+        }
+        // Bytes near the break's values are no break.
+        assert!(!has_line_break("\u{b}\u{c}\u{e}\t\u{8a}\u{8d}\u{10a}"));
+    }
 
     #[test]
     fn raw_data_that_would_not_read_into_a_value_is_refused() {
