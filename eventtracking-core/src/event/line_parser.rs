@@ -240,23 +240,44 @@ impl EventLineParser {
 }
 
 /// A UUID in the lowercase hyphenated form events are written with (which
-/// `Uuid`'s parser reads to the same value), or `None`.
+/// `Uuid`'s parser reads to the same value), or `None`. Digits through a
+/// table, checked once at the end: a branch per character was a tenth of
+/// the parse.
 fn lower_hyphenated_uuid(text: &[u8]) -> Option<Uuid> {
-    if text.len() != 36 {
+    /// The value of each lowercase hex digit; 0x10 marks every other byte.
+    static DIGITS: [u8; 256] = {
+        let mut table = [0x10u8; 256];
+        let mut at = 0;
+        while at < 10 {
+            table[b'0' as usize + at] = at as u8;
+            at += 1;
+        }
+        at = 0;
+        while at < 6 {
+            table[b'a' as usize + at] = 10 + at as u8;
+            at += 1;
+        }
+        table
+    };
+    if text.len() != 36 || [8, 13, 18, 23].iter().any(|&at| text[at] != b'-') {
         return None;
     }
     let mut value = 0u128;
-    for (at, &byte) in text.iter().enumerate() {
-        let digit = match byte {
-            b'-' if matches!(at, 8 | 13 | 18 | 23) => continue,
-            _ if matches!(at, 8 | 13 | 18 | 23) => return None,
-            b'0'..=b'9' => byte - b'0',
-            b'a'..=b'f' => byte - b'a' + 10,
-            _ => return None,
-        };
-        value = value << 4 | u128::from(digit);
+    let mut bad = 0u8;
+    for group in [
+        &text[..8],
+        &text[9..13],
+        &text[14..18],
+        &text[19..23],
+        &text[24..],
+    ] {
+        for &byte in group {
+            let digit = DIGITS[usize::from(byte)];
+            bad |= digit;
+            value = value << 4 | u128::from(digit & 0x0f);
+        }
     }
-    Some(Uuid::from_u128(value))
+    (bad & 0x10 == 0).then(|| Uuid::from_u128(value))
 }
 
 /// A JSON string at the start of `bytes` that holds nothing serde_json
@@ -416,8 +437,32 @@ mod tests {
             "01a225b4-d94a-7000-b9f9+c37f702a909a",
             "01a225b4-d94a-7000-b9f9-c37f702a909g",
             "01a225b4d-94a-7000-b9f9-c37f702a909a",
+            "01a225b4-d94a-7000-b9f9-c37f702a909/",
+            "01a225b4-d94a-7000-b9f9-c37f702a909:",
+            "01a225b4-d94a-7000-b9f9-c37f702a909`",
+            "01a225b4-d94a-7000-b9f9-c37f702a909\u{7f}",
+            "01a225b4-d94a-7000-b9f9-c37f702a90\u{e9}",
+            "-1a225b4-d94a-7000-b9f9-c37f702a909a",
         ] {
             assert_eq!(lower_hyphenated_uuid(bad.as_bytes()), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_byte_at_every_position_reads_as_uuids_parser_reads_it() {
+        let text = *b"01a225b4-d94a-7000-b9f9-c37f702a909a";
+        for at in 0..text.len() {
+            for byte in 0..=255u8 {
+                let mut changed = text;
+                changed[at] = byte;
+                // What `Uuid` reads, limited to the lowercase hyphenated form.
+                let expected = std::str::from_utf8(&changed)
+                    .ok()
+                    .filter(|s| !s.bytes().any(|b| b.is_ascii_uppercase()))
+                    .filter(|s| [8, 13, 18, 23].iter().all(|&h| s.as_bytes()[h] == b'-'))
+                    .and_then(|s| Uuid::parse_str(s).ok());
+                assert_eq!(lower_hyphenated_uuid(&changed), expected, "{at} {byte}");
+            }
         }
     }
 
