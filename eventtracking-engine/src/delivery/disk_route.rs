@@ -434,11 +434,9 @@ impl DiskRoute {
         let at = self.read_end.load(SeqCst).saturating_add(need as u64);
         self.wake_at.arm(at);
         // After arming (both SeqCst): an append this misses sees the arm.
-        if self.appended_end.load(SeqCst) >= at {
-            self.wake_at.disarm();
-            return false;
-        }
-        true
+        // Left armed: if the records cannot be read (ids lost in corrupt
+        // bytes), the next append still wakes the worker.
+        self.appended_end.load(SeqCst) < at
     }
 
     /// Writes bytes that are no event to the dead-letter file; if that
