@@ -392,10 +392,9 @@ struct Reader {
     index: Index,
     acked: Position,
     next_unacked_id: u64,
+    /// The position moved since the ledger was last stored (under
+    /// [`FsyncPolicy::Interval`], the store waits for the interval).
     ledger_dirty: bool,
-    /// The ledger was last stored without its fsyncs (under
-    /// [`FsyncPolicy::Interval`], before the interval had passed).
-    ledger_unsynced: bool,
     /// When the ledger was last stored with its fsyncs; `None`: never, or
     /// the next store must fsync.
     ledger_synced: Option<Instant>,
@@ -770,7 +769,6 @@ fn recover(dir: &Path, options: &DiskBufferOptions) -> Result<Recovered, BufferE
             acked: position,
             next_unacked_id: first_unacked_id,
             ledger_dirty: false,
-            ledger_unsynced: false,
             ledger_synced: None,
             next_corrupt: 0,
             cuts: 0,
@@ -1118,9 +1116,7 @@ impl DiskBuffer {
         // The ledger's last store, if it skipped its fsyncs (the writer's
         // lock is released first: the reader's is taken before it elsewhere).
         let mut reader = lock(&self.reader);
-        if (reader.ledger_unsynced || reader.ledger_dirty)
-            && reader.ledger_synced.is_none_or(|at| at.elapsed() >= every)
-        {
+        if reader.ledger_dirty && reader.ledger_synced.is_none_or(|at| at.elapsed() >= every) {
             self.store_ledger(&mut reader)?;
             return Ok(true);
         }
@@ -1430,7 +1426,7 @@ impl DiskBuffer {
         {
             r.file = None;
         }
-        if !doomed.is_empty() && (r.ledger_unsynced || r.ledger_dirty) {
+        if !doomed.is_empty() && r.ledger_dirty {
             // Segments are deleted only behind a durable ledger.
             r.ledger_synced = None;
             self.store_ledger(r)?;
@@ -1457,10 +1453,10 @@ impl DiskBuffer {
 
     /// Writes the position to the ledger. Its fsyncs (the file's and the
     /// directory's, a few milliseconds together) follow the policy: every
-    /// store under [`FsyncPolicy::Always`], at most once per interval under
-    /// [`FsyncPolicy::Interval`] (then [`sync_if_due`](Self::sync_if_due)
-    /// or the close makes the last one durable), never under
-    /// [`FsyncPolicy::Never`]. A ledger that a machine crash takes back only
+    /// store under [`FsyncPolicy::Always`], and under
+    /// [`FsyncPolicy::Interval`] (whose stores come at most once per
+    /// interval, see [`ledger_deferred`](Self::ledger_deferred)), never
+    /// under [`FsyncPolicy::Never`]. A ledger that a crash takes back only
     /// means records read again (at least once), never records lost.
     fn store_ledger(&self, r: &mut Reader) -> Result<(), BufferError> {
         let sync = match self.options.fsync() {
@@ -1475,7 +1471,6 @@ impl DiskBuffer {
         ledger::store(&self.dir, &ledger, sync)
             .map_err(|(path, source)| BufferError::Io { path, source })?;
         r.ledger_dirty = false;
-        r.ledger_unsynced = !sync && self.durable();
         if sync {
             r.ledger_synced = Some(Instant::now());
         }
@@ -1689,10 +1684,9 @@ impl DiskBuffer {
             }
         };
         let mut reader = lock(&self.reader);
-        if reader.ledger_unsynced || reader.ledger_dirty {
-            // Stored without its fsyncs, or not stored yet (deferred under
-            // `Interval`): store it now, with them.
-            reader.ledger_dirty = true;
+        if reader.ledger_dirty {
+            // Not stored yet (deferred under `Interval`): store it now,
+            // with its fsyncs.
             reader.ledger_synced = None;
         }
         self.advance(&mut reader)?;
