@@ -479,9 +479,13 @@ fn a_full_buffer_says_full_and_takes_records_again_after_an_acknowledgement() {
         }) => assert_eq!((needed, buffered, max_bytes), (92, 368, 400)),
         other => panic!("expected Full, got {other:?}"),
     }
-    // A wait that times out still says Full.
+    // A wait that times out still says Full, a zero one at once.
     assert!(matches!(
         buffer.append_timeout(&record, Duration::from_millis(1)),
+        Err(AppendError::Full { .. })
+    ));
+    assert!(matches!(
+        buffer.append_timeout(&record, Duration::ZERO),
         Err(AppendError::Full { .. })
     ));
     assert!(matches!(

@@ -996,7 +996,16 @@ impl DiskBuffer {
         payload: &[u8],
         timeout: Duration,
     ) -> Result<RecordId, AppendError> {
+        // A first try without the bookkeeping of waiting (a clock read and
+        // the shared lock once more per record): the buffer is rarely full.
+        let full = match self.append(payload) {
+            Err(full @ AppendError::Full { .. }) => full,
+            other => return other,
+        };
         let deadline = Instant::now().checked_add(timeout);
+        if timeout.is_zero() {
+            return Err(full);
+        }
         loop {
             let generation = lock(&self.shared).progress;
             let full = match self.append(payload) {
