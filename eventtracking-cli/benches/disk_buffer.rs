@@ -22,6 +22,8 @@
 //!   `DiskBuffer`, untimed), then the release `eventtracking drain --config
 //!   FILE` into the file backend, the whole process timed; beside the raw
 //!   baseline writing the same N events (in this process).
+//! - `interval` (only when named): the disk buffer under `"interval"`
+//!   alone, without its baseline, for a profiler.
 //! - `rss`: in a child process (so that the other parts' memory does not
 //!   count), typed events emitted as fast as the tracker takes them into a
 //!   disk buffer whose backend is slower than the emitter (it sleeps per
@@ -267,6 +269,44 @@ fn throughput(dir: &Path, rounds: usize) {
     );
 }
 
+/// This process's user and system CPU time, in clock ticks (1/100 s).
+fn cpu_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command's closing parenthesis; utime and stime
+    // are the 14th and 15th of the line.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let field = |n: usize| {
+        after
+            .split_whitespace()
+            .nth(n)
+            .and_then(|f| f.parse().ok())
+            .unwrap_or(0)
+    };
+    (field(11), field(12))
+}
+
+/// The `"interval"` case alone, no baseline: for a profiler.
+fn interval_only(dir: &Path, rounds: usize) {
+    let n = env_usize("EVENTTRACKING_BENCH_EVENTS", 1_000_000);
+    for _ in 0..rounds {
+        let events = eventtracking_testkit::seed_example_stream(n);
+        // CLOCK_MONOTONIC, for `perf record -k mono` and `perf report --time`.
+        eprintln!("interval only: starts at {:?}", Instant::now());
+        let cpu = cpu_ticks();
+        let (elapsed, stats) = pipeline(events, dir, Some(BufferFsync::Interval));
+        let (user, sys) = cpu_ticks();
+        eprintln!("interval only: ends at {:?}", Instant::now());
+        println!(
+            "interval only: {n} events in {:.3} s, {:.0} events/s; CPU {:.2} user {:.2} sys (s, shutdown included); {} batches",
+            elapsed.as_secs_f64(),
+            n as f64 / elapsed.as_secs_f64(),
+            (user - cpu.0) as f64 / 100.0,
+            (sys - cpu.1) as f64 / 100.0,
+            stats.batches,
+        );
+    }
+}
+
 fn replay(dir: &Path, rounds: usize) {
     let n = env_usize("EVENTTRACKING_BENCH_REPLAY_EVENTS", 1_000_000);
     let buffer_path = dir.join("replay-buffer");
@@ -434,6 +474,9 @@ fn main() {
     let dir = tempfile::tempdir_in(base).unwrap();
     if wants("throughput") {
         throughput(dir.path(), rounds);
+    }
+    if chosen.iter().any(|c| c == "interval") {
+        interval_only(dir.path(), rounds);
     }
     if wants("replay") {
         replay(dir.path(), rounds);

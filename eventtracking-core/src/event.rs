@@ -1028,6 +1028,25 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn has_line_break_finds_a_break_at_any_position() {
+        for len in 0..40 {
+            let plain = "a\u{e9}".repeat(len);
+            assert!(!has_line_break(&plain), "{len}");
+            for at in 0..=plain.len() {
+                if !plain.is_char_boundary(at) {
+                    continue;
+                }
+                for brk in ["\n", "\r"] {
+                    let text = format!("{}{brk}{}", &plain[..at], &plain[at..]);
+                    assert!(has_line_break(&text), "{text:?}");
+                }
+            }
+        }
+        // Bytes near the break's values are no break.
+        assert!(!has_line_break("\u{b}\u{c}\u{e}\t\u{8a}\u{8d}\u{10a}"));
+    }
+
+    #[test]
     fn raw_data_that_would_not_read_into_a_value_is_refused() {
         let make = |text: &str| {
             let raw: Box<serde_json::value::RawValue> = serde_json::from_str(text).unwrap();

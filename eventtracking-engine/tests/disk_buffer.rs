@@ -178,6 +178,54 @@ fn reopen_without_acknowledgement_redelivers_the_unacknowledged_in_order() {
     assert_eq!(buffer.stats().replayed_records, 25);
 }
 
+/// The files a process crash would leave: the segments and the ledger.
+fn crash_copy(dir: &Path) -> tempfile::TempDir {
+    let copy = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "ledger" || name.to_string_lossy().starts_with("segment-") {
+            std::fs::copy(entry.path(), copy.path().join(name)).unwrap();
+        }
+    }
+    copy
+}
+
+#[test]
+fn under_interval_the_ledger_is_written_once_per_interval_and_at_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let fsync = FsyncPolicy::Interval(Duration::from_millis(30));
+    let written: Vec<Vec<u8>> = (0..10).map(payload).collect();
+    let buffer = DiskBuffer::open(dir.path(), options(1 << 20, fsync)).unwrap();
+    for p in &written {
+        buffer.append(p).unwrap();
+    }
+    let items = buffer.read(10, 1 << 20).unwrap();
+    let ids = ids(&items);
+    // The first acknowledgement writes the ledger; the next, within the
+    // interval, does not.
+    buffer.acknowledge(ids[..2].iter().copied()).unwrap();
+    buffer.acknowledge(ids[2..5].iter().copied()).unwrap();
+    let first_crash = crash_copy(dir.path());
+    // Once the interval has passed, the worker's tick writes it.
+    std::thread::sleep(Duration::from_millis(40));
+    assert!(buffer.sync_if_due().unwrap());
+    let second_crash = crash_copy(dir.path());
+    buffer.acknowledge(ids[5..].iter().copied()).unwrap();
+    buffer.close().unwrap();
+
+    let unread = |dir: &Path| {
+        let buffer = DiskBuffer::open(dir, options(1 << 20, fsync)).unwrap();
+        payloads(&read_all(&buffer))
+    };
+    // A process crash reads again what was acknowledged since the ledger
+    // was last written (at least once), and loses nothing.
+    assert_eq!(unread(first_crash.path()), written[2..].to_vec());
+    assert_eq!(unread(second_crash.path()), written[5..].to_vec());
+    // A clean close wrote it: nothing is read again.
+    assert!(unread(dir.path()).is_empty());
+}
+
 #[test]
 fn out_of_order_acknowledgements_advance_only_the_contiguous_prefix() {
     let dir = tempfile::tempdir().unwrap();
@@ -431,9 +479,13 @@ fn a_full_buffer_says_full_and_takes_records_again_after_an_acknowledgement() {
         }) => assert_eq!((needed, buffered, max_bytes), (92, 368, 400)),
         other => panic!("expected Full, got {other:?}"),
     }
-    // A wait that times out still says Full.
+    // A wait that times out still says Full, a zero one at once.
     assert!(matches!(
         buffer.append_timeout(&record, Duration::from_millis(1)),
+        Err(AppendError::Full { .. })
+    ));
+    assert!(matches!(
+        buffer.append_timeout(&record, Duration::ZERO),
         Err(AppendError::Full { .. })
     ));
     assert!(matches!(

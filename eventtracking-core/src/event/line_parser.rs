@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
+use std::time::{Duration, SystemTime};
 
 use serde::de::Error as _;
 use serde::Deserialize;
@@ -13,6 +14,7 @@ use super::{
     has_line_break, intern_event_name, parse_timestamp, truncate_to_micros, Event, JsonMap,
     Readable,
 };
+use crate::error::InvalidEventName;
 use crate::json_text::needs_escaping;
 
 /// Parses event lines one after another, each exactly as
@@ -42,7 +44,40 @@ use crate::json_text::needs_escaping;
 pub struct EventLineParser {
     /// The last context parsed: its JSON text and its map.
     last_context: Option<(Box<str>, Arc<JsonMap>)>,
+    /// The last names interned (valid ones only), replaced in turn.
+    names: [Option<Arc<str>>; NAMES],
+    /// The slot of `names` the next new name takes.
+    next_name: usize,
+    /// The date and time to the second (`YYYY-MM-DDTHH:MM:SS`) of the last
+    /// timestamp read with six fraction digits, and its seconds since the
+    /// epoch: lines written in a row share their second, and reading it
+    /// again through humantime was a fortieth of a disk route's delivery.
+    last_second: Option<([u8; SECOND_TEXT], u64)>,
 }
+
+/// The length of `YYYY-MM-DDTHH:MM:SS`.
+const SECOND_TEXT: usize = 19;
+
+/// The microseconds of a timestamp's `.ffffffZ` ending (the layout events
+/// are written with), or `None` for any other ending.
+fn micros_of(ending: &[u8]) -> Option<u32> {
+    let digits = ending.strip_prefix(b".")?.strip_suffix(b"Z")?;
+    if digits.len() != 6 {
+        return None;
+    }
+    digits.iter().try_fold(0u32, |micros, &digit| {
+        digit
+            .is_ascii_digit()
+            .then(|| micros * 10 + u32::from(digit - b'0'))
+    })
+}
+
+/// How many names [`EventLineParser`] keeps: a stream mixes a few types.
+/// The interner finds a name by the address of its text, which in a read
+/// buffer differs line after line, and then hashes it: comparing a few
+/// short names costs less (the interner was a twentieth of a disk route's
+/// delivery time).
+const NAMES: usize = 8;
 
 /// A line as stored, borrowing its strings and its context's and payload's
 /// text (the fields and rules of `Record`).
@@ -84,7 +119,7 @@ impl EventLineParser {
             return Ok(event);
         }
         let line: Line<'_> = serde_json::from_slice(bytes)?;
-        let name = intern_event_name(&line.name).map_err(serde_json::Error::custom)?;
+        let name = self.name(&line.name).map_err(serde_json::Error::custom)?;
         let timestamp = parse_timestamp(&line.timestamp).map_err(serde_json::Error::custom)?;
         let context = self.context(line.context.get())?;
         let at = truncate_to_micros(timestamp);
@@ -93,6 +128,44 @@ impl EventLineParser {
             None => Event::from_parts_exact(line.id, name, at, context, Value::Null),
         };
         Ok(event.with_schema(line.schema.map(Cow::Owned)))
+    }
+
+    /// What `truncate_to_micros(parse_timestamp(text))` gives, from the
+    /// last second read when the text has its date and time: humantime read
+    /// that second from the same characters, and six digits of fraction add
+    /// exactly their microseconds to it.
+    fn timestamp(&mut self, text: &str) -> Option<SystemTime> {
+        let bytes = text.as_bytes();
+        let (second_text, ending) = bytes.split_at_checked(SECOND_TEXT)?;
+        if let Some((known, second)) = &self.last_second {
+            if known.as_slice() == second_text {
+                if let Some(micros) = micros_of(ending) {
+                    let since = Duration::new(*second, micros * 1_000);
+                    return SystemTime::UNIX_EPOCH.checked_add(since);
+                }
+            }
+        }
+        let time = truncate_to_micros(parse_timestamp(text).ok()?);
+        if micros_of(ending).is_some() {
+            if let (Ok(since), Ok(known)) = (
+                time.duration_since(SystemTime::UNIX_EPOCH),
+                <[u8; SECOND_TEXT]>::try_from(second_text),
+            ) {
+                self.last_second = Some((known, since.as_secs()));
+            }
+        }
+        Some(time)
+    }
+
+    /// The interned name: one of the last names if it is one of them.
+    fn name(&mut self, text: &str) -> Result<Arc<str>, InvalidEventName> {
+        if let Some(known) = self.names.iter().flatten().find(|known| ***known == *text) {
+            return Ok(known.clone());
+        }
+        let name = intern_event_name(text)?;
+        self.names[self.next_name] = Some(name.clone());
+        self.next_name = (self.next_name + 1) % NAMES;
+        Ok(name)
     }
 
     /// The map of a context's JSON text: the previous one's if the text is
@@ -116,7 +189,7 @@ impl EventLineParser {
     /// anything else; the general path then decides, errors included. This
     /// path accepts only lines that the general path turns into the same
     /// event.
-    fn parse_as_written(&self, bytes: &[u8]) -> Option<Event> {
+    fn parse_as_written(&mut self, bytes: &[u8]) -> Option<Event> {
         let (context_text, context) = self.last_context.as_ref()?;
         let mut rest = bytes.strip_prefix(b"{\"id\":\"")?;
         let id = lower_hyphenated_uuid(rest.get(..36)?)?;
@@ -138,6 +211,8 @@ impl EventLineParser {
         rest = after
             .strip_prefix(b",\"context\":")?
             .strip_prefix(context_text.as_bytes())?;
+        // Its own handle: the names below need the parser.
+        let context = context.clone();
         let data = rest.strip_prefix(b",\"data\":")?.strip_suffix(b"}")?;
         let data = std::str::from_utf8(data).ok()?;
         // As the general path keeps it raw: one value, without the blanks
@@ -152,13 +227,13 @@ impl EventLineParser {
             return None;
         }
         serde_json::from_str::<Readable>(data).ok()?;
-        let name = intern_event_name(name).ok()?;
-        let timestamp = truncate_to_micros(parse_timestamp(stamp).ok()?);
+        let name = self.name(name).ok()?;
+        let timestamp = self.timestamp(stamp)?;
         Some(Event::from_parts_raw(
             id,
             name,
             timestamp,
-            context.clone(),
+            context,
             data.into(),
             schema.map(|schema| Cow::Owned(schema.to_owned())),
         ))
@@ -166,23 +241,44 @@ impl EventLineParser {
 }
 
 /// A UUID in the lowercase hyphenated form events are written with (which
-/// `Uuid`'s parser reads to the same value), or `None`.
+/// `Uuid`'s parser reads to the same value), or `None`. Digits through a
+/// table, checked once at the end: a branch per character was a tenth of
+/// the parse.
 fn lower_hyphenated_uuid(text: &[u8]) -> Option<Uuid> {
-    if text.len() != 36 {
+    /// The value of each lowercase hex digit; 0x10 marks every other byte.
+    static DIGITS: [u8; 256] = {
+        let mut table = [0x10u8; 256];
+        let mut at = 0;
+        while at < 10 {
+            table[b'0' as usize + at] = at as u8;
+            at += 1;
+        }
+        at = 0;
+        while at < 6 {
+            table[b'a' as usize + at] = 10 + at as u8;
+            at += 1;
+        }
+        table
+    };
+    if text.len() != 36 || [8, 13, 18, 23].iter().any(|&at| text[at] != b'-') {
         return None;
     }
     let mut value = 0u128;
-    for (at, &byte) in text.iter().enumerate() {
-        let digit = match byte {
-            b'-' if matches!(at, 8 | 13 | 18 | 23) => continue,
-            _ if matches!(at, 8 | 13 | 18 | 23) => return None,
-            b'0'..=b'9' => byte - b'0',
-            b'a'..=b'f' => byte - b'a' + 10,
-            _ => return None,
-        };
-        value = value << 4 | u128::from(digit);
+    let mut bad = 0u8;
+    for group in [
+        &text[..8],
+        &text[9..13],
+        &text[14..18],
+        &text[19..23],
+        &text[24..],
+    ] {
+        for &byte in group {
+            let digit = DIGITS[usize::from(byte)];
+            bad |= digit;
+            value = value << 4 | u128::from(digit & 0x0f);
+        }
     }
-    Some(Uuid::from_u128(value))
+    (bad & 0x10 == 0).then(|| Uuid::from_u128(value))
 }
 
 /// A JSON string at the start of `bytes` that holds nothing serde_json
@@ -342,9 +438,106 @@ mod tests {
             "01a225b4-d94a-7000-b9f9+c37f702a909a",
             "01a225b4-d94a-7000-b9f9-c37f702a909g",
             "01a225b4d-94a-7000-b9f9-c37f702a909a",
+            "01a225b4-d94a-7000-b9f9-c37f702a909/",
+            "01a225b4-d94a-7000-b9f9-c37f702a909:",
+            "01a225b4-d94a-7000-b9f9-c37f702a909`",
+            "01a225b4-d94a-7000-b9f9-c37f702a909\u{7f}",
+            "01a225b4-d94a-7000-b9f9-c37f702a90\u{e9}",
+            "-1a225b4-d94a-7000-b9f9-c37f702a909a",
         ] {
             assert_eq!(lower_hyphenated_uuid(bad.as_bytes()), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn every_byte_at_every_position_reads_as_uuids_parser_reads_it() {
+        let text = *b"01a225b4-d94a-7000-b9f9-c37f702a909a";
+        for at in 0..text.len() {
+            for byte in 0..=255u8 {
+                let mut changed = text;
+                changed[at] = byte;
+                // What `Uuid` reads, limited to the lowercase hyphenated form.
+                let expected = std::str::from_utf8(&changed)
+                    .ok()
+                    .filter(|s| !s.bytes().any(|b| b.is_ascii_uppercase()))
+                    .filter(|s| [8, 13, 18, 23].iter().all(|&h| s.as_bytes()[h] == b'-'))
+                    .and_then(|s| Uuid::parse_str(s).ok());
+                assert_eq!(lower_hyphenated_uuid(&changed), expected, "{at} {byte}");
+            }
+        }
+    }
+
+    #[test]
+    fn timestamps_read_from_the_last_second_equal_humantimes() {
+        let mut parser = EventLineParser::new();
+        let line_at = |stamp: &str| {
+            let text = String::from_utf8(
+                Event::new("a.b", json!(1))
+                    .unwrap()
+                    .to_json_bytes()
+                    .to_vec(),
+            )
+            .unwrap();
+            let start = text.find(",\"timestamp\":\"").unwrap() + 14;
+            let end = start + text[start..].find('"').unwrap();
+            format!("{}{stamp}{}", &text[..start], &text[end..])
+        };
+        for stamp in [
+            "2024-02-29T23:59:59.000001Z",
+            "2024-02-29T23:59:59.999999Z",
+            // From the second above.
+            "2024-02-29T23:59:59.000002Z",
+            "2024-02-29T23:59:59.5Z",
+            "2024-02-29T23:59:59Z",
+            "2024-02-29T23:59:59.1234567Z",
+            "2024-02-29T23:59:59.12345xZ",
+            "2024-02-29T23:59:59.123456+00:00",
+            "2024-03-01T00:00:00.000000Z",
+            "2024-03-01T00:00:00.123456Z",
+            "2024-03-01T00:00:00.12345aZ",
+            "2024-02-30T00:00:00.000000Z",
+            "1969-12-31T23:59:59.250000Z",
+            "1969-12-31T23:59:59.750000Z",
+            "2024-02-29T23:59:59.000002Z",
+        ] {
+            let line = line_at(stamp);
+            let expected = Event::from_json_slice(line.as_bytes());
+            match (parser.parse(line.as_bytes()), expected) {
+                (Ok(event), Ok(expected)) => {
+                    assert_eq!(event.timestamp(), expected.timestamp(), "{stamp}");
+                }
+                (Err(_), Err(_)) => {}
+                (got, expected) => panic!("{stamp}: {got:?} against {expected:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn names_are_shared_and_a_bad_one_is_still_refused() {
+        let mut parser = EventLineParser::new();
+        let named = |name: &str| Event::new(name, json!(1)).unwrap().to_json_bytes().to_vec();
+        // More names than the parser keeps, twice over, by both paths.
+        let names: Vec<String> = (0..NAMES + 3).map(|n| format!("type.{n}")).collect();
+        let mut first = Vec::new();
+        for round in 0..2 {
+            for name in &names {
+                let event = parser.parse(&named(name)).unwrap();
+                assert_eq!(event.name(), name.as_str());
+                if round == 0 {
+                    first.push(event.name.clone());
+                } else {
+                    let earlier = &first[first.len() - names.len()..];
+                    assert!(earlier.iter().any(|a| Arc::ptr_eq(a, &event.name)));
+                }
+            }
+        }
+        // A refused name is never kept: refused again, as the general parse refuses it.
+        let bad = String::from_utf8(named("type.0"))
+            .unwrap()
+            .replace("type.0", "bad name!");
+        assert!(Event::from_json_slice(bad.as_bytes()).is_err());
+        assert!(parser.parse(bad.as_bytes()).is_err());
+        assert!(parser.parse(bad.as_bytes()).is_err());
     }
 
     #[test]

@@ -59,10 +59,12 @@
 //! flight until acknowledged ([`acknowledge`](DiskBuffer::acknowledge),
 //! [`acknowledge_corrupt`](DiskBuffer::acknowledge_corrupt)), in any order.
 //! The position advances over the longest acknowledged prefix of what was
-//! read and is then written to the ledger (once per call; fsynced every
-//! time under [`FsyncPolicy::Always`], at most once per interval under
-//! [`FsyncPolicy::Interval`]): records acknowledged beyond a gap, or after
-//! the last fsynced ledger when the machine crashes, are read again.
+//! read and is then written to the ledger (once per call, fsynced, under
+//! [`FsyncPolicy::Always`]; once per call, not fsynced, under
+//! [`FsyncPolicy::Never`]; at most once per interval, fsynced, under
+//! [`FsyncPolicy::Interval`], and at every close): records acknowledged
+//! beyond a gap, or after the last ledger written when the process or the
+//! machine crashes, are read again.
 //! Segments wholly before the position are deleted. Space is freed a
 //! segment at a time (segments are at most a quarter of `max_bytes`); a
 //! full buffer answers [`AppendError::Full`] and the caller applies its
@@ -390,10 +392,9 @@ struct Reader {
     index: Index,
     acked: Position,
     next_unacked_id: u64,
+    /// The position moved since the ledger was last stored (under
+    /// [`FsyncPolicy::Interval`], the store waits for the interval).
     ledger_dirty: bool,
-    /// The ledger was last stored without its fsyncs (under
-    /// [`FsyncPolicy::Interval`], before the interval had passed).
-    ledger_unsynced: bool,
     /// When the ledger was last stored with its fsyncs; `None`: never, or
     /// the next store must fsync.
     ledger_synced: Option<Instant>,
@@ -768,7 +769,6 @@ fn recover(dir: &Path, options: &DiskBufferOptions) -> Result<Recovered, BufferE
             acked: position,
             next_unacked_id: first_unacked_id,
             ledger_dirty: false,
-            ledger_unsynced: false,
             ledger_synced: None,
             next_corrupt: 0,
             cuts: 0,
@@ -996,7 +996,16 @@ impl DiskBuffer {
         payload: &[u8],
         timeout: Duration,
     ) -> Result<RecordId, AppendError> {
+        // A first try without the bookkeeping of waiting (a clock read and
+        // the shared lock once more per record): the buffer is rarely full.
+        let full = match self.append(payload) {
+            Err(full @ AppendError::Full { .. }) => full,
+            other => return other,
+        };
         let deadline = Instant::now().checked_add(timeout);
+        if timeout.is_zero() {
+            return Err(full);
+        }
         loop {
             let generation = lock(&self.shared).progress;
             let full = match self.append(payload) {
@@ -1116,7 +1125,7 @@ impl DiskBuffer {
         // The ledger's last store, if it skipped its fsyncs (the writer's
         // lock is released first: the reader's is taken before it elsewhere).
         let mut reader = lock(&self.reader);
-        if reader.ledger_unsynced && reader.ledger_synced.is_none_or(|at| at.elapsed() >= every) {
+        if reader.ledger_dirty && reader.ledger_synced.is_none_or(|at| at.elapsed() >= every) {
             self.store_ledger(&mut reader)?;
             return Ok(true);
         }
@@ -1407,7 +1416,9 @@ impl DiskBuffer {
             return Ok(());
         }
         self.settle(r);
-        self.store_ledger(r)?;
+        if !self.ledger_deferred(r) {
+            self.store_ledger(r)?;
+        }
         let (doomed, wake) = {
             let mut shared = lock(&self.shared);
             shared.first_unacked_id = shared.first_unacked_id.max(r.next_unacked_id);
@@ -1424,7 +1435,7 @@ impl DiskBuffer {
         {
             r.file = None;
         }
-        if !doomed.is_empty() && r.ledger_unsynced {
+        if !doomed.is_empty() && r.ledger_dirty {
             // Segments are deleted only behind a durable ledger.
             r.ledger_synced = None;
             self.store_ledger(r)?;
@@ -1433,12 +1444,28 @@ impl DiskBuffer {
         Ok(())
     }
 
+    /// Under [`FsyncPolicy::Interval`], the ledger is written (and fsynced)
+    /// at most once per interval rather than after every acknowledgement:
+    /// rewriting it (create, write, rename) per batch was a tenth of a disk
+    /// route's delivery time. A process crash then reads again what was
+    /// acknowledged since the last write, up to about an interval's worth,
+    /// as a machine crash already did under this policy (at least once);
+    /// [`sync_if_due`](Self::sync_if_due) writes it when due, and
+    /// [`close`](Self::close) and segment deletion always do, so nothing is
+    /// read again after a clean shutdown.
+    fn ledger_deferred(&self, r: &Reader) -> bool {
+        match self.options.fsync() {
+            FsyncPolicy::Interval(every) => r.ledger_synced.is_some_and(|at| at.elapsed() < every),
+            _ => false,
+        }
+    }
+
     /// Writes the position to the ledger. Its fsyncs (the file's and the
     /// directory's, a few milliseconds together) follow the policy: every
-    /// store under [`FsyncPolicy::Always`], at most once per interval under
-    /// [`FsyncPolicy::Interval`] (then [`sync_if_due`](Self::sync_if_due)
-    /// or the close makes the last one durable), never under
-    /// [`FsyncPolicy::Never`]. A ledger that a machine crash takes back only
+    /// store under [`FsyncPolicy::Always`], and under
+    /// [`FsyncPolicy::Interval`] (whose stores come at most once per
+    /// interval, see [`ledger_deferred`](Self::ledger_deferred)), never
+    /// under [`FsyncPolicy::Never`]. A ledger that a crash takes back only
     /// means records read again (at least once), never records lost.
     fn store_ledger(&self, r: &mut Reader) -> Result<(), BufferError> {
         let sync = match self.options.fsync() {
@@ -1453,7 +1480,6 @@ impl DiskBuffer {
         ledger::store(&self.dir, &ledger, sync)
             .map_err(|(path, source)| BufferError::Io { path, source })?;
         r.ledger_dirty = false;
-        r.ledger_unsynced = !sync && self.durable();
         if sync {
             r.ledger_synced = Some(Instant::now());
         }
@@ -1667,9 +1693,9 @@ impl DiskBuffer {
             }
         };
         let mut reader = lock(&self.reader);
-        if reader.ledger_unsynced {
-            // Stored without its fsyncs: store it again, with them.
-            reader.ledger_dirty = true;
+        if reader.ledger_dirty {
+            // Not stored yet (deferred under `Interval`): store it now,
+            // with its fsyncs.
             reader.ledger_synced = None;
         }
         self.advance(&mut reader)?;

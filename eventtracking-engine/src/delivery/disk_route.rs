@@ -68,6 +68,8 @@ pub(crate) struct DiskRoute {
     appended_end: AtomicU64,
     /// One more than the highest record id read.
     read_end: AtomicU64,
+    /// When the worker wants to be woken by an append: see [`WakeAt`].
+    wake_at: WakeAt,
     /// Flush requests waiting for the reader to pass their records, by
     /// target in request order.
     flushes: Mutex<VecDeque<(u64, Part<FlushOutcome>)>>,
@@ -123,6 +125,41 @@ impl Pumped {
             }
             ReadRef::Corrupt(corrupt) => self.corrupt.push(corrupt),
         }
+    }
+}
+
+/// The record id end at which an append wakes the worker (`u64::MAX`:
+/// none). Waking it on every append (a futex wake and a pump of a record
+/// or two each) cost the emitting thread and the worker more than the
+/// records themselves; the memory route likewise wakes its worker only
+/// when work appears or a batch fills.
+#[derive(Debug)]
+struct WakeAt(AtomicU64);
+
+impl Default for WakeAt {
+    fn default() -> Self {
+        WakeAt(AtomicU64::new(u64::MAX))
+    }
+}
+
+impl WakeAt {
+    fn arm(&self, end: u64) {
+        self.0.store(end, SeqCst);
+    }
+
+    fn disarm(&self) {
+        self.0.store(u64::MAX, SeqCst);
+    }
+
+    /// After appending up to `end`: whether to wake the worker (once per
+    /// arming: it is disarmed here).
+    fn reached(&self, end: u64) -> bool {
+        let at = self.0.load(SeqCst);
+        end >= at
+            && self
+                .0
+                .compare_exchange(at, u64::MAX, SeqCst, SeqCst)
+                .is_ok()
     }
 }
 
@@ -197,6 +234,7 @@ impl DiskRoute {
             parser: Mutex::new(EventLineParser::new()),
             appended_end: AtomicU64::new(left),
             read_end: AtomicU64::new(0),
+            wake_at: WakeAt::default(),
             flushes: Mutex::new(VecDeque::new()),
         })
     }
@@ -283,7 +321,9 @@ impl DiskRoute {
                 if let Some(ack) = extra.and_then(|e| e.ack) {
                     ack.fill(Outcome::Buffered);
                 }
-                route.wake.notify_one();
+                if self.wake_at.reached(id.get().saturating_add(1)) {
+                    route.wake.notify_one();
+                }
                 return Offered::Settled;
             }
             Some(Err(error)) => error,
@@ -375,6 +415,28 @@ impl DiskRoute {
             ids.insert(queue.next_seq(), id);
             queue.items.push_back(Queued { event, extra: None });
         }
+    }
+
+    /// Before the worker waits for events: asks appends to wake it once the
+    /// records not read yet would fill the rest of a batch (any record when
+    /// nothing is queued), or not at all when its read-ahead is full or it
+    /// holds a full batch (a send finishing wakes it then). `false` when
+    /// that many are appended already: pump again instead of waiting.
+    pub(super) fn arm_wake(&self, route: &Route) -> bool {
+        let len = route.queue_len();
+        let room = read_ahead(route).saturating_sub(len);
+        let full = route.full_batch();
+        if room == 0 || len >= full {
+            self.wake_at.disarm();
+            return true;
+        }
+        let need = if len == 0 { 1 } else { (full - len).min(room) };
+        let at = self.read_end.load(SeqCst).saturating_add(need as u64);
+        self.wake_at.arm(at);
+        // After arming (both SeqCst): an append this misses sees the arm.
+        // Left armed: if the records cannot be read (ids lost in corrupt
+        // bytes), the next append still wakes the worker.
+        self.appended_end.load(SeqCst) < at
     }
 
     /// Writes bytes that are no event to the dead-letter file; if that
@@ -511,6 +573,19 @@ impl DiskRoute {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wake_at_wakes_once_per_arming_and_only_past_its_end() {
+        let wake = WakeAt::default();
+        assert!(!wake.reached(u64::MAX - 1), "not armed");
+        wake.arm(10);
+        assert!(!wake.reached(9));
+        assert!(wake.reached(12), "past the end also wakes");
+        assert!(!wake.reached(13), "once per arming");
+        wake.arm(20);
+        wake.disarm();
+        assert!(!wake.reached(30));
+    }
 
     #[test]
     fn seq_ids_remove_in_any_order_and_only_once() {

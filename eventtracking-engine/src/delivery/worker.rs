@@ -38,6 +38,7 @@ impl Worker {
     async fn run(self: &Arc<Self>) {
         let route = &*self.route;
         let mut sends = tokio::task::JoinSet::new();
+        let mut pumped_again = false;
         loop {
             if route.past_deadline() {
                 // Past the deadline nothing more is sent: what is queued is
@@ -62,6 +63,14 @@ impl Worker {
                 {
                     break;
                 }
+                // Records appended as it armed: read them first, once (a
+                // record that is never read, e.g. lost in a corrupt tail,
+                // must not keep it from waiting).
+                let armed = route.disk.as_ref().is_none_or(|disk| disk.arm_wake(route));
+                if !armed && !std::mem::replace(&mut pumped_again, true) {
+                    continue;
+                }
+                pumped_again = false;
                 let woken = route.wake.notified();
                 // A disk route also wakes on a timer: to fsync, and to read
                 // records appended while it was busy.
@@ -144,6 +153,7 @@ impl Worker {
             return;
         }
         let deadline = tokio::time::Instant::now() + route.config.linger;
+        let mut pumped_again = false;
         loop {
             // A disk route's events arrive in its buffer: read them in.
             if let Some(disk) = &route.disk {
@@ -152,6 +162,12 @@ impl Worker {
             if !route.may_linger() || route.flush_pending() || route.closing.load(SeqCst) {
                 break;
             }
+            // As in `run`: records appended as it armed are read once first.
+            let armed = route.disk.as_ref().is_none_or(|disk| disk.arm_wake(route));
+            if !armed && !std::mem::replace(&mut pumped_again, true) {
+                continue;
+            }
+            pumped_again = false;
             if tokio::time::timeout_at(deadline, route.wake.notified())
                 .await
                 .is_err()
