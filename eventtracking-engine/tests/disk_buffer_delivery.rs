@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{seqs, Action, Recorder, DEADLINE};
-use eventtracking::buffer::{DiskBuffer, DiskBufferOptions, FsyncPolicy};
+use eventtracking::buffer::{DiskBuffer, DiskBufferOptions, FsyncPolicy, ReadRef};
 use eventtracking::{
     BackendError, BufferFsync, BufferKind, Config, DeliveryConfig, Event, Outcome, Overflow,
     Tracker,
@@ -377,6 +377,69 @@ fn a_flipped_byte_mid_segment_dead_letters_that_record_and_delivers_the_others()
     assert!(
         lines[0]["raw_hex"].as_str().unwrap().contains(&hex),
         "the record's bytes: {lines:?}"
+    );
+    tracker.shutdown(DEADLINE).unwrap();
+}
+
+/// What a tracker appends is marked as an event's line as written, and
+/// delivered without its payload validated again; a record appended as
+/// bytes is not marked, so it is validated: one laid out exactly as an
+/// event line, after one with the same context, whose payload is not JSON
+/// is dead-lettered as not an event, not delivered.
+#[test]
+fn only_records_a_tracker_appended_are_delivered_unvalidated() {
+    let dir = tempfile::tempdir().unwrap();
+    let failing = Recorder::scripted(|_, _| {
+        Action::Fail(BackendError::Retryable("the store is down".into()))
+    });
+    let config = disk(dir.path())
+        .with_max_retries(1_000_000)
+        .with_retry_budget(Duration::from_secs(3_600));
+    let tracker = build(config.clone(), "a", failing);
+    tracker.emit("page.view", json!({"i": 0})).unwrap();
+    let report = tracker.shutdown(Duration::from_millis(200)).unwrap();
+    assert_eq!(report.backends["a"].kept_in_buffer, 1, "{report}");
+    drop(tracker);
+
+    let path = dir.path().join("buffers").join("a");
+    let good = Event::new("page.view", json!({"i": 1})).unwrap();
+    let good_line = good.to_json_bytes().to_vec();
+    let bad_line = String::from_utf8(good_line.clone())
+        .unwrap()
+        .replace(r#""data":{"i":1}"#, r#""data":{"i":}"#);
+    let marks = {
+        let buffer = DiskBuffer::open(&path, DiskBufferOptions::default()).unwrap();
+        buffer.append(&good_line).unwrap();
+        buffer.append(bad_line.as_bytes()).unwrap();
+        buffer.append_event(&good).unwrap();
+        let mut marks = Vec::new();
+        buffer
+            .read_with(10, 1 << 20, |item| match item {
+                ReadRef::Record(record) => marks.push(record.event_line),
+                other => panic!("{other:?}"),
+            })
+            .unwrap();
+        marks
+    };
+    assert_eq!(
+        marks,
+        [true, false, false, true],
+        "the tracker's, two as bytes, append_event's"
+    );
+
+    let recorder = Recorder::new();
+    let tracker = build(config, "a", recorder.clone());
+    let report = tracker.flush(DEADLINE);
+    assert!(report.complete, "{report}");
+    assert_eq!(seqs(&recorder.events()), vec![0, 1, 1]);
+    let lines = dead_letter_lines(dir.path());
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not an event"),
+        "{lines:?}"
     );
     tracker.shutdown(DEADLINE).unwrap();
 }

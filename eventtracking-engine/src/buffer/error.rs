@@ -65,7 +65,7 @@ pub enum AppendError {
         /// The bound.
         max_bytes: u64,
     },
-    /// The record can never fit: larger than `max_bytes` (or than 4 GiB) on its own.
+    /// The record can never fit: larger than `max_bytes` (or than 2 GiB) on its own.
     #[error("record of {len} bytes can never fit in a disk buffer of max_bytes {max_bytes}")]
     TooLarge {
         /// The payload length.

@@ -20,7 +20,12 @@
 //! A segment is a 32-byte header (magic `ETBUFSEG`, format version, segment
 //! number, first record id, CRC) and then records, each a 20-byte frame
 //! (marker, payload length, record id, CRC-32 of length, id and payload)
-//! and the payload. The ledger holds the acknowledged position (segment,
+//! and the payload. The length's top bit marks a record appended by
+//! [`append_event`](DiskBuffer::append_event): an event's line exactly as
+//! written, which the delivery worker reads without validating its JSON
+//! again ([`RecordRef::event_line`]); under the checksum, so a flipped mark
+//! is a corrupt record. Records without it (appended as bytes, or by an
+//! earlier version) are read as before. The ledger holds the acknowledged position (segment,
 //! offset) and the next unacknowledged id, with a CRC. Integers are little
 //! endian. Record ids increase by one per append, across segments and
 //! restarts.
@@ -110,6 +115,7 @@ use std::sync::{Condvar, LazyLock, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use eventtracking_core::sync::lock;
+use eventtracking_core::Event;
 
 use ledger::{Ledger, Position};
 use record::{Parsed, Source, FRAME_HEADER};
@@ -162,6 +168,9 @@ pub struct BufferedRecord {
     pub payload: Vec<u8>,
     /// Written by an earlier process (a replay after a restart).
     pub replayed: bool,
+    /// Appended by [`DiskBuffer::append_event`]: the payload is that
+    /// event's [`Event::to_json_bytes`], unchanged (its checksum matched).
+    pub event_line: bool,
 }
 
 /// Bytes of a segment that are not a valid record, skipped by the reader.
@@ -200,6 +209,9 @@ pub struct RecordRef<'a> {
     pub payload: &'a [u8],
     /// Written by an earlier process (a replay after a restart).
     pub replayed: bool,
+    /// Appended by [`DiskBuffer::append_event`]: the payload is that
+    /// event's [`Event::to_json_bytes`], unchanged (its checksum matched).
+    pub event_line: bool,
 }
 
 /// One item of [`DiskBuffer::read_with`], in file order.
@@ -863,9 +875,22 @@ impl DiskBuffer {
     /// record is not in the buffer, except when only the fsync failed: then
     /// it was written and may be delivered).
     pub fn append(&self, payload: &[u8]) -> Result<RecordId, AppendError> {
+        self.append_record(payload, false)
+    }
+
+    /// [`append`](Self::append) of an event's JSON line
+    /// ([`Event::to_json_bytes`]), marked as such: a reader gets
+    /// [`RecordRef::event_line`], and may take the payload as written (its
+    /// checksum proves it unchanged) instead of validating its JSON again.
+    /// What a tracker's disk route appends.
+    pub fn append_event(&self, event: &Event) -> Result<RecordId, AppendError> {
+        self.append_record(event.to_json_bytes(), true)
+    }
+
+    fn append_record(&self, payload: &[u8], event_line: bool) -> Result<RecordId, AppendError> {
         let mut writer = lock(&self.writer);
         let always = self.options.fsync() == FsyncPolicy::Always;
-        let id = self.append_locked(&mut writer, payload, always)?;
+        let id = self.append_locked(&mut writer, payload, event_line, always)?;
         if always {
             self.fsync(&mut writer)?;
         }
@@ -882,7 +907,7 @@ impl DiskBuffer {
         let mut ids = Vec::with_capacity(payloads.len());
         let mut error = None;
         for payload in payloads {
-            match self.append_locked(&mut writer, payload.as_ref(), false) {
+            match self.append_locked(&mut writer, payload.as_ref(), false, false) {
                 Ok(id) => ids.push(id),
                 Err(failed) => {
                     error = Some(failed);
@@ -899,18 +924,19 @@ impl DiskBuffer {
         AppendMany { ids, error }
     }
 
-    /// One append under the writer lock; `write_now` writes the record to
-    /// the file before returning (the caller fsyncs).
+    /// One append under the writer lock, marked as an event line if
+    /// `event_line`; `write_now` writes the record to the file before
+    /// returning (the caller fsyncs).
     fn append_locked(
         &self,
         w: &mut Writer,
         payload: &[u8],
+        event_line: bool,
         write_now: bool,
     ) -> Result<RecordId, AppendError> {
         let max_bytes = self.options.max_bytes();
         let frame = FRAME_HEADER + payload.len() as u64;
-        if u32::try_from(payload.len()).is_err() || frame.saturating_add(SEGMENT_HEADER) > max_bytes
-        {
+        if payload.len() > record::MAX_PAYLOAD || frame.saturating_add(SEGMENT_HEADER) > max_bytes {
             return Err(AppendError::TooLarge {
                 len: payload.len(),
                 max_bytes,
@@ -952,7 +978,7 @@ impl DiskBuffer {
         }
         let id = w.next_id;
         let before = w.pending.len();
-        record::encode(id, payload, &mut w.pending);
+        record::encode(id, payload, event_line, &mut w.pending);
         w.size += frame;
         let (flush, sync) = match self.options.fsync() {
             FsyncPolicy::Always => (write_now || w.pending.len() >= PENDING_LIMIT, false),
@@ -996,9 +1022,28 @@ impl DiskBuffer {
         payload: &[u8],
         timeout: Duration,
     ) -> Result<RecordId, AppendError> {
+        self.append_record_timeout(payload, false, timeout)
+    }
+
+    /// [`append_event`](Self::append_event), waiting up to `timeout` while
+    /// the buffer is full, as [`append_timeout`](Self::append_timeout) does.
+    pub fn append_event_timeout(
+        &self,
+        event: &Event,
+        timeout: Duration,
+    ) -> Result<RecordId, AppendError> {
+        self.append_record_timeout(event.to_json_bytes(), true, timeout)
+    }
+
+    fn append_record_timeout(
+        &self,
+        payload: &[u8],
+        event_line: bool,
+        timeout: Duration,
+    ) -> Result<RecordId, AppendError> {
         // A first try without the bookkeeping of waiting (a clock read and
         // the shared lock once more per record): the buffer is rarely full.
-        let full = match self.append(payload) {
+        let full = match self.append_record(payload, event_line) {
             Err(full @ AppendError::Full { .. }) => full,
             other => return other,
         };
@@ -1008,7 +1053,7 @@ impl DiskBuffer {
         }
         loop {
             let generation = lock(&self.shared).progress;
-            let full = match self.append(payload) {
+            let full = match self.append_record(payload, event_line) {
                 Err(full @ AppendError::Full { .. }) => full,
                 other => return other,
             };
@@ -1147,6 +1192,7 @@ impl DiskBuffer {
                     id: record.id,
                     payload: record.payload.to_vec(),
                     replayed: record.replayed,
+                    event_line: record.event_line,
                 }),
                 ReadRef::Corrupt(corrupt) => ReadItem::Corrupt(corrupt),
             });
@@ -1304,7 +1350,11 @@ impl DiskBuffer {
                     .map_err(io_error(&path))?
                 {
                     Parsed::End => r.cursor.offset = end,
-                    Parsed::Record { id, next } => {
+                    Parsed::Record {
+                        id,
+                        next,
+                        event_line,
+                    } => {
                         let replayed = id < self.session_first_id;
                         if replayed {
                             self.replayed.fetch_add(1, Ordering::Relaxed);
@@ -1317,6 +1367,7 @@ impl DiskBuffer {
                             id: RecordId(id),
                             payload: &r.payload,
                             replayed,
+                            event_line,
                         }));
                     }
                     Parsed::Corrupt { next, .. } => {
@@ -1659,11 +1710,12 @@ impl DiskBuffer {
                         resynced: false, ..
                     } => break,
                     Parsed::Corrupt { next, .. } => offset = next,
-                    Parsed::Record { id, .. } => {
+                    Parsed::Record { id, event_line, .. } => {
                         return Ok(Some(BufferedRecord {
                             id: RecordId(id),
                             payload,
                             replayed: id < self.session_first_id,
+                            event_line,
                         }))
                     }
                 }
@@ -1719,7 +1771,7 @@ mod tests {
     fn segment_of(number: u64, first_id: u64, records: &[(u64, &[u8])]) -> Vec<u8> {
         let mut bytes = segment::header(number, first_id).to_vec();
         for (id, payload) in records {
-            record::encode(*id, payload, &mut bytes);
+            record::encode(*id, payload, false, &mut bytes);
         }
         bytes
     }

@@ -3,7 +3,7 @@
 //! ```text
 //! offset  size  field
 //! 0       4     marker 0xE7B0_F7C5 (LE): where a reader looks for the next record after corruption
-//! 4       4     payload length (LE)
+//! 4       4     payload length (LE); its top bit marks an event line (below)
 //! 8       8     record id (LE)
 //! 16      4     CRC-32 (crc32fast) of the length, the id and the payload
 //! 20      len   payload (one event's JSON line)
@@ -12,6 +12,12 @@
 //! The checksum covers the length and the id, so that a flipped length is
 //! caught like a flipped payload byte (it then points past the record or at
 //! bytes whose checksum does not match).
+//!
+//! The length's top bit ([`EVENT_LINE`]) says that the payload is an
+//! event's JSON line exactly as `Event::to_json_bytes` wrote it, appended
+//! by `DiskBuffer::append_event`: a reader whose checksum matched can take
+//! it as written instead of validating its JSON again. Records without it
+//! (appended as bytes, or by a version before the bit) read as before.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
@@ -20,6 +26,10 @@ use std::io::{self, BufReader, Read, Seek, SeekFrom};
 pub(crate) const FRAME_HEADER: u64 = 20;
 /// Marks the start of every record.
 pub(crate) const MARKER: u32 = 0xE7B0_F7C5;
+/// The length's top bit: the payload is an event's line as written.
+pub(crate) const EVENT_LINE: u32 = 1 << 31;
+/// The longest payload: the length's other bits.
+pub(crate) const MAX_PAYLOAD: usize = (EVENT_LINE - 1) as usize;
 /// How much a resynchronising scan reads at once.
 const SCAN_CHUNK: usize = 64 * 1024;
 /// The read-ahead of a [`Source`]: records are read a buffer at a time, not
@@ -90,10 +100,12 @@ fn checksum(len: u32, id: u64, payload: &[u8]) -> u32 {
     hasher.finalize()
 }
 
-/// Appends the frame of one record to `out`. The caller checked that the
-/// payload length fits in a `u32`.
-pub(crate) fn encode(id: u64, payload: &[u8], out: &mut Vec<u8>) {
-    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+/// Appends the frame of one record to `out`, marked as an event line if
+/// `event_line`. The caller checked that the payload is at most
+/// [`MAX_PAYLOAD`] bytes.
+pub(crate) fn encode(id: u64, payload: &[u8], event_line: bool, out: &mut Vec<u8>) {
+    let len = u32::try_from(payload.len().min(MAX_PAYLOAD)).unwrap_or(EVENT_LINE - 1)
+        | if event_line { EVENT_LINE } else { 0 };
     out.reserve(FRAME_HEADER as usize + payload.len());
     out.extend_from_slice(&MARKER.to_le_bytes());
     out.extend_from_slice(&len.to_le_bytes());
@@ -106,8 +118,13 @@ pub(crate) fn encode(id: u64, payload: &[u8], out: &mut Vec<u8>) {
 #[derive(Debug)]
 pub(crate) enum Parsed {
     /// A whole record whose checksum matches, its payload in the caller's
-    /// buffer; `next` is where the following one starts.
-    Record { id: u64, next: u64 },
+    /// buffer; `next` is where the following one starts; `event_line` if it
+    /// was marked as an event's line as written.
+    Record {
+        id: u64,
+        next: u64,
+        event_line: bool,
+    },
     /// Bytes that are not a whole, valid record, up to `next`: the start of
     /// the next valid record (`resynced`), or `end` when there is none.
     Corrupt { next: u64, resynced: bool },
@@ -115,15 +132,16 @@ pub(crate) enum Parsed {
     End,
 }
 
-/// The id of the record at `offset` if one whole, valid record starts there
-/// and ends at or before `end`; its payload is then in `payload` (a buffer
-/// reused record after record: no allocation per record).
+/// The id of the record at `offset`, and whether it is marked as an event
+/// line, if one whole, valid record starts there and ends at or before
+/// `end`; its payload is then in `payload` (a buffer reused record after
+/// record: no allocation per record).
 pub(crate) fn record_at(
     file: &mut Source,
     offset: u64,
     end: u64,
     payload: &mut Vec<u8>,
-) -> io::Result<Option<u64>> {
+) -> io::Result<Option<(u64, bool)>> {
     if end.saturating_sub(offset) < FRAME_HEADER {
         return Ok(None);
     }
@@ -138,7 +156,8 @@ pub(crate) fn record_at(
     if word(0) != MARKER {
         return Ok(None);
     }
-    let len = word(4);
+    let marked_len = word(4);
+    let len = marked_len & !EVENT_LINE;
     let mut id_bytes = [0u8; 8];
     id_bytes.copy_from_slice(&header[8..16]);
     let id = u64::from_le_bytes(id_bytes);
@@ -153,10 +172,10 @@ pub(crate) fn record_at(
     if !file.read_exact_at(offset + FRAME_HEADER, payload)? {
         return Ok(None);
     }
-    if checksum(len, id, payload) != crc {
+    if checksum(marked_len, id, payload) != crc {
         return Ok(None);
     }
-    Ok(Some(id))
+    Ok(Some((id, marked_len & EVENT_LINE != 0)))
 }
 
 /// The first offset after `from` (exclusive) and before `end` where a valid
@@ -197,9 +216,13 @@ pub(crate) fn parse_at(
     if offset >= end {
         return Ok(Parsed::End);
     }
-    if let Some(id) = record_at(file, offset, end, payload)? {
+    if let Some((id, event_line)) = record_at(file, offset, end, payload)? {
         let next = offset + FRAME_HEADER + payload.len() as u64;
-        return Ok(Parsed::Record { id, next });
+        return Ok(Parsed::Record {
+            id,
+            next,
+            event_line,
+        });
     }
     Ok(match resync(file, offset, end)? {
         Some(next) => Parsed::Corrupt {
@@ -245,14 +268,19 @@ mod tests {
     #[test]
     fn a_record_reads_back_and_a_flipped_length_is_caught() {
         let mut bytes = Vec::new();
-        encode(7, b"{\"a\":1}", &mut bytes);
+        encode(7, b"{\"a\":1}", false, &mut bytes);
         let (_keep, mut file) = file_of(&bytes);
         let end = bytes.len() as u64;
         let mut payload = Vec::new();
         match parse_at(&mut file, 0, end, &mut payload).unwrap() {
-            Parsed::Record { id, next } => {
-                assert_eq!((id, payload.as_slice(), next), (7, &b"{\"a\":1}"[..], end))
-            }
+            Parsed::Record {
+                id,
+                next,
+                event_line,
+            } => assert_eq!(
+                (id, payload.as_slice(), next, event_line),
+                (7, &b"{\"a\":1}"[..], end, false)
+            ),
             other => panic!("{other:?}"),
         }
         // A shorter length still fits in the file: only the checksum catches it.
@@ -267,7 +295,7 @@ mod tests {
     fn resync_finds_the_record_after_garbage_across_a_chunk_boundary() {
         let mut bytes = vec![0xAB; SCAN_CHUNK - 2];
         let at = bytes.len() as u64;
-        encode(1, b"x", &mut bytes);
+        encode(1, b"x", false, &mut bytes);
         let (_keep, mut file) = file_of(&bytes);
         assert_eq!(resync(&mut file, 0, bytes.len() as u64).unwrap(), Some(at));
     }
@@ -275,7 +303,7 @@ mod tests {
     #[test]
     fn a_file_shorter_than_believed_is_no_record_and_no_error() {
         let mut bytes = Vec::new();
-        encode(1, b"payload", &mut bytes);
+        encode(1, b"payload", false, &mut bytes);
         let (_keep, mut file) = file_of(&bytes[..10]);
         let end = bytes.len() as u64;
         let mut payload = Vec::new();
@@ -283,5 +311,25 @@ mod tests {
             matches!(parse_at(&mut file, 0, end, &mut payload).unwrap(), Parsed::Corrupt { next, resynced: false } if next == end)
         );
         assert_eq!(read_range(&mut file, 0, end).unwrap(), &bytes[..10]);
+    }
+
+    #[test]
+    fn the_event_line_mark_reads_back_and_is_under_the_checksum() {
+        let mut bytes = Vec::new();
+        encode(3, b"line", true, &mut bytes);
+        let (_keep, mut file) = file_of(&bytes);
+        let end = bytes.len() as u64;
+        let mut payload = Vec::new();
+        assert!(matches!(
+            parse_at(&mut file, 0, end, &mut payload).unwrap(),
+            Parsed::Record { id: 3, event_line: true, next } if next == end && payload == b"line"
+        ));
+        // The mark flipped off (or on) is a corrupt record, not a change of kind.
+        bytes[7] ^= 0x80;
+        let (_keep, mut file) = file_of(&bytes);
+        assert!(matches!(
+            parse_at(&mut file, 0, end, &mut payload).unwrap(),
+            Parsed::Corrupt { .. }
+        ));
     }
 }

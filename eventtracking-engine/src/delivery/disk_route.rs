@@ -108,7 +108,14 @@ impl Pumped {
             ReadRef::Record(record) => {
                 let end = record.id.get().saturating_add(1);
                 self.read_end = Some(self.read_end.map_or(end, |read| read.max(end)));
-                match parser.parse(record.payload) {
+                // An event line appended by the route itself (its checksum
+                // matched) is taken as written; anything else is validated.
+                let parsed = if record.event_line {
+                    parser.parse_written(record.payload)
+                } else {
+                    parser.parse(record.payload)
+                };
+                match parsed {
                     Ok(event) => {
                         self.replayed += u64::from(record.replayed);
                         self.events.push((record.id, Arc::new(event)));
@@ -267,11 +274,10 @@ impl DiskRoute {
                 return Offered::Settled;
             }
         }
-        let payload = event.to_json_bytes();
         let appended = self.with_buffer(|buffer| {
             let first = match config.overflow {
-                Overflow::Block => buffer.append_timeout(payload, config.block_timeout),
-                _ => buffer.append(payload),
+                Overflow::Block => buffer.append_event_timeout(&event, config.block_timeout),
+                _ => buffer.append_event(&event),
             };
             match first {
                 Err(AppendError::Full { .. }) if config.overflow == Overflow::DropOldest => {
@@ -295,7 +301,7 @@ impl DiskRoute {
                                 break;
                             }
                         }
-                        result = buffer.append(payload);
+                        result = buffer.append_event(&event);
                         if !matches!(result, Err(AppendError::Full { .. })) {
                             break;
                         }
