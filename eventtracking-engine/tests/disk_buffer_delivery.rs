@@ -65,6 +65,18 @@ fn events(n: u64) -> Vec<Event> {
         .collect()
 }
 
+/// A disk route's settings that keep retrying, and a backend that always
+/// fails: what it is given stays in the buffer.
+fn store_down(dir: &Path) -> (DeliveryConfig, Recorder) {
+    let failing = Recorder::scripted(|_, _| {
+        Action::Fail(BackendError::Retryable("the store is down".into()))
+    });
+    let config = disk(dir)
+        .with_max_retries(1_000_000)
+        .with_retry_budget(Duration::from_secs(3_600));
+    (config, failing)
+}
+
 /// Writes events into backend `name`'s buffer directly, as an earlier run would have left them.
 fn prefill(dir: &Path, name: &str, events: &[Event]) -> PathBuf {
     let path = dir.join("buffers").join(name);
@@ -202,12 +214,7 @@ fn an_emit_during_shutdown_is_buffered_for_the_next_tracker() {
 #[test]
 fn a_failing_backend_keeps_events_in_the_buffer_and_the_next_tracker_delivers_them() {
     let dir = tempfile::tempdir().unwrap();
-    let failing = Recorder::scripted(|_, _| {
-        Action::Fail(BackendError::Retryable("the store is down".into()))
-    });
-    let config = disk(dir.path())
-        .with_max_retries(1_000_000)
-        .with_retry_budget(Duration::from_secs(3_600));
+    let (config, failing) = store_down(dir.path());
     let tracker = build(config.clone(), "a", failing.clone());
     let emitted: Vec<u64> = (0..50).collect();
     for i in &emitted {
@@ -389,12 +396,7 @@ fn a_flipped_byte_mid_segment_dead_letters_that_record_and_delivers_the_others()
 #[test]
 fn only_records_a_tracker_appended_are_delivered_unvalidated() {
     let dir = tempfile::tempdir().unwrap();
-    let failing = Recorder::scripted(|_, _| {
-        Action::Fail(BackendError::Retryable("the store is down".into()))
-    });
-    let config = disk(dir.path())
-        .with_max_retries(1_000_000)
-        .with_retry_budget(Duration::from_secs(3_600));
+    let (config, failing) = store_down(dir.path());
     let tracker = build(config.clone(), "a", failing);
     tracker.emit("page.view", json!({"i": 0})).unwrap();
     let report = tracker.shutdown(Duration::from_millis(200)).unwrap();
