@@ -125,16 +125,12 @@ impl EventLineParser {
     /// [`Event::to_json_bytes`] wrote, unchanged: a checksummed record of
     /// one, as a disk buffer's delivery worker reads it. Its payload is
     /// taken as written, without validating its JSON again (a third of a
-    /// parse), and the line itself becomes the event's JSON line (a JSON
-    /// backend copies it instead of writing the event again); the rest is
-    /// read as `parse` reads it.
+    /// parse); the rest is read as `parse` reads it.
     ///
-    /// The caller vouches for the line. Given any other line laid out as
-    /// events are written, the event keeps the text it was given: a payload
-    /// that is not valid JSON (read as `null` by [`Event::data`]), and a
-    /// line that JSON backends write out verbatim even where it differs
-    /// from the event's fields written again (`1.0e0` for `1.0`). Use
-    /// `parse` for any line of unknown origin.
+    /// The caller vouches for the line: given a line whose payload is not
+    /// valid JSON, the event holds that text (written out verbatim by JSON
+    /// backends; read as `null` by [`Event::data`]). Use `parse` for any
+    /// line of unknown origin.
     ///
     /// ```
     /// use eventtracking_core::{Event, EventLineParser};
@@ -148,9 +144,6 @@ impl EventLineParser {
     /// ```
     pub fn parse_written(&mut self, bytes: &[u8]) -> Result<Event, serde_json::Error> {
         if let Some(event) = self.parse_as_written(bytes, false) {
-            // Its line is these bytes: a JSON backend copies them instead
-            // of writing the event again.
-            let _ = event.json.set(bytes.to_vec());
             return Ok(event);
         }
         self.parse_general(bytes)
