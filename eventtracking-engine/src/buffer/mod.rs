@@ -84,7 +84,9 @@
 //! pending buffer (64 KiB), written with one `write` when it fills, when the
 //! reader catches up with it, at an fsync, or at a segment change. Under
 //! [`FsyncPolicy::Always`] every append writes and fsyncs before returning
-//! (fsyncs are not shared between threads);
+//! (fsyncs are not shared between threads); under
+//! [`FsyncPolicy::Interval`] no append fsyncs (a sealed segment included):
+//! [`sync_if_due`](DiskBuffer::sync_if_due) does, outside the writer's lock;
 //! [`append_many`](DiskBuffer::append_many) fsyncs once for a batch.
 //! The reader and acknowledgements share a second mutex; the byte and record
 //! counts a third, with two condition variables: one wakes a reader
@@ -283,6 +285,13 @@ struct Writer {
     next_id: u64,
     /// Bytes written since the last fsync.
     unsynced: bool,
+    /// Sealed segments (number, file) written since their last fsync,
+    /// under [`FsyncPolicy::Interval`]: the next `sync_if_due` fsyncs them,
+    /// not the append that sealed them.
+    sealed_unsynced: Vec<(u64, File)>,
+    /// A segment was created (under `Interval`) since the directory's
+    /// last fsync.
+    dir_unsynced: bool,
     last_sync: Instant,
     closed: bool,
 }
@@ -769,6 +778,8 @@ fn recover(dir: &Path, options: &DiskBufferOptions) -> Result<Recovered, BufferE
             pending: Vec::new(),
             next_id,
             unsynced: false,
+            sealed_unsynced: Vec::new(),
+            dir_unsynced: false,
             last_sync: Instant::now(),
             closed: false,
         },
@@ -980,14 +991,11 @@ impl DiskBuffer {
         let before = w.pending.len();
         record::encode(id, payload, event_line, &mut w.pending);
         w.size += frame;
-        let (flush, sync) = match self.options.fsync() {
-            FsyncPolicy::Always => (write_now || w.pending.len() >= PENDING_LIMIT, false),
-            FsyncPolicy::Interval(every) => {
-                let due = w.last_sync.elapsed() >= every;
-                (due || w.pending.len() >= PENDING_LIMIT, due)
-            }
-            FsyncPolicy::Never => (w.pending.len() >= PENDING_LIMIT, false),
-        };
+        // Under `Interval` an append never fsyncs: `sync_if_due` does, off
+        // the appending thread (an emit waited out the disk's writeback,
+        // tens of milliseconds, every interval).
+        let flush = w.pending.len() >= PENDING_LIMIT
+            || (write_now && self.options.fsync() == FsyncPolicy::Always);
         if flush {
             if let Err(error) = self.flush(w) {
                 w.pending.truncate(before);
@@ -1006,9 +1014,6 @@ impl DiskBuffer {
         // A notification is a syscall: only when a reader waits.
         if wake {
             self.data.notify_all();
-        }
-        if sync {
-            self.fsync(w)?;
         }
         Ok(RecordId(id))
     }
@@ -1099,9 +1104,17 @@ impl DiskBuffer {
         Ok(())
     }
 
-    /// Writes the pending bytes and fsyncs the write segment.
+    /// Writes the pending bytes and fsyncs the write segment (and the
+    /// sealed segments not fsynced yet).
     fn fsync(&self, w: &mut Writer) -> Result<(), BufferError> {
         self.flush(w)?;
+        for (number, file) in std::mem::take(&mut w.sealed_unsynced) {
+            file.sync_data()
+                .map_err(io_error(&segment::path(&self.dir, number)))?;
+        }
+        if std::mem::take(&mut w.dir_unsynced) {
+            segment::sync_dir(&self.dir).map_err(io_error(&self.dir))?;
+        }
         if w.unsynced {
             w.file
                 .sync_data()
@@ -1112,21 +1125,38 @@ impl DiskBuffer {
         Ok(())
     }
 
-    /// Closes the write segment and starts the next.
+    /// Closes the write segment and starts the next. Under
+    /// [`FsyncPolicy::Always`] the sealed segment is fsynced here; under
+    /// `Interval`, by the next `sync_if_due` (not on the appending thread).
     fn roll(&self, w: &mut Writer) -> Result<(), BufferError> {
         self.flush(w)?;
-        if self.durable() && w.unsynced {
-            w.file
-                .sync_data()
-                .map_err(io_error(&segment::path(&self.dir, w.segment)))?;
-            w.unsynced = false;
+        let sealed_path = segment::path(&self.dir, w.segment);
+        if w.unsynced {
+            match self.options.fsync() {
+                FsyncPolicy::Always => {
+                    w.file.sync_data().map_err(io_error(&sealed_path))?;
+                    w.unsynced = false;
+                }
+                FsyncPolicy::Interval(_) => {
+                    let file = w.file.try_clone().map_err(io_error(&sealed_path))?;
+                    w.sealed_unsynced.push((w.segment, file));
+                    w.unsynced = false;
+                }
+                FsyncPolicy::Never => {}
+            }
         }
         // Only a hand-made segment name gets near the end of the numbers.
         let number = w.segment.checked_add(1).ok_or_else(|| BufferError::Io {
             path: segment::path(&self.dir, w.segment),
             source: io::Error::other("segment numbers exhausted"),
         })?;
-        w.file = create_segment(&self.dir, number, w.next_id, self.durable())?;
+        let interval = matches!(self.options.fsync(), FsyncPolicy::Interval(_));
+        w.file = create_segment(&self.dir, number, w.next_id, self.durable() && !interval)?;
+        if interval {
+            // Its header and its name are fsynced with its first records.
+            w.unsynced = true;
+            w.dir_unsynced = true;
+        }
         w.segment = number;
         w.size = SEGMENT_HEADER;
         w.flushed = SEGMENT_HEADER;
@@ -1150,23 +1180,55 @@ impl DiskBuffer {
     }
 
     /// Under [`FsyncPolicy::Interval`], writes and fsyncs what was appended
-    /// if the interval has passed since the last fsync; `true` if it did.
-    /// Call it on a timer (e.g. the delivery worker's tick), or the last
-    /// records of a quiet period wait for the next append. Other policies: `false`.
+    /// (sealed segments included) if the interval has passed since the last
+    /// fsync; `true` if it did. Under that policy appends never fsync: call
+    /// this on a timer (the delivery worker's tick does), or records are
+    /// made durable only at close. The fsyncs run outside the writer's lock,
+    /// so appends go on meanwhile. Other policies: `false`.
     pub fn sync_if_due(&self) -> Result<bool, BufferError> {
         let FsyncPolicy::Interval(every) = self.options.fsync() else {
             return Ok(false);
         };
-        let synced = {
+        // The files are fsynced outside the writer's lock: appends go on
+        // meanwhile (what they add is for the next fsync).
+        let due = {
             let mut writer = lock(&self.writer);
             let w = &mut *writer;
-            if (w.pending.is_empty() && !w.unsynced) || w.last_sync.elapsed() < every {
-                false
+            let idle = w.pending.is_empty() && !w.unsynced && w.sealed_unsynced.is_empty();
+            if idle || w.last_sync.elapsed() < every {
+                None
             } else {
-                self.fsync(w)?;
-                true
+                self.flush(w)?;
+                let mut files = std::mem::take(&mut w.sealed_unsynced);
+                if w.unsynced {
+                    let path = segment::path(&self.dir, w.segment);
+                    files.push((w.segment, w.file.try_clone().map_err(io_error(&path))?));
+                    w.unsynced = false;
+                }
+                w.last_sync = Instant::now();
+                Some((files, std::mem::take(&mut w.dir_unsynced)))
             }
         };
+        let synced = due.is_some();
+        let (files, dir) = due.unwrap_or_default();
+        for (number, file) in files {
+            if let Err(error) = file.sync_data() {
+                // Not known to be durable: the next call fsyncs again.
+                let mut writer = lock(&self.writer);
+                if writer.segment == number {
+                    writer.unsynced = true;
+                } else {
+                    writer.sealed_unsynced.push((number, file));
+                }
+                return Err(io_error(&segment::path(&self.dir, number))(error));
+            }
+        }
+        if dir {
+            if let Err(error) = segment::sync_dir(&self.dir) {
+                lock(&self.writer).dir_unsynced = true;
+                return Err(io_error(&self.dir)(error));
+            }
+        }
         // The ledger's last store, if it skipped its fsyncs (the writer's
         // lock is released first: the reader's is taken before it elsewhere).
         let mut reader = lock(&self.reader);
@@ -1790,6 +1852,57 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Under `Interval` neither an append nor the segment change it causes
+    /// fsyncs (an emit must not wait for the disk): the written segments
+    /// wait for `sync_if_due`, which fsyncs the sealed ones too. Under
+    /// `Always` a sealed segment is fsynced when it is sealed.
+    #[test]
+    fn under_interval_appends_leave_fsyncs_sealed_segments_included_to_sync_if_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let every = Duration::from_millis(20);
+        let options = DiskBufferOptions::default()
+            .with_segment_bytes(1024)
+            .with_fsync(FsyncPolicy::Interval(every));
+        let buffer = DiskBuffer::open(dir.path(), options).unwrap();
+        // Past the interval between appends: an append that fsynced when
+        // due would have done it here.
+        for _ in 0..3 {
+            std::thread::sleep(every * 2);
+            for _ in 0..10 {
+                buffer.append(&[b'x'; 100]).unwrap();
+            }
+        }
+        {
+            let w = lock(&buffer.writer);
+            assert!(w.segment >= 2, "segments sealed: {}", w.segment);
+            assert_eq!(
+                w.sealed_unsynced.len() as u64,
+                w.segment,
+                "every sealed one waits"
+            );
+            assert!(w.dir_unsynced, "and the directory with the new names");
+        }
+        assert!(buffer.sync_if_due().unwrap());
+        {
+            let w = lock(&buffer.writer);
+            assert!(w.sealed_unsynced.is_empty() && !w.unsynced && w.pending.is_empty());
+            assert!(!w.dir_unsynced);
+        }
+        assert!(!buffer.sync_if_due().unwrap(), "nothing new: not due");
+        drop(buffer);
+
+        let dir = tempfile::tempdir().unwrap();
+        let options = DiskBufferOptions::default()
+            .with_segment_bytes(1024)
+            .with_fsync(FsyncPolicy::Always);
+        let buffer = DiskBuffer::open(dir.path(), options).unwrap();
+        for _ in 0..30 {
+            buffer.append(&[b'x'; 100]).unwrap();
+        }
+        let w = lock(&buffer.writer);
+        assert!(w.segment >= 2 && w.sealed_unsynced.is_empty() && !w.unsynced && !w.dir_unsynced);
     }
 
     #[test]

@@ -9,12 +9,13 @@ pub enum FsyncPolicy {
     /// Every record before [`append`](super::DiskBuffer::append) returns:
     /// an `Ok` means the record survives a power loss.
     Always,
-    /// At most once per interval, from `append` or
-    /// [`sync_if_due`](super::DiskBuffer::sync_if_due) (which the owner
-    /// calls on a timer, or a quiet period's last records wait for the next
-    /// append). Records are held in memory until then (or until 64 KiB are
-    /// pending, or the reader reaches them): a crash, of the process or of
-    /// the machine, loses about the last interval. The ledger (the read
+    /// At most once per interval, by
+    /// [`sync_if_due`](super::DiskBuffer::sync_if_due), which the owner
+    /// calls on a timer (a tracker's delivery worker does, a few times per
+    /// interval), and at close; never by an append, so that an emit does
+    /// not wait for the disk. Records are held in memory until then (or
+    /// until 64 KiB are pending, or the reader reaches them): a crash, of
+    /// the process or of the machine, loses about the last interval. The ledger (the read
     /// position, stored after each acknowledgement) is fsynced at most once
     /// per interval too: a machine crash may take it back, and then records
     /// are read again (at least once), never lost.
