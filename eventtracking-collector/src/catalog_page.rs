@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use axum::response::Response;
-use eventtracking_core::catalog::{Catalog, CatalogEntry, FieldLocation};
+use eventtracking_core::catalog::{schema_type_name, Catalog, CatalogEntry, FieldLocation};
 use http::StatusCode;
 use serde_json::Value;
 
@@ -91,7 +91,7 @@ fn entry_html(out: &mut String, entry: &CatalogEntry) {
         };
         let kind = schema
             .and_then(|s| s["properties"].get(&field.name))
-            .map(type_name)
+            .map(schema_type_name)
             .unwrap_or_default();
         let _ = writeln!(
             out,
@@ -117,7 +117,7 @@ fn definitions_html(out: &mut String, entry: &CatalogEntry) {
             let _ = writeln!(out, "<p>{}</p>", escape(description));
         }
         let Some(properties) = definition.get("properties").and_then(Value::as_object) else {
-            let kind = type_name(definition);
+            let kind = schema_type_name(definition);
             if !kind.is_empty() {
                 let _ = writeln!(out, "<p>Type: {}.</p>", escape(&kind));
             }
@@ -141,7 +141,7 @@ fn definitions_html(out: &mut String, entry: &CatalogEntry) {
                 out,
                 "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 escape(field),
-                escape(&type_name(schema)),
+                escape(&schema_type_name(schema)),
                 if required.contains(&field.as_str()) {
                     "yes"
                 } else {
@@ -151,38 +151,6 @@ fn definitions_html(out: &mut String, entry: &CatalogEntry) {
             );
         }
         out.push_str("</tbody>\n</table>\n");
-    }
-}
-
-/// A short type name for a field's schema: `string`, `integer or null`,
-/// `array of Address`, ...
-fn type_name(schema: &Value) -> String {
-    if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
-        return reference.rsplit('/').next().unwrap_or(reference).to_owned();
-    }
-    match schema.get("type") {
-        Some(Value::String(kind)) if kind == "array" => match schema.get("items").map(type_name) {
-            Some(items) if !items.is_empty() => format!("array of {items}"),
-            _ => "array".into(),
-        },
-        Some(Value::String(kind)) => kind.clone(),
-        Some(Value::Array(kinds)) => kinds
-            .iter()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join(" or "),
-        _ => schema
-            .get("anyOf")
-            .or_else(|| schema.get("oneOf"))
-            .and_then(Value::as_array)
-            .map(|options| {
-                options
-                    .iter()
-                    .map(type_name)
-                    .collect::<Vec<_>>()
-                    .join(" or ")
-            })
-            .unwrap_or_default(),
     }
 }
 

@@ -548,24 +548,42 @@ impl Catalog {
     }
 }
 
-/// A short type name for a field's schema: `string`, `integer`, `Address`, ...
+/// A short type name for a field's schema in Markdown: `string`,
+/// `integer`, `` `Address` ``, ...
 fn type_summary(schema: &Value) -> String {
-    if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
-        return format!("`{}`", reference.rsplit('/').next().unwrap_or(reference));
+    type_name_with(schema, &|name| format!("`{name}`"))
+}
+
+/// A short name for the type a JSON Schema describes, as the catalog's
+/// pages show it: `string`, `integer or null`, `array of Address` (a
+/// `$ref` by its last segment). The Markdown catalog and the collector's
+/// HTML page both name types this way.
+///
+/// ```
+/// use eventtracking_core::catalog::schema_type_name;
+/// use serde_json::json;
+///
+/// assert_eq!(schema_type_name(&json!({"type": ["integer", "null"]})), "integer or null");
+/// let addresses = json!({"type": "array", "items": {"$ref": "#/$defs/Address"}});
+/// assert_eq!(schema_type_name(&addresses), "array of Address");
+/// assert_eq!(schema_type_name(&json!({"anyOf": [{"type": "string"}, {"type": "null"}]})), "string or null");
+/// ```
+pub fn schema_type_name(schema: &Value) -> String {
+    type_name_with(schema, &str::to_owned)
+}
+
+/// [`schema_type_name`], each `$ref`'s name written by `reference`.
+fn type_name_with(schema: &Value, reference: &dyn Fn(&str) -> String) -> String {
+    if let Some(target) = schema.get("$ref").and_then(Value::as_str) {
+        return reference(target.rsplit('/').next().unwrap_or(target));
     }
+    let nested = |schema: &Value| type_name_with(schema, reference);
     match schema.get("type") {
-        Some(Value::String(kind)) => {
-            if kind == "array" {
-                let items = schema.get("items").map(type_summary).unwrap_or_default();
-                if items.is_empty() {
-                    "array".into()
-                } else {
-                    format!("array of {items}")
-                }
-            } else {
-                kind.clone()
-            }
-        }
+        Some(Value::String(kind)) if kind == "array" => match schema.get("items").map(nested) {
+            Some(items) if !items.is_empty() => format!("array of {items}"),
+            _ => "array".into(),
+        },
+        Some(Value::String(kind)) => kind.clone(),
         Some(Value::Array(kinds)) => kinds
             .iter()
             .filter_map(Value::as_str)
@@ -575,13 +593,7 @@ fn type_summary(schema: &Value) -> String {
             .get("anyOf")
             .or_else(|| schema.get("oneOf"))
             .and_then(Value::as_array)
-            .map(|options| {
-                options
-                    .iter()
-                    .map(type_summary)
-                    .collect::<Vec<_>>()
-                    .join(" or ")
-            })
+            .map(|options| options.iter().map(nested).collect::<Vec<_>>().join(" or "))
             .unwrap_or_default(),
     }
 }
@@ -695,6 +707,17 @@ mod tests {
             "{markdown}"
         );
         assert_eq!(catalog.to_json()["event_types"][0]["key"], "nav.request@1");
+    }
+
+    /// The Markdown page and the HTML page (`schema_type_name`) name
+    /// types alike; Markdown quotes a `$ref`'s name as code.
+    #[test]
+    fn markdown_type_names_are_the_shared_names_with_references_as_code() {
+        let schema = json!({"type": "array", "items": {"anyOf": [{"$ref": "#/$defs/Address"}, {"type": "null"}]}});
+        assert_eq!(schema_type_name(&schema), "array of Address or null");
+        assert_eq!(type_summary(&schema), "array of `Address` or null");
+        assert_eq!(type_summary(&json!({"type": "array"})), "array");
+        assert_eq!(type_summary(&json!({})), "");
     }
 
     #[test]
