@@ -63,23 +63,27 @@ pub fn seed_example_events() -> [(&'static str, Value, Value); 3] {
     ]
 }
 
-/// `n` events cycling through the seed example's three payloads, each in
-/// the context `{"user_id": 10938}`: a realistic stream for throughput
+/// `n` events cycling through the seed example's three payloads, all in
+/// the context `{"user_id": 10938}`, one map shared as a tracker's events
+/// emitted in one context share it: a realistic stream for throughput
 /// benchmarks of backends.
 ///
 /// ```
 /// let events = eventtracking_testkit::seed_example_stream(4);
 /// assert_eq!(events[3].name(), "navigation.request");
 /// assert_eq!(events[2].context()["user_id"], 10938);
+/// assert!(std::sync::Arc::ptr_eq(events[0].shared_context(), events[3].shared_context()));
 /// ```
 pub fn seed_example_stream(n: usize) -> Vec<Arc<Event>> {
     let shapes = seed_example_events();
+    // One map shared by every event, as the events a tracker emits in one
+    // context share its merged context (a copy per event is what no emit
+    // path makes, and it defeated the JSON writers' context caches).
+    let context = Arc::new(shapes[0].1.as_object().cloned().unwrap_or_default());
     (0..n)
         .map(|i| {
             let (name, _, data) = &shapes[i % shapes.len()];
-            let mut event = Event::new(name, data.clone()).expect("seed names are valid");
-            *event.context_mut() = shapes[0].1.as_object().cloned().unwrap_or_default();
-            Arc::new(event)
+            Event::emitted_value(name, context.clone(), data.clone()).expect("seed names are valid")
         })
         .collect()
 }
