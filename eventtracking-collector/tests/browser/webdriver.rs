@@ -1,15 +1,21 @@
 //! A small WebDriver client for the real-browser tests: Debian's headless
-//! Chromium driven through `chromedriver`. WebDriver is JSON over HTTP; the
-//! few commands the tests use fit in this file over `std::net`, so the tests
-//! need no WebDriver crate (fantoccini would add a dozen crates to the cold
-//! build for four commands). Blocking, so `Drop` can end the session.
+//! Chromium driven through `chromedriver`. WebDriver is JSON over HTTP: the
+//! few commands the tests use are written here over hyper's client (a
+//! dependency of the tests already), so the tests need no WebDriver crate
+//! (fantoccini would add some forty crates, ICU's among them, to the cold
+//! build for six commands). Blocking, so `Drop` can end the session: each
+//! request runs on a small runtime of the client's own and is waited for.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 
 /// Set to skip the browser tests (loudly) where no Chromium can be had.
@@ -45,6 +51,16 @@ pub(crate) struct Browser {
     port: u16,
     session: String,
     profile: tempfile::TempDir,
+    http: Http,
+}
+
+/// HTTP to chromedriver: hyper's client on a one-thread runtime of its own,
+/// so that a request can be waited for from anywhere (a test's runtime
+/// included, and `Drop`).
+struct Http {
+    /// `None` once shut down (in `Drop`).
+    runtime: Option<tokio::runtime::Runtime>,
+    client: Client<HttpConnector, Full<Bytes>>,
 }
 
 /// An element found on the page.
@@ -79,6 +95,7 @@ impl Browser {
             port,
             session: String::new(),
             profile,
+            http: Http::new(),
         };
         browser.wait_ready();
         let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|f| f.to_string()).collect();
@@ -171,7 +188,7 @@ impl Browser {
 
     /// One HTTP request to chromedriver; the `value` of its answer.
     fn request(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
-        let (status, answer) = http(self.port, method, path, body)?;
+        let (status, answer) = self.http.exchange(self.port, method, path, body)?;
         let value = answer.get("value").cloned().unwrap_or(Value::Null);
         if status == 200 {
             Ok(value)
@@ -223,6 +240,10 @@ impl Drop for Browser {
         }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+        if let Some(runtime) = self.http.runtime.take() {
+            // Dropping a runtime where a test's runtime runs would panic.
+            runtime.shutdown_background();
+        }
     }
 }
 
@@ -263,89 +284,61 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A minimal HTTP/1.1 exchange (one request per connection): the status and
-/// the JSON body.
-fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> Result<(u16, Value), String> {
-    let mut stream =
-        TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
-    stream
-        .set_read_timeout(Some(COMMAND_TIMEOUT))
-        .map_err(|e| e.to_string())?;
-    let body = body.map(Value::to_string).unwrap_or_default();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json; charset=utf-8\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream
-        .write_all(request.as_bytes())
-        .map_err(|e| format!("send: {e}"))?;
-    // chromedriver keeps the connection open: read the head, then exactly
-    // the body its Content-Length announces.
-    let mut bytes = Vec::new();
-    let mut buffer = [0; 8192];
-    let head_end = loop {
-        if let Some(at) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at;
+impl Http {
+    fn new() -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("webdriver-http")
+            .enable_all()
+            .build()
+            .expect("a runtime for the WebDriver client");
+        Http {
+            runtime: Some(runtime),
+            client: Client::builder(TokioExecutor::new()).build_http(),
         }
-        let n = stream.read(&mut buffer).map_err(|e| format!("read: {e}"))?;
-        if n == 0 {
-            return Err(format!(
-                "the connection closed before an answer: {:?}",
-                String::from_utf8_lossy(&bytes)
-            ));
-        }
-        bytes.extend_from_slice(&buffer[..n]);
-    };
-    let head = String::from_utf8_lossy(&bytes[..head_end]).to_ascii_lowercase();
-    let mut body = bytes[head_end + 4..].to_vec();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("no status in {head:?}"))?;
-    let length = head.lines().find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        (name.trim() == "content-length").then(|| value.trim().parse::<usize>().ok())?
-    });
-    let payload = if let Some(length) = length {
-        while body.len() < length {
-            let n = stream.read(&mut buffer).map_err(|e| format!("read: {e}"))?;
-            if n == 0 {
-                return Err("the connection closed inside the body".into());
-            }
-            body.extend_from_slice(&buffer[..n]);
-        }
-        String::from_utf8_lossy(&body[..length]).into_owned()
-    } else {
-        // No length: the body ends with the connection (chunked if it says so).
-        stream
-            .read_to_end(&mut body)
-            .map_err(|e| format!("read: {e}"))?;
-        let text = String::from_utf8_lossy(&body).into_owned();
-        if head.contains("transfer-encoding: chunked") {
-            dechunk(&text)?
-        } else {
-            text
-        }
-    };
-    let value = serde_json::from_str(&payload).map_err(|e| format!("{e}: {payload:?}"))?;
-    Ok((status, value))
-}
+    }
 
-/// The body of a `Transfer-Encoding: chunked` answer.
-fn dechunk(mut rest: &str) -> Result<String, String> {
-    let mut out = String::new();
-    loop {
-        let (size, after) = rest
-            .split_once("\r\n")
-            .ok_or("a chunk without its size line")?;
-        let size =
-            usize::from_str_radix(size.trim(), 16).map_err(|e| format!("chunk size: {e}"))?;
-        if size == 0 {
-            return Ok(out);
-        }
-        out.push_str(after.get(..size).ok_or("a truncated chunk")?);
-        rest = after.get(size + 2..).unwrap_or_default();
+    /// One request to chromedriver on 127.0.0.1:`port`, waited for up to
+    /// [`COMMAND_TIMEOUT`]: the status and the JSON body.
+    fn exchange(
+        &self,
+        port: u16,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), String> {
+        let runtime = self
+            .runtime
+            .as_ref()
+            .ok_or("the WebDriver client is shut down")?;
+        let request = hyper::Request::builder()
+            .method(method)
+            .uri(format!("http://127.0.0.1:{port}{path}"))
+            .header("content-type", "application/json; charset=utf-8")
+            .body(Full::new(Bytes::from(
+                body.map(Value::to_string).unwrap_or_default(),
+            )))
+            .map_err(|e| format!("request: {e}"))?;
+        let answer = self.client.request(request);
+        let (done, result) = std::sync::mpsc::sync_channel(1);
+        runtime.spawn(async move {
+            let exchanged = async {
+                let response = answer.await.map_err(|e| format!("send: {e}"))?;
+                let status = response.status().as_u16();
+                let bytes = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(|e| format!("read: {e}"))?
+                    .to_bytes();
+                let value = serde_json::from_slice(&bytes)
+                    .map_err(|e| format!("{e}: {:?}", String::from_utf8_lossy(&bytes)))?;
+                Ok((status, value))
+            };
+            let _ = done.send(exchanged.await);
+        });
+        result
+            .recv_timeout(COMMAND_TIMEOUT)
+            .map_err(|e| format!("no answer in {COMMAND_TIMEOUT:?}: {e}"))?
     }
 }
