@@ -657,7 +657,7 @@ fn recover(dir: &Path, options: &DiskBufferOptions) -> Result<Recovered, BufferE
         ledger::Loaded::Valid(ledger) => Some(ledger),
         ledger::Loaded::Missing => {
             if !segments.is_empty() {
-                tracing::warn!(path = %dir.display(), "eventtracking: disk buffer without a ledger: reading from the oldest segment");
+                tracing::warn!(path = %dir.display(), "eventtracking: disk buffer without a ledger (the process stopped before acknowledging anything, or the ledger was removed): reading from the oldest segment");
             }
             None
         }
@@ -1807,9 +1807,12 @@ impl DiskBuffer {
             }
         };
         let mut reader = lock(&self.reader);
-        if reader.ledger_dirty {
-            // Not stored yet (deferred under `Interval`): store it now,
-            // with its fsyncs.
+        if reader.ledger_dirty || !self.dir.join(ledger::FILE_NAME).exists() {
+            // Not stored yet (deferred under `Interval`, or nothing was
+            // ever acknowledged): store it now, with its fsyncs, so that a
+            // clean close always leaves one and a missing ledger at open
+            // means a crash before any acknowledgement, or a removed one.
+            reader.ledger_dirty = true;
             reader.ledger_synced = None;
         }
         self.advance(&mut reader)?;
@@ -1851,6 +1854,35 @@ mod tests {
                     ReadItem::Corrupt(corrupt) => panic!("{corrupt:?}"),
                 }
             }
+        }
+    }
+
+    /// A clean close leaves a ledger even when nothing was acknowledged:
+    /// the next open then finds where reading starts instead of warning of
+    /// a missing ledger (which is left to a crash before any
+    /// acknowledgement, or a removed ledger), and nothing is lost.
+    #[test]
+    fn a_clean_close_leaves_a_ledger_though_nothing_was_acknowledged() {
+        for fsync in [FsyncPolicy::Never, FsyncPolicy::Always] {
+            let dir = tempfile::tempdir().unwrap();
+            let options = DiskBufferOptions::default().with_fsync(fsync);
+            let buffer = DiskBuffer::open(dir.path(), options.clone()).unwrap();
+            buffer.append(b"a").unwrap();
+            buffer.append(b"b").unwrap();
+            buffer.close().unwrap();
+            let ledger = dir.path().join(ledger::FILE_NAME);
+            assert!(ledger.is_file(), "{fsync:?}: no ledger after a clean close");
+            let buffer = DiskBuffer::open(dir.path(), options.clone()).unwrap();
+            let payloads: Vec<Vec<u8>> = drain(&buffer).into_iter().map(|r| r.payload).collect();
+            assert_eq!(payloads, [b"a".to_vec(), b"b".to_vec()], "{fsync:?}");
+            buffer.close().unwrap();
+            // An empty buffer closed cleanly has one too.
+            let empty = tempfile::tempdir().unwrap();
+            DiskBuffer::open(empty.path(), options)
+                .unwrap()
+                .close()
+                .unwrap();
+            assert!(empty.path().join(ledger::FILE_NAME).is_file(), "{fsync:?}");
         }
     }
 
