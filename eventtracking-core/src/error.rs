@@ -176,6 +176,15 @@ pub enum BuildError {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+    /// A backend's delivery settings cannot work: a value refused, a
+    /// `dead_letter_path` or `buffer_path` that cannot be written.
+    #[error("backend `{backend}`: delivery settings: {message}")]
+    InvalidDelivery {
+        /// The backend's name.
+        backend: String,
+        /// What is wrong, naming the key and its value.
+        message: String,
+    },
     /// Two backends were given the same name.
     #[error("two backends are named `{0}`")]
     DuplicateBackend(String),

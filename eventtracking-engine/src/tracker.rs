@@ -619,18 +619,16 @@ impl TrackerBuilder {
             // refused here as they are in config files.
             let delivery = route.delivery.as_ref().unwrap_or(&self.delivery);
             if let Err(error) = delivery.validate() {
-                return Err(BuildError::InvalidOption {
-                    owner: route.name.clone(),
-                    engine: "delivery".into(),
+                return Err(BuildError::InvalidDelivery {
+                    backend: route.name.clone(),
                     message: error.to_string(),
                 });
             }
             let allowed = route.backend.max_concurrent_sends();
             if let Some(wanted) = delivery.max_in_flight {
                 if wanted > 1 && allowed <= 1 {
-                    return Err(BuildError::InvalidOption {
-                        owner: route.name.clone(),
-                        engine: "delivery".into(),
+                    return Err(BuildError::InvalidDelivery {
+                        backend: route.name.clone(),
                         message: format!(
                             "max_in_flight = {wanted}: this backend's sends cannot overlap (it keeps events in order); use 1"
                         ),
@@ -639,9 +637,8 @@ impl TrackerBuilder {
             }
             // Refused now rather than discovered when the first event fails.
             if let Err(error) = delivery::check_dead_letter_path(&delivery.dead_letter_path) {
-                return Err(BuildError::InvalidOption {
-                    owner: route.name.clone(),
-                    engine: "delivery".into(),
+                return Err(BuildError::InvalidDelivery {
+                    backend: route.name.clone(),
                     message: format!(
                         "dead_letter_path = {:?} cannot be written: {error}",
                         delivery.dead_letter_path.display().to_string()
@@ -650,9 +647,8 @@ impl TrackerBuilder {
             }
             disks.push(
                 delivery::open_disk_route(&route.name, delivery).map_err(|message| {
-                    BuildError::InvalidOption {
-                        owner: route.name.clone(),
-                        engine: "delivery".into(),
+                    BuildError::InvalidDelivery {
+                        backend: route.name.clone(),
                         message,
                     }
                 })?,

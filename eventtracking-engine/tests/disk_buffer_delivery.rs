@@ -566,6 +566,11 @@ fn an_unwritable_buffer_path_is_a_build_error_naming_it() {
         .to_string();
     assert!(error.contains("buffer_path"), "{error}");
     assert!(error.contains(&*file.to_string_lossy()), "{error}");
+    // Named as the backend's delivery settings, not as an engine.
+    assert!(
+        error.starts_with("backend `a`: delivery settings: buffer_path"),
+        "{error}"
+    );
 
     // From a config file: the build fails the same way.
     let text = format!(
@@ -580,6 +585,10 @@ fn an_unwritable_buffer_path_is_a_build_error_naming_it() {
         .to_string();
     assert!(
         error.contains("buffer_path") && error.contains(&*file.to_string_lossy()),
+        "{error}"
+    );
+    assert!(
+        error.contains("backend `a`: delivery settings") && !error.contains("engine `delivery`"),
         "{error}"
     );
 
