@@ -1863,7 +1863,12 @@ mod tests {
     /// acknowledgement, or a removed ledger), and nothing is lost.
     #[test]
     fn a_clean_close_leaves_a_ledger_though_nothing_was_acknowledged() {
-        for fsync in [FsyncPolicy::Never, FsyncPolicy::Always] {
+        let every = Duration::from_secs(60);
+        for fsync in [
+            FsyncPolicy::Never,
+            FsyncPolicy::Interval(every),
+            FsyncPolicy::Always,
+        ] {
             let dir = tempfile::tempdir().unwrap();
             let options = DiskBufferOptions::default().with_fsync(fsync);
             let buffer = DiskBuffer::open(dir.path(), options.clone()).unwrap();
