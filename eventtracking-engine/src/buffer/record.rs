@@ -265,14 +265,28 @@ mod tests {
         (named, file)
     }
 
+    /// One record's frame and payload.
+    fn record(id: u64, payload: &[u8], event_line: bool) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        encode(id, payload, event_line, &mut bytes);
+        bytes
+    }
+
+    /// `parse_at` over the whole of `bytes`, written to a file: what it
+    /// found, and the payload it read.
+    fn parse_whole(bytes: &[u8]) -> (Parsed, Vec<u8>) {
+        let (_keep, mut file) = file_of(bytes);
+        let mut payload = Vec::new();
+        let parsed = parse_at(&mut file, 0, bytes.len() as u64, &mut payload).unwrap();
+        (parsed, payload)
+    }
+
     #[test]
     fn a_record_reads_back_and_a_flipped_length_is_caught() {
-        let mut bytes = Vec::new();
-        encode(7, b"{\"a\":1}", false, &mut bytes);
-        let (_keep, mut file) = file_of(&bytes);
+        let mut bytes = record(7, b"{\"a\":1}", false);
         let end = bytes.len() as u64;
-        let mut payload = Vec::new();
-        match parse_at(&mut file, 0, end, &mut payload).unwrap() {
+        let (parsed, payload) = parse_whole(&bytes);
+        match parsed {
             Parsed::Record {
                 id,
                 next,
@@ -285,9 +299,8 @@ mod tests {
         }
         // A shorter length still fits in the file: only the checksum catches it.
         bytes[4] -= 1;
-        let (_keep, mut file) = file_of(&bytes);
         assert!(
-            matches!(parse_at(&mut file, 0, end, &mut payload).unwrap(), Parsed::Corrupt { next, resynced: false } if next == end)
+            matches!(parse_whole(&bytes).0, Parsed::Corrupt { next, resynced: false } if next == end)
         );
     }
 
@@ -302,8 +315,7 @@ mod tests {
 
     #[test]
     fn a_file_shorter_than_believed_is_no_record_and_no_error() {
-        let mut bytes = Vec::new();
-        encode(1, b"payload", false, &mut bytes);
+        let bytes = record(1, b"payload", false);
         let (_keep, mut file) = file_of(&bytes[..10]);
         let end = bytes.len() as u64;
         let mut payload = Vec::new();
@@ -315,21 +327,15 @@ mod tests {
 
     #[test]
     fn the_event_line_mark_reads_back_and_is_under_the_checksum() {
-        let mut bytes = Vec::new();
-        encode(3, b"line", true, &mut bytes);
-        let (_keep, mut file) = file_of(&bytes);
+        let mut bytes = record(3, b"line", true);
         let end = bytes.len() as u64;
-        let mut payload = Vec::new();
+        let (parsed, payload) = parse_whole(&bytes);
         assert!(matches!(
-            parse_at(&mut file, 0, end, &mut payload).unwrap(),
+            parsed,
             Parsed::Record { id: 3, event_line: true, next } if next == end && payload == b"line"
         ));
         // The mark flipped off (or on) is a corrupt record, not a change of kind.
         bytes[7] ^= 0x80;
-        let (_keep, mut file) = file_of(&bytes);
-        assert!(matches!(
-            parse_at(&mut file, 0, end, &mut payload).unwrap(),
-            Parsed::Corrupt { .. }
-        ));
+        assert!(matches!(parse_whole(&bytes).0, Parsed::Corrupt { .. }));
     }
 }
