@@ -553,6 +553,66 @@ fn an_event_larger_than_the_buffer_is_dead_lettered_not_lost() {
     assert!(recorder.events().is_empty());
 }
 
+/// A `buffer_max_bytes` below what the smallest event takes would have
+/// every event dead-lettered: the build refuses it, naming the key and the
+/// value; at exactly that size the smallest event is buffered.
+#[test]
+fn a_buffer_max_bytes_that_holds_no_event_is_a_build_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let smallest = eventtracking::buffer::smallest_event_buffer_bytes();
+    let smallest_line = Event::new("a", Value::Null).unwrap().to_json_bytes().len();
+    assert_eq!(
+        smallest as usize,
+        SEGMENT_HEADER + FRAME_HEADER + smallest_line
+    );
+    for bad in [1, 10, smallest - 1] {
+        let error = Tracker::builder()
+            .with_delivery(disk(dir.path()).with_buffer_max_bytes(bad))
+            .with_backend("a", Recorder::new())
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("backend `a`")
+                && error.contains(&format!("buffer_max_bytes` = {bad}:"))
+                && error.contains("can hold no event"),
+            "{bad}: {error}"
+        );
+    }
+    let text = format!(
+        "[backends.b]\nengine = \"discard\"\n[backends.b.delivery]\nbuffer = \"disk\"\nbuffer_path = {:?}\nbuffer_max_bytes = 10",
+        dir.path().join("from-toml")
+    );
+    let error = Config::from_toml_str(&text)
+        .and_then(|config| config.build())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("buffer_max_bytes") && error.contains("10"),
+        "{error}"
+    );
+    // A memory buffer does not use the key.
+    Tracker::builder()
+        .with_delivery(common::delivery(dir.path()).with_buffer_max_bytes(10))
+        .with_backend("a", Recorder::new())
+        .build()
+        .unwrap()
+        .shutdown(DEADLINE)
+        .unwrap();
+    // At exactly that size, the smallest event fits.
+    let recorder = Recorder::new();
+    let tracker = build(
+        disk(dir.path()).with_buffer_max_bytes(smallest),
+        "a",
+        recorder.clone(),
+    );
+    let ack = tracker.emit_acked("a", Value::Null).unwrap().wait();
+    assert_eq!(ack.outcome("a"), Some(&Outcome::Buffered));
+    assert!(tracker.flush(DEADLINE).complete);
+    assert_eq!(recorder.events().len(), 1);
+    tracker.shutdown(DEADLINE).unwrap();
+}
+
 #[test]
 fn an_unwritable_buffer_path_is_a_build_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();

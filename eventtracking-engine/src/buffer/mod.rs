@@ -123,6 +123,18 @@ use ledger::{Ledger, Position};
 use record::{Parsed, Source, FRAME_HEADER};
 use segment::SEGMENT_HEADER;
 
+/// The fewest `max_bytes` in which an event can ever be buffered: one
+/// segment header and the record of the smallest event line (a one-letter
+/// name, no context, a `null` payload). A smaller bound holds no event.
+pub fn smallest_event_buffer_bytes() -> u64 {
+    static SMALLEST: LazyLock<u64> = LazyLock::new(|| {
+        let line = Event::new("a", serde_json::Value::Null)
+            .map_or(0, |event| event.to_json_bytes().len() as u64);
+        SEGMENT_HEADER + FRAME_HEADER + line
+    });
+    *SMALLEST
+}
+
 /// Pending bytes an append may leave unwritten (under `Interval` and `Never`).
 const PENDING_LIMIT: usize = 64 * 1024;
 

@@ -239,7 +239,9 @@ pub struct DeliveryConfig {
     /// subdirectory per backend (named after it).
     pub buffer_path: PathBuf,
     /// With `buffer = "disk"`: the most bytes the backend's buffer holds
-    /// on disk; past it, `overflow` applies.
+    /// on disk; past it, `overflow` applies. At least
+    /// [`smallest_event_buffer_bytes`](crate::buffer::smallest_event_buffer_bytes)
+    /// (a smaller bound holds no event: [`validate`](Self::validate) refuses it).
     pub buffer_max_bytes: u64,
     /// With `buffer = "disk"`: when appended events are fsynced.
     pub buffer_fsync: BufferFsync,
@@ -403,6 +405,16 @@ impl DeliveryConfig {
                 reason: format!(
                     "is larger than max_backoff_ms ({})",
                     self.max_backoff.as_millis()
+                ),
+            });
+        }
+        let smallest = crate::buffer::smallest_event_buffer_bytes();
+        if self.buffer == BufferKind::Disk && self.buffer_max_bytes < smallest {
+            return Err(ConfigError::Invalid {
+                key: "delivery.buffer_max_bytes".into(),
+                value: self.buffer_max_bytes.to_string(),
+                reason: format!(
+                    "can hold no event: the smallest event takes {smallest} bytes of a disk buffer"
                 ),
             });
         }
