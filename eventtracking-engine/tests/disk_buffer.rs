@@ -119,6 +119,61 @@ fn round_trip_across_segments_deletes_acknowledged_segments() {
     assert!(buffer.read(10, 1 << 20).unwrap().is_empty());
 }
 
+/// `acknowledge_keeping_files` frees the segments at once (stats, space,
+/// position) but leaves their files to the caller: deleted by `delete`,
+/// by dropping what it returned, or, if the process never got to it, at
+/// the next open.
+#[test]
+fn acknowledging_while_keeping_files_leaves_their_deletion_to_the_caller() {
+    for how in ["delete", "drop", "never"] {
+        let dir = tempfile::tempdir().unwrap();
+        let fsync = FsyncPolicy::Interval(Duration::from_millis(100));
+        let buffer = DiskBuffer::open(dir.path(), options(256, fsync)).unwrap();
+        let appended: Vec<RecordId> = (0..40)
+            .map(|i| buffer.append(&payload(i)).unwrap())
+            .collect();
+        assert_eq!(ids(&read_all(&buffer)), appended);
+        let before = segment_files(dir.path()).len();
+        assert!(before >= 5, "{before}");
+
+        let (marked, released) = buffer
+            .acknowledge_keeping_files(appended.iter().copied())
+            .unwrap();
+        assert_eq!(marked, 40);
+        assert!(!released.is_empty());
+        let stats = buffer.stats();
+        assert_eq!(
+            (stats.records, stats.segments),
+            (0, 1),
+            "{how}: freed at once"
+        );
+        assert_eq!(segment_files(dir.path()).len(), before, "{how}: files kept");
+        match how {
+            "delete" => released.delete(),
+            "drop" => drop(released),
+            _ => std::mem::forget(released),
+        }
+        if how == "never" {
+            buffer.close().unwrap();
+            let reopened = DiskBuffer::open(dir.path(), options(256, fsync)).unwrap();
+            assert!(read_all(&reopened).is_empty(), "nothing read again");
+        }
+        assert_eq!(
+            segment_files(dir.path()).len(),
+            1,
+            "{how}: only the write segment"
+        );
+    }
+    // Nothing freed: nothing to delete.
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = DiskBuffer::open(dir.path(), options(1 << 20, FsyncPolicy::Never)).unwrap();
+    let id = buffer.append(&payload(0)).unwrap();
+    read_all(&buffer);
+    let (marked, released) = buffer.acknowledge_keeping_files([id]).unwrap();
+    assert_eq!(marked, 1);
+    assert!(released.is_empty());
+}
+
 #[test]
 fn read_respects_max_records_and_max_bytes_but_returns_at_least_one() {
     let dir = tempfile::tempdir().unwrap();

@@ -501,6 +501,63 @@ fn a_full_buffer_follows_the_overflow_policy() {
     }
 }
 
+/// The records a crash now would leave unacknowledged in backend `name`'s
+/// buffer: a copy of its files (as the disk holds them), opened and read.
+fn unacknowledged_after_a_crash(dir: &Path, name: &str) -> usize {
+    let path = dir.join("buffers").join(name);
+    let copy = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&path).unwrap() {
+        let entry = entry.unwrap();
+        let file = entry.file_name();
+        if file == "ledger" || file.to_string_lossy().ends_with(".etb") {
+            std::fs::copy(entry.path(), copy.path().join(file)).unwrap();
+        }
+    }
+    let buffer = DiskBuffer::open(copy.path(), DiskBufferOptions::default()).unwrap();
+    let mut records = 0;
+    loop {
+        let read = buffer.read(1000, 1 << 20).unwrap().len();
+        if read == 0 {
+            return records;
+        }
+        records += read;
+    }
+}
+
+/// Under `"interval"`, acknowledgements within an interval of the last
+/// ledger write are not written at once: the worker's tick (its fsync runs
+/// off the worker) writes them about an interval later, without a flush,
+/// a close or another acknowledgement.
+#[test]
+fn under_interval_the_workers_tick_stores_the_position_without_a_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Recorder::new();
+    let config = disk(dir.path())
+        .with_buffer_fsync(BufferFsync::Interval)
+        .with_buffer_fsync_interval(Duration::from_millis(500));
+    let tracker = build(config, "a", recorder.clone());
+    tracker.emit("page.view", json!({"i": 0})).unwrap();
+    assert!(tracker.flush(DEADLINE).complete);
+    // Right after the first ledger write: these are acknowledged within
+    // the interval, so not written at once.
+    for i in 1..=10 {
+        tracker.emit("page.view", json!({"i": i})).unwrap();
+    }
+    assert!(tracker.flush(DEADLINE).complete);
+    assert_eq!(recorder.events().len(), 11);
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let mut left = unacknowledged_after_a_crash(dir.path(), "a");
+    while left > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+        left = unacknowledged_after_a_crash(dir.path(), "a");
+    }
+    assert_eq!(
+        left, 0,
+        "the tick stored the position of every delivered event"
+    );
+    tracker.shutdown(DEADLINE).unwrap();
+}
+
 #[test]
 fn an_acked_emit_to_a_disk_route_answers_buffered() {
     let dir = tempfile::tempdir().unwrap();

@@ -610,6 +610,56 @@ fn create_segment(
     Ok(file)
 }
 
+/// Segments that acknowledgements freed, not deleted yet: see
+/// [`DiskBuffer::acknowledge_keeping_files`]. Deleted by
+/// [`delete`](Self::delete), or when dropped.
+#[derive(Debug, Default)]
+#[must_use = "dropping it deletes the segments on this thread"]
+pub struct ReleasedSegments {
+    /// The buffer's directory, the segment numbers, and whether to fsync
+    /// the directory after.
+    to_delete: Option<(PathBuf, Vec<u64>, bool)>,
+}
+
+impl ReleasedSegments {
+    /// Whether there is nothing to delete.
+    pub fn is_empty(&self) -> bool {
+        self.to_delete.is_none()
+    }
+
+    /// Deletes the segments (and fsyncs the directory, unless the buffer
+    /// never fsyncs). A segment that cannot be deleted is logged, and
+    /// deleted at the next open.
+    pub fn delete(self) {
+        drop(self);
+    }
+}
+
+impl Drop for ReleasedSegments {
+    fn drop(&mut self) {
+        if let Some((dir, segments, durable)) = self.to_delete.take() {
+            delete_segments(&dir, &segments, durable);
+        }
+    }
+}
+
+fn delete_segments(dir: &Path, segments: &[u64], durable: bool) {
+    if segments.is_empty() {
+        return;
+    }
+    for &number in segments {
+        // The ledger is past it: a segment left behind is removed at the next open.
+        if let Err(error) = remove_segment(dir, number) {
+            tracing::warn!(%error, "eventtracking: disk buffer: cannot delete an acknowledged segment");
+        }
+    }
+    if durable {
+        if let Err(error) = segment::sync_dir(dir) {
+            tracing::warn!(path = %dir.display(), %error, "eventtracking: disk buffer: cannot fsync the directory");
+        }
+    }
+}
+
 fn remove_segment(dir: &Path, number: u64) -> Result<(), BufferError> {
     let path = segment::path(dir, number);
     match std::fs::remove_file(&path) {
@@ -1494,13 +1544,36 @@ impl DiskBuffer {
         &self,
         ids: impl IntoIterator<Item = RecordId>,
     ) -> Result<usize, BufferError> {
+        let (marked, released) = self.acknowledge_keeping_files(ids)?;
+        released.delete();
+        Ok(marked)
+    }
+
+    /// [`acknowledge`](Self::acknowledge), except that the segments it
+    /// frees are not deleted yet: their space is counted free and the
+    /// position is past them (in the ledger), and the caller deletes them
+    /// with [`ReleasedSegments::delete`], on a thread that may wait for the
+    /// file system (deleting a 64 MiB segment takes tens of milliseconds).
+    /// Dropped, they are deleted then; never deleted (a crash), they are
+    /// deleted at the next open.
+    pub fn acknowledge_keeping_files(
+        &self,
+        ids: impl IntoIterator<Item = RecordId>,
+    ) -> Result<(usize, ReleasedSegments), BufferError> {
         let mut reader = lock(&self.reader);
         let marked = ids
             .into_iter()
             .filter(|id| reader.mark(Key::Record(id.0)))
             .count();
-        self.advance(&mut reader)?;
-        Ok(marked)
+        let doomed = self.advance(&mut reader)?;
+        drop(reader);
+        Ok((marked, self.released(doomed)))
+    }
+
+    fn released(&self, segments: Vec<u64>) -> ReleasedSegments {
+        ReleasedSegments {
+            to_delete: (!segments.is_empty()).then(|| (self.dir.clone(), segments, self.durable())),
+        }
     }
 
     /// Acknowledges a corrupt item (once it is dead-lettered): the position
@@ -1508,7 +1581,9 @@ impl DiskBuffer {
     pub fn acknowledge_corrupt(&self, id: CorruptId) -> Result<bool, BufferError> {
         let mut reader = lock(&self.reader);
         let marked = reader.mark(Key::Corrupt(id.0));
-        self.advance(&mut reader)?;
+        let doomed = self.advance(&mut reader)?;
+        drop(reader);
+        self.released(doomed).delete();
         Ok(marked)
     }
 
@@ -1526,7 +1601,12 @@ impl DiskBuffer {
         }
     }
 
-    fn advance(&self, r: &mut Reader) -> Result<(), BufferError> {
+    /// Moves the position past the acknowledged prefix; the segments it
+    /// frees are counted free and handed back, for the caller to delete
+    /// once it no longer holds the reader (deleting a large segment drops
+    /// its cached pages: tens of milliseconds).
+    #[must_use = "the freed segments are deleted by the caller"]
+    fn advance(&self, r: &mut Reader) -> Result<Vec<u64>, BufferError> {
         while r.in_flight.front().is_some_and(|entry| entry.acked) {
             if let Some(entry) = r.in_flight.pop_front() {
                 r.front_seq += 1;
@@ -1538,7 +1618,7 @@ impl DiskBuffer {
             }
         }
         if !r.ledger_dirty {
-            return Ok(());
+            return Ok(Vec::new());
         }
         self.settle(r);
         if !self.ledger_deferred(r) {
@@ -1565,8 +1645,7 @@ impl DiskBuffer {
             r.ledger_synced = None;
             self.store_ledger(r)?;
         }
-        self.unlink(doomed);
-        Ok(())
+        Ok(doomed)
     }
 
     /// Under [`FsyncPolicy::Interval`], the ledger is written (and fsynced)
@@ -1613,20 +1692,7 @@ impl DiskBuffer {
 
     /// Deletes segments taken out of the accounting by [`Shared::doomed`].
     fn unlink(&self, doomed: Vec<u64>) {
-        if doomed.is_empty() {
-            return;
-        }
-        for number in doomed {
-            // The ledger is past it: a segment left behind is removed at the next open.
-            if let Err(error) = remove_segment(&self.dir, number) {
-                tracing::warn!(%error, "eventtracking: disk buffer: cannot delete an acknowledged segment");
-            }
-        }
-        if self.durable() {
-            if let Err(error) = segment::sync_dir(&self.dir) {
-                tracing::warn!(path = %self.dir.display(), %error, "eventtracking: disk buffer: cannot fsync the directory");
-            }
-        }
+        delete_segments(&self.dir, &doomed, self.durable());
     }
 
     /// Drops the oldest segment, read or not, acknowledged or not (the
@@ -1708,7 +1774,8 @@ impl DiskBuffer {
         r.ledger_dirty = true;
         tracing::warn!(path = %self.dir.display(), segment = oldest, records, bytes,
             "eventtracking: disk buffer: dropped the oldest segment");
-        self.advance(r)?;
+        let doomed = self.advance(r)?;
+        self.released(doomed).delete();
         Ok(Some(Dropped {
             records,
             handed_out,
@@ -1827,7 +1894,9 @@ impl DiskBuffer {
             reader.ledger_dirty = true;
             reader.ledger_synced = None;
         }
-        self.advance(&mut reader)?;
+        let doomed = self.advance(&mut reader)?;
+        drop(reader);
+        self.released(doomed).delete();
         synced
     }
 }

@@ -17,7 +17,7 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -77,6 +77,8 @@ pub(crate) struct DiskRoute {
     /// blocking section on every pass of the worker cost more than the
     /// check, so it asks a few times per interval.
     next_sync_check: Mutex<Instant>,
+    /// An fsync of [`tick`](Self::tick) is running.
+    syncing: AtomicBool,
 }
 
 /// How many events a disk route keeps read ahead in its memory queue (the
@@ -248,6 +250,7 @@ impl DiskRoute {
             wake_at: WakeAt::default(),
             flushes: Mutex::new(VecDeque::new()),
             next_sync_check: Mutex::new(Instant::now()),
+            syncing: AtomicBool::new(false),
         })
     }
 
@@ -527,8 +530,12 @@ impl DiskRoute {
 
     /// Fsyncs under `"interval"` when due: appends never do (an emit does
     /// not wait for the disk), so this is what makes records durable within
-    /// about an interval (a quarter more at most, between checks).
-    pub(super) fn tick(&self, route: &Route) {
+    /// about an interval (a quarter more at most, between checks). The
+    /// fsync waits out the disk's writeback of what the interval appended:
+    /// it runs on the runtime's blocking pool, one at a time, so that the
+    /// worker goes on reading and sending meanwhile (waiting for it held
+    /// delivery up for a seventh of a busy route's time).
+    pub(super) fn tick(&self, route: &Arc<Route>) {
         let Some(FsyncPolicy::Interval(every)) =
             self.with_buffer(|buffer| buffer.options().fsync())
         else {
@@ -542,8 +549,23 @@ impl DiskRoute {
             }
             *next = now + (every / 4).max(Duration::from_millis(1));
         }
-        if let Some(Err(error)) = blocking(|| self.with_buffer(DiskBuffer::sync_if_due)) {
-            tracing::error!(backend = %route.name, %error, "eventtracking: disk buffer fsync failed");
+        if self.syncing.swap(true, SeqCst) {
+            return;
+        }
+        let route = route.clone();
+        let sync = move || {
+            let Some(disk) = &route.disk else { return };
+            if let Some(Err(error)) = disk.with_buffer(DiskBuffer::sync_if_due) {
+                tracing::error!(backend = %route.name, %error, "eventtracking: disk buffer fsync failed");
+            }
+            disk.syncing.store(false, SeqCst);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                // Not awaited: `syncing` says when it is done.
+                drop(handle.spawn_blocking(sync));
+            }
+            _ => sync(),
         }
     }
 
@@ -556,8 +578,21 @@ impl DiskRoute {
         if ids.is_empty() {
             return;
         }
-        if let Some(Err(error)) = blocking(|| self.with_buffer(|buffer| buffer.acknowledge(ids))) {
-            tracing::error!(backend = %route.name, %error, "eventtracking: cannot persist the disk buffer's position (the events may be delivered again after a restart)");
+        let acknowledged =
+            blocking(|| self.with_buffer(|buffer| buffer.acknowledge_keeping_files(ids)));
+        match acknowledged {
+            Some(Ok((_, released))) if !released.is_empty() => {
+                // Deleting a segment drops its cached pages (tens of
+                // milliseconds for 64 MiB): not on the way to the next batch.
+                match tokio::runtime::Handle::try_current() {
+                    Ok(handle) => drop(handle.spawn_blocking(move || released.delete())),
+                    Err(_) => released.delete(),
+                }
+            }
+            Some(Err(error)) => {
+                tracing::error!(backend = %route.name, %error, "eventtracking: cannot persist the disk buffer's position (the events may be delivered again after a restart)");
+            }
+            _ => {}
         }
     }
 

@@ -50,7 +50,7 @@ impl Worker {
                 break;
             }
             if let Some(disk) = &route.disk {
-                disk.tick(route);
+                disk.tick(&self.route);
                 disk.pump(route);
             }
             self.answer_due_flushes().await;
