@@ -479,6 +479,46 @@ pub(crate) fn needs_escaping(bytes: &[u8]) -> bool {
     flagged(lanes)
 }
 
+/// Where the first byte that serde_json escapes in a string (a control
+/// character, `"` or `\`) is in `bytes`, or `None`: the end of a JSON
+/// string's text when that byte is its closing `"`. Eight bytes at a time,
+/// as [`needs_escaping`]: a borrow can only flag a lane above a lane that
+/// really matches, so the lowest flagged lane is the first match.
+pub(crate) fn first_escaped(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    /// Lanes of `word` below `n` (n <= 0x80).
+    fn below(word: u64, n: u8) -> u64 {
+        word.wrapping_sub(ONES * u64::from(n)) & !word & HIGHS
+    }
+    let flags = |lanes: [u8; 8]| {
+        let word = u64::from_le_bytes(lanes);
+        below(word, 0x20)
+            | below(word ^ (ONES * u64::from(b'"')), 1)
+            | below(word ^ (ONES * u64::from(b'\\')), 1)
+    };
+    // Lane 0 is the lowest byte (little-endian): the first flagged lane's
+    // byte is the first match.
+    let first = |at: usize, flags: u64| at + (flags.trailing_zeros() / 8) as usize;
+    let mut words = bytes.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut words {
+        let mut lanes = [0u8; 8];
+        lanes.copy_from_slice(chunk);
+        let flagged = flags(lanes);
+        if flagged != 0 {
+            return Some(first(at, flagged));
+        }
+        at += 8;
+    }
+    // The tail, padded with a byte that is never escaped.
+    let tail = words.remainder();
+    let mut lanes = [b'a'; 8];
+    lanes[..tail.len()].copy_from_slice(tail);
+    let flagged = flags(lanes);
+    (flagged != 0).then(|| first(at, flagged))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -514,6 +554,32 @@ mod tests {
             write_json_value(&mut borrowed, &text).unwrap();
             assert_eq!(borrowed, fast);
         }
+    }
+
+    #[test]
+    fn the_first_escaped_byte_is_found_as_a_byte_by_byte_search_finds_it() {
+        let slow = |bytes: &[u8]| {
+            bytes
+                .iter()
+                .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        };
+        for len in 0..=19 {
+            for position in 0..len {
+                for fill in [b'a', 0x20, 0x21, 0x7f, 0x80, 0xff, b'"' + 1, b'\\' + 1] {
+                    for byte in 0..=255u8 {
+                        let mut bytes = vec![fill; len];
+                        bytes[position] = byte;
+                        assert_eq!(first_escaped(&bytes), slow(&bytes), "{bytes:?}");
+                        // A second match after the first changes nothing.
+                        if position + 3 < len {
+                            bytes[position + 3] = b'"';
+                            assert_eq!(first_escaped(&bytes), slow(&bytes), "{bytes:?}");
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(first_escaped(b""), None);
     }
 
     #[test]

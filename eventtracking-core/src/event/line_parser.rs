@@ -15,7 +15,7 @@ use super::{
     Readable,
 };
 use crate::error::InvalidEventName;
-use crate::json_text::needs_escaping;
+use crate::json_text::first_escaped;
 
 /// Parses event lines one after another, each exactly as
 /// [`Event::from_json_slice`] would, for a reader of many lines (a disk
@@ -323,12 +323,13 @@ fn lower_hyphenated_uuid(text: &[u8]) -> Option<Uuid> {
 /// bytes after it.
 fn plain_string(bytes: &[u8]) -> Option<(&str, &[u8])> {
     let rest = bytes.strip_prefix(b"\"")?;
-    let end = rest.iter().position(|&b| b == b'"')?;
-    let text = &rest[..end];
-    if needs_escaping(text) {
+    // One pass for the closing quote and anything escaped before it: the
+    // first byte serde_json escapes must be that quote.
+    let end = first_escaped(rest)?;
+    if rest[end] != b'"' {
         return None;
     }
-    Some((std::str::from_utf8(text).ok()?, &rest[end + 1..]))
+    Some((std::str::from_utf8(&rest[..end]).ok()?, &rest[end + 1..]))
 }
 
 #[cfg(test)]
