@@ -960,6 +960,23 @@ impl DiskBuffer {
         self.append_record(event.to_json_bytes(), true)
     }
 
+    /// [`append_event`](Self::append_event) of a line the caller wrote:
+    /// `line` must be exactly an event's [`Event::to_json_bytes`] (as
+    /// [`Event::write_json`] writes it), since readers take it as written.
+    pub(crate) fn append_event_line(&self, line: &[u8]) -> Result<RecordId, AppendError> {
+        self.append_record(line, true)
+    }
+
+    /// [`append_event_line`](Self::append_event_line), waiting up to
+    /// `timeout` while the buffer is full.
+    pub(crate) fn append_event_line_timeout(
+        &self,
+        line: &[u8],
+        timeout: Duration,
+    ) -> Result<RecordId, AppendError> {
+        self.append_record_timeout(line, true, timeout)
+    }
+
     fn append_record(&self, payload: &[u8], event_line: bool) -> Result<RecordId, AppendError> {
         let mut writer = lock(&self.writer);
         let always = self.options.fsync() == FsyncPolicy::Always;
