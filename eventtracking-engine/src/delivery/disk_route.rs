@@ -56,8 +56,9 @@ fn blocking<R>(f: impl FnOnce() -> R) -> R {
 /// Runs `f` on the event's JSON line. An event that this route holds alone
 /// is dropped once appended, so its line is written into the thread's
 /// reused buffer instead of being cached in it (an allocation, its free and
-/// the cache's bookkeeping per event on the emitting thread, a tenth of its
-/// work); a shared event caches its line for the other routes.
+/// the cache's bookkeeping per event on the emitting thread, about a
+/// twentieth of its work); a shared event caches its line for the other
+/// routes.
 fn with_event_line<R>(event: &Arc<Event>, f: impl FnOnce(&[u8]) -> R) -> R {
     thread_local! {
         static LINE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
@@ -78,7 +79,7 @@ fn with_event_line<R>(event: &Arc<Event>, f: impl FnOnce(&[u8]) -> R) -> R {
     result
 }
 
-/// The disk side of a route./// The disk side of a route.
+/// The disk side of a route.
 pub(crate) struct DiskRoute {
     /// `None` once closed at shutdown (so that a new tracker in this process
     /// can open the directory at once).
@@ -594,10 +595,17 @@ impl DiskRoute {
         let route = route.clone();
         let sync = move || {
             let Some(disk) = &route.disk else { return };
+            /// Clears `syncing` however the fsync ends.
+            struct Done<'a>(&'a AtomicBool);
+            impl Drop for Done<'_> {
+                fn drop(&mut self) {
+                    self.0.store(false, SeqCst);
+                }
+            }
+            let _done = Done(&disk.syncing);
             if let Some(Err(error)) = disk.with_buffer(DiskBuffer::sync_if_due) {
                 tracing::error!(backend = %route.name, %error, "eventtracking: disk buffer fsync failed");
             }
-            disk.syncing.store(false, SeqCst);
         };
         match tokio::runtime::Handle::try_current() {
             Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
