@@ -1600,7 +1600,7 @@ impl DiskBuffer {
         let marked = reader.mark(Key::Corrupt(id.0));
         let doomed = self.advance(&mut reader)?;
         drop(reader);
-        self.released(doomed).delete();
+        self.unlink(doomed);
         Ok(marked)
     }
 
@@ -1792,7 +1792,7 @@ impl DiskBuffer {
         tracing::warn!(path = %self.dir.display(), segment = oldest, records, bytes,
             "eventtracking: disk buffer: dropped the oldest segment");
         let doomed = self.advance(r)?;
-        self.released(doomed).delete();
+        self.unlink(doomed);
         Ok(Some(Dropped {
             records,
             handed_out,
@@ -1913,7 +1913,7 @@ impl DiskBuffer {
         }
         let doomed = self.advance(&mut reader)?;
         drop(reader);
-        self.released(doomed).delete();
+        self.unlink(doomed);
         synced
     }
 }
