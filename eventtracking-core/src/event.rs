@@ -14,6 +14,7 @@ use crate::error::{InvalidEventName, NewEventError};
 
 mod line_cache;
 mod line_parser;
+mod uuid_text;
 
 pub use line_parser::EventLineParser;
 
@@ -383,11 +384,10 @@ impl Event {
 
     fn write_json_uncached(&self, out: &mut Vec<u8>) {
         let start = out.len();
-        // The five fields in order; strings and maps through serde_json for
-        // escaping, the payload verbatim when it is already JSON text.
-        let mut uuid = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        // The five fields in order, as serde_json would write them; the
+        // payload verbatim when it is already JSON text.
         out.extend_from_slice(b"{\"id\":\"");
-        out.extend_from_slice(self.id.hyphenated().encode_lower(&mut uuid).as_bytes());
+        uuid_text::write_lower_hyphenated(out, self.id);
         out.extend_from_slice(b"\",\"name\":");
         let written = crate::json_text::write_json_str(out, &self.name)
             .map_err(std::io::Error::from)
@@ -411,7 +411,8 @@ impl Event {
                         out.extend_from_slice(raw.as_bytes());
                         Ok(())
                     }
-                    None => serde_json::to_writer(&mut *out, self.data.value()).map_err(Into::into),
+                    None => crate::json_text::write_json_tree(out, self.data.value())
+                        .map_err(Into::into),
                 }
             });
         // Writing string-keyed JSON into a Vec cannot fail; if it ever did,

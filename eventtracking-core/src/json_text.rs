@@ -422,6 +422,52 @@ pub(crate) fn write_json_str(out: &mut Vec<u8>, text: &str) -> Result {
     Ok(())
 }
 
+/// Appends `value` as JSON, byte for byte what `serde_json::to_writer`
+/// writes, walking the tree directly: strings and keys through
+/// [`write_json_str`]'s eight-byte scan, only numbers through serde_json.
+/// An emitted event's payload and contexts are `Value`s; this is their
+/// writer on the emit path.
+pub(crate) fn write_json_tree(out: &mut Vec<u8>, value: &serde_json::Value) -> Result {
+    use serde_json::Value;
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(number) => serde_json::to_writer(&mut *out, number)?,
+        Value::String(text) => write_json_str(out, text)?,
+        Value::Array(items) => {
+            out.push(b'[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                write_json_tree(out, item)?;
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => write_json_object(out, map)?,
+    }
+    Ok(())
+}
+
+/// [`write_json_tree`] of a map: `{"key":value,...}` in the map's order.
+pub(crate) fn write_json_object(
+    out: &mut Vec<u8>,
+    map: &serde_json::Map<String, serde_json::Value>,
+) -> Result {
+    out.push(b'{');
+    for (index, (key, item)) in map.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        write_json_str(out, key)?;
+        out.push(b':');
+        write_json_tree(out, item)?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
 /// The high bit of each lane (byte) of `lanes`, read as a little-endian
 /// word, whose byte serde_json escapes: below 0x20, `"` or `\`. A borrow
 /// can also flag a lane above one that really matches, never a lane below
@@ -716,6 +762,41 @@ mod tests {
         // A key that cannot be a JSON key: the same error.
         same_as_serde_json(&BTreeMap::from([(vec![1u8], 1u8)]));
         same_as_serde_json(&BTreeMap::from([((), 1u8)]));
+    }
+
+    proptest::proptest! {
+        /// Any `Value` tree (strings with escapes and non-ASCII text,
+        /// integers of both signs, floats, nesting) is written byte for byte
+        /// as serde_json writes it.
+        #[test]
+        fn value_trees_are_written_as_serde_json_writes_them(value in json_tree()) {
+            let mut ours = b"[".to_vec();
+            write_json_tree(&mut ours, &value).unwrap();
+            let mut theirs = b"[".to_vec();
+            serde_json::to_writer(&mut theirs, &value).unwrap();
+            proptest::prop_assert_eq!(String::from_utf8(ours).unwrap(), String::from_utf8(theirs).unwrap());
+        }
+    }
+
+    fn json_tree() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        use serde_json::Value;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<u64>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            "(?s).{0,24}".prop_map(Value::String),
+            r#"[a-z"\\\x00-\x1f]{0,12}"#.prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::vec(("(?s).{0,10}", inner), 0..6)
+                    .prop_map(|entries| Value::Object(entries.into_iter().collect())),
+            ]
+        })
     }
 
     #[test]

@@ -10,6 +10,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::uuid_text::lower_hyphenated_uuid;
 use super::{
     has_line_break, intern_event_name, parse_timestamp, truncate_to_micros, Event, JsonMap,
     Readable,
@@ -167,8 +168,8 @@ impl EventLineParser {
     /// last second read when the text has its date and time: humantime read
     /// that second from the same characters, and six digits of fraction add
     /// exactly their microseconds to it.
-    fn timestamp(&mut self, text: &str) -> Option<SystemTime> {
-        let bytes = text.as_bytes();
+    /// The bytes need no UTF-8 check when they start with the last second.
+    fn timestamp(&mut self, bytes: &[u8]) -> Option<SystemTime> {
         let (second_text, ending) = bytes.split_at_checked(SECOND_TEXT)?;
         if let Some((known, second)) = &self.last_second {
             if known.as_slice() == second_text {
@@ -178,6 +179,7 @@ impl EventLineParser {
                 }
             }
         }
+        let text = std::str::from_utf8(bytes).ok()?;
         let time = truncate_to_micros(parse_timestamp(text).ok()?);
         if micros_of(ending).is_some() {
             if let (Ok(since), Ok(known)) = (
@@ -192,13 +194,23 @@ impl EventLineParser {
 
     /// The interned name: one of the last names if it is one of them.
     fn name(&mut self, text: &str) -> Result<Arc<str>, InvalidEventName> {
-        if let Some(known) = self.names.iter().flatten().find(|known| ***known == *text) {
-            return Ok(known.clone());
+        if let Some(known) = self.known_name(text.as_bytes()) {
+            return Ok(known);
         }
         let name = intern_event_name(text)?;
         self.names[self.next_name] = Some(name.clone());
         self.next_name = (self.next_name + 1) % NAMES;
         Ok(name)
+    }
+
+    /// One of the last names, found by its bytes: equal to a valid name's,
+    /// they need no UTF-8 check of their own.
+    fn known_name(&self, bytes: &[u8]) -> Option<Arc<str>> {
+        self.names
+            .iter()
+            .flatten()
+            .find(|known| known.as_bytes() == bytes)
+            .cloned()
     }
 
     /// The map of a context's JSON text: the previous one's if the text is
@@ -235,7 +247,7 @@ impl EventLineParser {
             Some(after) => {
                 let (schema, after) = plain_string(after)?;
                 rest = after;
-                Some(schema)
+                Some(std::str::from_utf8(schema).ok()?)
             }
             None => None,
         };
@@ -254,9 +266,11 @@ impl EventLineParser {
         // around it (RawValue leaves them out), on one line; `null` is no
         // raw payload there.
         let blank = |c: Option<char>| c.is_none_or(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
+        // A line the caller vouches for was written on one line by
+        // `to_json_bytes`: its payload holds no line break to look for.
         if blank(data.chars().next())
             || blank(data.chars().next_back())
-            || has_line_break(data)
+            || (validate && has_line_break(data))
             || data == "null"
         {
             return None;
@@ -264,7 +278,10 @@ impl EventLineParser {
         if validate {
             serde_json::from_str::<Readable>(data).ok()?;
         }
-        let name = self.name(name).ok()?;
+        let name = match self.known_name(name) {
+            Some(name) => name,
+            None => self.name(std::str::from_utf8(name).ok()?).ok()?,
+        };
         let timestamp = self.timestamp(stamp)?;
         Some(Event::from_parts_raw(
             id,
@@ -277,69 +294,10 @@ impl EventLineParser {
     }
 }
 
-/// A UUID in the lowercase hyphenated form events are written with (which
-/// `Uuid`'s parser reads to the same value), or `None`. Its 32 digits are
-/// read eight at a time ([`lowercase_hex8`]): a digit at a time was a
-/// tenth of the parse.
-fn lower_hyphenated_uuid(text: &[u8]) -> Option<Uuid> {
-    if text.len() != 36 || [8, 13, 18, 23].iter().any(|&at| text[at] != b'-') {
-        return None;
-    }
-    let eight = |first: &[u8], second: &[u8]| {
-        let mut lanes = [0u8; 8];
-        lanes[..first.len()].copy_from_slice(first);
-        lanes[first.len()..].copy_from_slice(second);
-        lowercase_hex8(lanes)
-    };
-    let groups = [
-        eight(&text[..8], &[]),
-        eight(&text[9..13], &text[14..18]),
-        eight(&text[19..23], &text[24..28]),
-        eight(&text[28..], &[]),
-    ];
-    let value = groups
-        .into_iter()
-        .try_fold(0u128, |value, group| Some(value << 32 | u128::from(group?)))?;
-    Some(Uuid::from_u128(value))
-}
-
-/// The value of eight lowercase hex digits, the first the most
-/// significant, or `None` if any byte is not one (`0`-`9`, `a`-`f`).
-/// All eight at once in one word (SWAR), one byte per lane, the first in
-/// the lowest lane.
-fn lowercase_hex8(digits: [u8; 8]) -> Option<u32> {
-    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
-    const LOW7: u64 = u64::from_le_bytes([0x7f; 8]);
-    /// The high bit of each lane whose byte is strictly between `low` and
-    /// `high` (`high` <= 0x80). No carry or borrow crosses a lane: each
-    /// lane's sum stays under 0x100 and its difference at or above 0.
-    fn between(word: u64, low: u8, high: u8) -> u64 {
-        let seven = word & LOW7;
-        (ONES * (127 + u64::from(high)) - seven)
-            & !word
-            & (seven + ONES * (127 - u64::from(low)))
-            & HIGHS
-    }
-    let word = u64::from_le_bytes(digits);
-    let hex = between(word, b'0' - 1, b'9' + 1) | between(word, b'a' - 1, b'f' + 1);
-    if hex != HIGHS {
-        return None;
-    }
-    // `0`-`9` are 0x30-0x39, `a`-`f` 0x61-0x66: the low four bits, and 9
-    // more where bit 6 is set (a letter).
-    let nibbles = (word & (ONES * 0x0f)) + 9 * ((word >> 6) & ONES);
-    // Pairs of lanes into bytes, pairs of bytes into halves, halves into
-    // the value, the lower lane always the more significant.
-    let bytes = ((nibbles << 4) | (nibbles >> 8)) & 0x00ff_00ff_00ff_00ff;
-    let halves = ((bytes << 8) | (bytes >> 16)) & 0x0000_ffff_0000_ffff;
-    Some(((halves << 16) | (halves >> 32)) as u32)
-}
-
 /// A JSON string at the start of `bytes` that holds nothing serde_json
 /// escapes (so its text is its value, written back the same), and the
 /// bytes after it.
-fn plain_string(bytes: &[u8]) -> Option<(&str, &[u8])> {
+fn plain_string(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
     let rest = bytes.strip_prefix(b"\"")?;
     // One pass for the closing quote and anything escaped before it: the
     // first byte serde_json escapes must be that quote.
@@ -347,7 +305,7 @@ fn plain_string(bytes: &[u8]) -> Option<(&str, &[u8])> {
     if rest[end] != b'"' {
         return None;
     }
-    Some((std::str::from_utf8(&rest[..end]).ok()?, &rest[end + 1..]))
+    Some((&rest[..end], &rest[end + 1..]))
 }
 
 #[cfg(test)]
@@ -504,90 +462,6 @@ mod tests {
         ] {
             parser.parse_written(good.as_bytes()).unwrap();
             assert!(parser.parse_written(bad.as_bytes()).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn lowercase_hyphenated_uuids_read_as_uuid_reads_them() {
-        for _ in 0..100 {
-            let id = Event::new_id();
-            let text = id.hyphenated().to_string();
-            assert_eq!(lower_hyphenated_uuid(text.as_bytes()), Some(id));
-        }
-        let text = "01a225b4-d94a-7000-b9f9-c37f702a909a";
-        assert_eq!(
-            lower_hyphenated_uuid(text.as_bytes()),
-            Uuid::parse_str(text).ok()
-        );
-        for bad in [
-            "01A225B4-D94A-7000-B9F9-C37F702A909A",
-            "01a225b4d94a7000b9f9c37f702a909a",
-            "01a225b4-d94a-7000-b9f9-c37f702a909",
-            "01a225b4-d94a-7000-b9f9-c37f702a909ab",
-            "01a225b4-d94a-7000-b9f9+c37f702a909a",
-            "01a225b4-d94a-7000-b9f9-c37f702a909g",
-            "01a225b4d-94a-7000-b9f9-c37f702a909a",
-            "01a225b4-d94a-7000-b9f9-c37f702a909/",
-            "01a225b4-d94a-7000-b9f9-c37f702a909:",
-            "01a225b4-d94a-7000-b9f9-c37f702a909`",
-            "01a225b4-d94a-7000-b9f9-c37f702a909\u{7f}",
-            "01a225b4-d94a-7000-b9f9-c37f702a90\u{e9}",
-            "-1a225b4-d94a-7000-b9f9-c37f702a909a",
-        ] {
-            assert_eq!(lower_hyphenated_uuid(bad.as_bytes()), None, "{bad}");
-        }
-    }
-
-    /// Eight-digit words of digits, letters and the bytes around their
-    /// ranges (and the high bit set), every lane every one of them in
-    /// turn, read as a byte-by-byte parse reads them.
-    #[test]
-    fn eight_hex_digits_read_as_a_digit_by_digit_parse_reads_them() {
-        let slow = |digits: [u8; 8]| {
-            digits.iter().try_fold(0u32, |value, &b| {
-                let digit = match b {
-                    b'0'..=b'9' => b - b'0',
-                    b'a'..=b'f' => b - b'a' + 10,
-                    _ => return None,
-                };
-                Some(value << 4 | u32::from(digit))
-            })
-        };
-        let edges = [
-            b'/', b'0', b'5', b'9', b':', b'`', b'a', b'c', b'f', b'g', b'A', b'F', 0x00, 0x7f,
-            0x80, 0xb0, 0xe1, 0xff,
-        ];
-        for fill in [*b"0123abcd", *b"ffffffff", *b"00000000", *b"9a8b7c6d"] {
-            assert_eq!(lowercase_hex8(fill), slow(fill));
-            for at in 0..8 {
-                for byte in 0..=255u8 {
-                    let mut digits = fill;
-                    digits[at] = byte;
-                    assert_eq!(lowercase_hex8(digits), slow(digits), "{digits:?}");
-                    for &other in &edges {
-                        digits[(at + 3) % 8] = other;
-                        assert_eq!(lowercase_hex8(digits), slow(digits), "{digits:?}");
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn every_byte_at_every_position_reads_as_uuids_parser_reads_it() {
-        let text = *b"01a225b4-d94a-7000-b9f9-c37f702a909a";
-        for at in 0..text.len() {
-            for byte in 0..=255u8 {
-                let mut changed = text;
-                changed[at] = byte;
-                // What `Uuid` reads, limited to the lowercase hyphenated form.
-                let expected = std::str::from_utf8(&changed)
-                    .ok()
-                    .filter(|s| !s.bytes().any(|b| b.is_ascii_uppercase()))
-                    .filter(|s| [8, 13, 18, 23].iter().all(|&h| s.as_bytes()[h] == b'-'))
-                    .and_then(|s| Uuid::parse_str(s).ok());
-                assert_eq!(lower_hyphenated_uuid(&changed), expected, "{at} {byte}");
-            }
         }
     }
 
