@@ -39,21 +39,22 @@ pub(super) fn lower_hyphenated_uuid(text: &[u8]) -> Option<Uuid> {
     if text.len() != 36 || [8, 13, 18, 23].iter().any(|&at| text[at] != b'-') {
         return None;
     }
-    let eight = |first: &[u8], second: &[u8]| {
-        let mut lanes = [0u8; 8];
-        lanes[..first.len()].copy_from_slice(first);
-        lanes[first.len()..].copy_from_slice(second);
-        lowercase_hex8(lanes)
+    // Each group of eight digits as one word, loaded as one or two pieces.
+    let word = |at: usize| text[at..].first_chunk().map(|&bytes| u64::from_le_bytes(bytes));
+    let half = |at: usize| {
+        text[at..]
+            .first_chunk()
+            .map(|&bytes| u64::from(u32::from_le_bytes(bytes)))
     };
     let groups = [
-        eight(&text[..8], &[]),
-        eight(&text[9..13], &text[14..18]),
-        eight(&text[19..23], &text[24..28]),
-        eight(&text[28..], &[]),
+        word(0)?,
+        half(9)? | half(14)? << 32,
+        half(19)? | half(24)? << 32,
+        word(28)?,
     ];
-    let value = groups
-        .into_iter()
-        .try_fold(0u128, |value, group| Some(value << 32 | u128::from(group?)))?;
+    let value = groups.into_iter().try_fold(0u128, |value, group| {
+        Some(value << 32 | u128::from(lowercase_hex8(group.to_le_bytes())?))
+    })?;
     Some(Uuid::from_u128(value))
 }
 

@@ -229,7 +229,12 @@ impl SeqIds {
         let Ok(at) = usize::try_from(seq - self.first) else {
             return;
         };
-        if at >= self.ids.len() {
+        if at == self.ids.len() {
+            // The usual case: the next sequence number.
+            self.ids.push_back(Some(id));
+            return;
+        }
+        if at > self.ids.len() {
             self.ids.resize(at + 1, None);
         }
         self.ids[at] = Some(id);
