@@ -40,7 +40,11 @@ pub(super) fn lower_hyphenated_uuid(text: &[u8]) -> Option<Uuid> {
         return None;
     }
     // Each group of eight digits as one word, loaded as one or two pieces.
-    let word = |at: usize| text[at..].first_chunk().map(|&bytes| u64::from_le_bytes(bytes));
+    let word = |at: usize| {
+        text[at..]
+            .first_chunk()
+            .map(|&bytes| u64::from_le_bytes(bytes))
+    };
     let half = |at: usize| {
         text[at..]
             .first_chunk()

@@ -422,6 +422,14 @@ struct Reader {
     in_flight: VecDeque<InFlight>,
     /// The sequence number of `in_flight[0]`.
     front_seq: u64,
+    /// `Some(base)` while every item in flight is a record and the one at
+    /// position `i` has id `base + i` (records read in a row, the usual
+    /// case): an id's item is then found by a subtraction. `None`: the
+    /// items are found through `index`.
+    dense: Option<u64>,
+    /// Each unacknowledged item's sequence number, by key, while `dense`
+    /// is `None` (an insert and a removal per record were a tenth of
+    /// reading one back and acknowledging it).
     index: Index,
     acked: Position,
     next_unacked_id: u64,
@@ -440,6 +448,36 @@ struct Reader {
 
 impl Reader {
     fn push(&mut self, key: Key, end: Position, id: Option<u64>) {
+        if self.in_flight.is_empty() {
+            // Nothing in flight: every key in the index was passed.
+            self.index.clear();
+            self.dense = match key {
+                Key::Record(id) => Some(id),
+                Key::Corrupt(_) => None,
+            };
+        }
+        if let Some(base) = self.dense {
+            if base
+                .checked_add(self.in_flight.len() as u64)
+                .map(Key::Record)
+                == Some(key)
+            {
+                self.in_flight.push_back(InFlight {
+                    end,
+                    id,
+                    acked: false,
+                });
+                return;
+            }
+            // Out of order, or corrupt: index what is in flight, and this.
+            self.dense = None;
+            for (at, entry) in self.in_flight.iter().enumerate() {
+                if !entry.acked {
+                    self.index
+                        .insert(Key::Record(base + at as u64), self.front_seq + at as u64);
+                }
+            }
+        }
         let seq = self.front_seq + self.in_flight.len() as u64;
         // A duplicate id (only a hand-made file has one) is acknowledged with
         // the first: otherwise the position could never pass it.
@@ -451,6 +489,22 @@ impl Reader {
     }
 
     fn mark(&mut self, key: Key) -> bool {
+        if let Some(base) = self.dense {
+            let entry = match key {
+                Key::Record(id) => id
+                    .checked_sub(base)
+                    .and_then(|at| usize::try_from(at).ok())
+                    .and_then(|at| self.in_flight.get_mut(at)),
+                Key::Corrupt(_) => None,
+            };
+            return match entry {
+                Some(entry) if !entry.acked => {
+                    entry.acked = true;
+                    true
+                }
+                _ => false,
+            };
+        }
         let Some(seq) = self.index.remove(&key) else {
             return false;
         };
@@ -464,6 +518,15 @@ impl Reader {
             }
             None => false,
         }
+    }
+
+    /// Takes the oldest item in flight off.
+    fn pop_front(&mut self) -> Option<InFlight> {
+        let entry = self.in_flight.pop_front()?;
+        self.front_seq += 1;
+        // Past the largest id there is no next one to find: index mode.
+        self.dense = self.dense.and_then(|base| base.checked_add(1));
+        Some(entry)
     }
 }
 
@@ -850,6 +913,7 @@ fn recover(dir: &Path, options: &DiskBufferOptions) -> Result<Recovered, BufferE
             file: None,
             in_flight: VecDeque::new(),
             front_seq: 0,
+            dense: None,
             index: Index::default(),
             acked: position,
             next_unacked_id: first_unacked_id,
@@ -1625,8 +1689,7 @@ impl DiskBuffer {
     #[must_use = "the freed segments are deleted by the caller"]
     fn advance(&self, r: &mut Reader) -> Result<Vec<u64>, BufferError> {
         while r.in_flight.front().is_some_and(|entry| entry.acked) {
-            if let Some(entry) = r.in_flight.pop_front() {
-                r.front_seq += 1;
+            if let Some(entry) = r.pop_front() {
                 r.acked = entry.end;
                 if let Some(id) = entry.id {
                     r.next_unacked_id = r.next_unacked_id.max(id.saturating_add(1));
@@ -1760,8 +1823,7 @@ impl DiskBuffer {
             .front()
             .is_some_and(|entry| entry.end.segment <= oldest)
         {
-            if let Some(entry) = r.in_flight.pop_front() {
-                r.front_seq += 1;
+            if let Some(entry) = r.pop_front() {
                 match (entry.id.is_some(), entry.acked) {
                     (true, true) => acknowledged += 1,
                     (true, false) => handed_out += 1,
@@ -2038,6 +2100,117 @@ mod tests {
         }
         let w = lock(&buffer.writer);
         assert!(w.segment >= 2 && w.sealed_unsynced.is_empty() && !w.unsynced && !w.dir_unsynced);
+    }
+
+    use proptest::prelude::*;
+
+    fn empty_reader() -> Reader {
+        Reader {
+            cursor: Position::default(),
+            file: None,
+            in_flight: VecDeque::new(),
+            front_seq: 0,
+            dense: None,
+            index: Index::default(),
+            acked: Position::default(),
+            next_unacked_id: 0,
+            ledger_dirty: false,
+            ledger_synced: None,
+            next_corrupt: 0,
+            cuts: 0,
+            payload: Vec::new(),
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum InFlightOp {
+        /// A record whose id is the last one's plus this (0: a duplicate;
+        /// a wrap below zero: an id out of order).
+        Record(i8),
+        Corrupt,
+        Mark(prop::sample::Index),
+        /// Passes the acknowledged items at the front.
+        Advance,
+    }
+
+    proptest! {
+        /// Reads, acknowledgements in any order and the position passing
+        /// them find and mark the same items as a map from every key to
+        /// its item (what the reader used before finding items of records
+        /// read in a row by subtraction): records in a row, duplicates,
+        /// ids out of order, corrupt items and the largest id.
+        #[test]
+        fn items_in_flight_are_found_as_a_map_of_every_key_finds_them(
+            start in prop::sample::select(vec![0u64, 1 << 40, u64::MAX - 6]),
+            ops in prop::collection::vec(prop_oneof![
+                6 => (-2i8..4).prop_map(InFlightOp::Record),
+                1 => Just(InFlightOp::Corrupt),
+                5 => any::<prop::sample::Index>().prop_map(InFlightOp::Mark),
+                2 => Just(InFlightOp::Advance),
+            ], 1..80),
+        ) {
+            let mut reader = empty_reader();
+            // The model: every key pushed and not yet marked, by sequence
+            // number; each item's acknowledged flag.
+            let mut live: HashMap<Key, u64> = HashMap::new();
+            let mut model: VecDeque<bool> = VecDeque::new();
+            let mut front = 0u64;
+            let mut last = start;
+            let mut keys: Vec<Key> = Vec::new();
+            let mut corrupt = 0u64;
+            for op in ops {
+                match op {
+                    InFlightOp::Record(step) => {
+                        last = last.saturating_add_signed(i64::from(step));
+                        let key = Key::Record(last);
+                        let seq = front + model.len() as u64;
+                        let acked = live.contains_key(&key);
+                        if !acked {
+                            live.insert(key, seq);
+                        }
+                        model.push_back(acked);
+                        keys.push(key);
+                        reader.push(key, Position::default(), Some(last));
+                    }
+                    InFlightOp::Corrupt => {
+                        let key = Key::Corrupt(corrupt);
+                        corrupt += 1;
+                        live.insert(key, front + model.len() as u64);
+                        model.push_back(false);
+                        keys.push(key);
+                        reader.push(key, Position::default(), None);
+                    }
+                    InFlightOp::Mark(pick) => {
+                        if keys.is_empty() {
+                            continue;
+                        }
+                        let key = keys[pick.index(keys.len())];
+                        let expected = match live.remove(&key) {
+                            Some(seq) => match model.get_mut((seq - front) as usize) {
+                                Some(acked) => {
+                                    *acked = true;
+                                    true
+                                }
+                                None => false,
+                            },
+                            None => false,
+                        };
+                        prop_assert_eq!(reader.mark(key), expected, "{:?}", key);
+                    }
+                    InFlightOp::Advance => {
+                        while model.front() == Some(&true) {
+                            model.pop_front();
+                            front += 1;
+                            prop_assert!(reader.pop_front().is_some_and(|entry| entry.acked));
+                        }
+                        live.retain(|_, seq| *seq >= front);
+                    }
+                }
+                let flags: Vec<bool> = reader.in_flight.iter().map(|entry| entry.acked).collect();
+                prop_assert_eq!(flags, Vec::from(model.clone()));
+                prop_assert_eq!(reader.front_seq, front);
+            }
+        }
     }
 
     #[test]
