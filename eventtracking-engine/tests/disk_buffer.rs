@@ -452,6 +452,61 @@ fn a_flipped_byte_mid_segment_comes_back_corrupt_with_its_bytes() {
     );
 }
 
+/// Records of many sizes in one segment of several megabytes, read back
+/// through the reader's read-ahead (256 KiB): those it holds whole are
+/// handed over where they lie, those that run past it are read by copying;
+/// both come back whole and in order. One straddling the read-ahead's
+/// first end has a flipped byte: it alone comes back corrupt.
+#[test]
+fn records_whole_in_the_read_ahead_or_running_past_it_read_back_alike() {
+    const READ_AHEAD: usize = 256 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let written: Vec<Vec<u8>> = (0..4000usize)
+        .map(|i| {
+            let mut bytes = payload(i);
+            bytes.resize(bytes.len() + (i * 7919) % 3000, b'x');
+            bytes
+        })
+        .collect();
+    {
+        let buffer = DiskBuffer::open(dir.path(), options(64 << 20, FsyncPolicy::Never)).unwrap();
+        for p in &written {
+            buffer.append(p).unwrap();
+        }
+        buffer.close().unwrap();
+    }
+    let file = segment_files(dir.path()).remove(0);
+    let mut bytes = std::fs::read(&file).unwrap();
+    // The record that runs past the read-ahead's first end.
+    let mut start = SEGMENT_HEADER as usize;
+    let straddling = (0..written.len())
+        .find(|&i| {
+            let end = start + FRAME_HEADER as usize + written[i].len();
+            let found = end > READ_AHEAD;
+            if !found {
+                start = end;
+            }
+            found
+        })
+        .unwrap();
+    assert!(start < READ_AHEAD, "it starts inside the read-ahead");
+    bytes[start + FRAME_HEADER as usize + written[straddling].len() - 1] ^= 0x01;
+    std::fs::write(&file, &bytes).unwrap();
+
+    let buffer = DiskBuffer::open(dir.path(), options(64 << 20, FsyncPolicy::Never)).unwrap();
+    let items = read_all(&buffer);
+    let bad = corrupt(&items);
+    assert_eq!(bad.len(), 1);
+    assert_eq!(bad[0].offset, start as u64);
+    assert!(
+        matches!(items[straddling], ReadItem::Corrupt(_)),
+        "in file order"
+    );
+    let mut expected = written.clone();
+    expected.remove(straddling);
+    assert_eq!(payloads(&items), expected);
+}
+
 #[test]
 fn a_corrupt_segment_header_still_yields_the_records_after_it() {
     let dir = tempfile::tempdir().unwrap();

@@ -20,7 +20,7 @@
 //! (appended as bytes, or by a version before the bit) read as before.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::sync::LazyLock;
 
 /// The bytes before the payload.
@@ -60,22 +60,50 @@ impl Source {
         self.pos = None;
     }
 
+    /// Makes `offset` the next byte read.
+    fn move_to(&mut self, offset: u64) -> io::Result<()> {
+        if self.pos == Some(offset) {
+            return Ok(());
+        }
+        let delta = self
+            .pos
+            .and_then(|pos| i64::try_from(i128::from(offset) - i128::from(pos)).ok());
+        let moved = match delta {
+            Some(delta) => self.reader.seek_relative(delta),
+            None => self.reader.seek(SeekFrom::Start(offset)).map(drop),
+        };
+        if let Err(error) = moved {
+            self.pos = None;
+            return Err(error);
+        }
+        self.pos = Some(offset);
+        Ok(())
+    }
+
+    /// The bytes from `offset` that the read-ahead holds, read from the
+    /// file first if it holds none (so at most the rest of its buffer, and
+    /// none at the end of the file): a record read where it lies, without
+    /// copying. [`consume`](Self::consume) then moves past what was used.
+    pub(crate) fn buffered_at(&mut self, offset: u64) -> io::Result<&[u8]> {
+        self.move_to(offset)?;
+        match self.reader.fill_buf() {
+            Ok(bytes) => Ok(bytes),
+            Err(error) => {
+                self.pos = None;
+                Err(error)
+            }
+        }
+    }
+
+    /// Moves past `n` of the bytes [`buffered_at`](Self::buffered_at) returned.
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.reader.consume(n);
+        self.pos = self.pos.map(|pos| pos + n as u64);
+    }
+
     /// Fills `buf` from `offset`; `Ok(false)` if the file ends first.
     pub(crate) fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<bool> {
-        if self.pos != Some(offset) {
-            let delta = self
-                .pos
-                .and_then(|pos| i64::try_from(i128::from(offset) - i128::from(pos)).ok());
-            let moved = match delta {
-                Some(delta) => self.reader.seek_relative(delta),
-                None => self.reader.seek(SeekFrom::Start(offset)).map(drop),
-            };
-            if let Err(error) = moved {
-                self.pos = None;
-                return Err(error);
-            }
-            self.pos = Some(offset);
-        }
+        self.move_to(offset)?;
         match self.reader.read_exact(buf) {
             Ok(()) => {
                 self.pos = Some(offset + buf.len() as u64);
@@ -159,32 +187,67 @@ pub(crate) fn record_at(
     if !file.read_exact_at(offset, &mut header)? {
         return Ok(None);
     }
-    let word = |at: usize| {
-        u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
-    };
-    if word(0) != MARKER {
-        return Ok(None);
-    }
-    let marked_len = word(4);
-    let len = marked_len & !EVENT_LINE;
-    let mut id_bytes = [0u8; 8];
-    id_bytes.copy_from_slice(&header[8..16]);
-    let id = u64::from_le_bytes(id_bytes);
-    let crc = word(16);
     // Checked before allocating: a garbage length never allocates more
     // than the file holds.
-    if u64::from(len) > end - offset - FRAME_HEADER {
+    let Some(frame) = Frame::of_header(&header, end - offset) else {
         return Ok(None);
-    }
+    };
     payload.clear();
-    payload.resize(len as usize, 0);
-    if !file.read_exact_at(offset + FRAME_HEADER, payload)? {
+    payload.resize(frame.len, 0);
+    if !file.read_exact_at(offset + FRAME_HEADER, payload)? || !frame.matches(payload) {
         return Ok(None);
     }
-    if checksum(marked_len, id, payload) != crc {
-        return Ok(None);
+    Ok(Some((frame.id, frame.event_line)))
+}
+
+/// A record's header, read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Frame {
+    pub(crate) id: u64,
+    /// The payload's length.
+    pub(crate) len: usize,
+    pub(crate) event_line: bool,
+    marked_len: u32,
+    crc: u32,
+}
+
+impl Frame {
+    /// The header at the start of `bytes`, if it is one whose record fits
+    /// in the `room` bytes left before the segment's end.
+    fn of_header(bytes: &[u8], room: u64) -> Option<Frame> {
+        let word = |at: usize| bytes[at..].first_chunk().map(|&b| u32::from_le_bytes(b));
+        if word(0)? != MARKER {
+            return None;
+        }
+        let marked_len = word(4)?;
+        let len = marked_len & !EVENT_LINE;
+        if u64::from(len) > room.checked_sub(FRAME_HEADER)? {
+            return None;
+        }
+        Some(Frame {
+            id: u64::from_le_bytes(*bytes[8..].first_chunk()?),
+            len: len as usize,
+            event_line: marked_len & EVENT_LINE != 0,
+            marked_len,
+            crc: word(16)?,
+        })
     }
-    Ok(Some((id, marked_len & EVENT_LINE != 0)))
+
+    /// Whether `payload` is this record's: its checksum matches.
+    fn matches(&self, payload: &[u8]) -> bool {
+        checksum(self.marked_len, self.id, payload) == self.crc
+    }
+}
+
+/// The whole, valid record at the start of `bytes` (read from a record's
+/// offset, `room` bytes before the segment's end), and its payload, where
+/// it lies. `None` when `bytes` hold no such record, because it goes on
+/// past them or is not valid: [`parse_at`] then reads it, or tells what
+/// is there instead.
+pub(crate) fn whole_record(bytes: &[u8], room: u64) -> Option<(Frame, &[u8])> {
+    let frame = Frame::of_header(bytes, room)?;
+    let payload = bytes.get(FRAME_HEADER as usize..)?.get(..frame.len)?;
+    frame.matches(payload).then_some((frame, payload))
 }
 
 /// The first offset after `from` (exclusive) and before `end` where a valid
