@@ -17,7 +17,7 @@
 //!   the events by value and frees each once written (the first writes
 //!   them by reference and frees none while timed), and fsyncs the file at
 //!   the end (the file backend's `flush`, which ends a tracker case, does);
-//!   the ratios are printed against both. `"always"`
+//!   the ratios are printed against both, per round and their median. `"always"`
 //!   fsyncs every emit, so it runs fewer events; beside it, the raw floor of
 //!   a `write` + `fdatasync` per event. Each tracker uses the engine's
 //!   delivery defaults (`batch_size` 512, `queue_capacity` 65,536) with
@@ -210,8 +210,22 @@ fn list(rates: &[f64]) -> String {
         .join(" / ")
 }
 
+/// The middle value (the mean of the two middle ones for an even count).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    match values.len() {
+        0 => f64::NAN,
+        len if len % 2 == 1 => values[mid],
+        _ => (values[mid - 1] + values[mid]) / 2.0,
+    }
+}
+
 /// Prints each case's events/s per round and, per round, its ratio to the
-/// baseline of the same round.
+/// baseline of the same round, then the median of those ratios: on a
+/// machine whose speed moves between rounds (a shared VM: the baseline
+/// alone moved by 1.7x within one run), a round's ratio compares two
+/// neighbouring measurements, and the median of several is the figure.
 fn print_table(title: &str, n: usize, baseline: &Figures, cases: &[&Figures]) {
     println!("{title}");
     println!(
@@ -220,17 +234,19 @@ fn print_table(title: &str, n: usize, baseline: &Figures, cases: &[&Figures]) {
         list(&baseline.rates(n))
     );
     for case in cases {
-        let ratios: Vec<String> = case
+        let ratios: Vec<f64> = case
             .times
             .iter()
             .zip(&baseline.times)
-            .map(|(t, b)| format!("{:.2}", b.as_secs_f64() / t.as_secs_f64()))
+            .map(|(t, b)| b.as_secs_f64() / t.as_secs_f64())
             .collect();
+        let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
         println!(
-            "  {:<52} {} events/s = {}x baseline (per round)",
+            "  {:<52} {} events/s = {}x baseline (per round), median {:.2}x",
             case.name,
             list(&case.rates(n)),
-            ratios.join(" / ")
+            each.join(" / "),
+            median(ratios)
         );
     }
 }
