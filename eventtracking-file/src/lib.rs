@@ -65,7 +65,10 @@
 //!   output nobody reads. The same holds for a named pipe at `path`.
 //! - `flush` and shutdown always fsync the file (stdout is flushed). With
 //!   `fsync = "never"` a written batch survives a crash of the process, and
-//!   power loss once flushed.
+//!   power loss once flushed. Every 16 MiB written, the backend asks the OS
+//!   to start writing them to disk without waiting (on Linux,
+//!   `posix_fadvise`), so that a `flush` after a bulk run waits for at most
+//!   that much instead of everything written since the last fsync.
 //! - Delivery is at least once: a batch whose write timed out or failed after
 //!   the data reached the file may be written again.
 //!
@@ -248,6 +251,7 @@ impl FileBackendBuilder {
             opened_at: now,
             last_sync: now,
             dirty: false,
+            not_written_back: 0,
             replaced: 0,
             max_bytes: self.max_bytes,
             rotate_every: self.rotate_every,
@@ -402,6 +406,9 @@ struct FileState {
     last_sync: Instant,
     /// Written since the last fsync.
     dirty: bool,
+    /// Bytes at the end of the file written since its writeback was last
+    /// started (see [`WRITEBACK_BYTES`]).
+    not_written_back: u64,
     /// How often the file at `path` was found deleted or replaced and reopened.
     replaced: u64,
     max_bytes: Option<u64>,
@@ -509,6 +516,28 @@ impl FileBackend {
             }
         });
     }
+}
+
+/// Once this many bytes are written and not fsynced, the OS is asked to
+/// start writing them to disk, without waiting. Otherwise they stay dirty in
+/// the page cache until the kernel's own threshold (a tenth of memory) or
+/// an fsync: the `flush` or shutdown after a bulk run then waited for all of
+/// them at once (a tenth of a second per 300 MB on this project's machine).
+const WRITEBACK_BYTES: u64 = 16 << 20;
+
+/// Starts the writeback of `len` bytes at `offset`. `POSIX_FADV_DONTNEED`
+/// starts writing dirty pages back and drops only pages already clean, so
+/// bytes just written stay cached. Advice: its failure is harmless.
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &File, offset: u64, len: u64) -> std::io::Result<()> {
+    let advice = rustix::fs::Advice::DontNeed;
+    rustix::fs::fadvise(file, offset, std::num::NonZeroU64::new(len), advice)?;
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &File, _offset: u64, _len: u64) -> std::io::Result<()> {
+    Ok(())
 }
 
 impl FileState {
@@ -619,8 +648,17 @@ impl FileState {
         if sync {
             self.last_sync = Instant::now();
             self.dirty = false;
+            self.not_written_back = 0;
         } else {
             self.dirty = true;
+            self.not_written_back += incoming;
+            if self.not_written_back >= WRITEBACK_BYTES {
+                let start = self.size - self.not_written_back;
+                if let Err(error) = start_writeback(file, start, self.not_written_back) {
+                    tracing::debug!(path = %self.path.display(), %error, "eventtracking-file: could not start the writeback");
+                }
+                self.not_written_back = 0;
+            }
         }
         Ok(())
     }
@@ -631,6 +669,7 @@ impl FileState {
         }
         self.last_sync = Instant::now();
         self.dirty = false;
+        self.not_written_back = 0;
         Ok(())
     }
 
@@ -1084,6 +1123,48 @@ mod tests {
         );
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"i\":4}\n");
         assert_eq!(state.replaced, 2);
+    }
+
+    /// Under `fsync = "never"`, every `WRITEBACK_BYTES` written start their
+    /// writeback (the count of bytes not yet handed to it starts again);
+    /// an fsync policy that syncs every batch never needs it. The advice
+    /// itself is one the kernel takes for the file.
+    #[test]
+    fn every_writeback_bytes_written_start_their_writeback() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = |len: usize| {
+            let mut line = vec![b'x'; len - 1];
+            line.push(b'\n');
+            line
+        };
+        let chunk = (WRITEBACK_BYTES / 4) as usize;
+        for (fsync, expected) in [
+            (
+                FsyncPolicy::Never,
+                [1, 2, 3, 0, 1].map(|n| n * chunk as u64),
+            ),
+            (FsyncPolicy::EveryBatch, [0; 5]),
+        ] {
+            let path = dir.path().join(format!("{fsync:?}.jsonl"));
+            let backend = FileBackend::builder(&path)
+                .with_fsync(fsync)
+                .build()
+                .unwrap();
+            let mut sink = lock(&backend.sink);
+            let Sink::File(state) = &mut *sink else {
+                unreachable!()
+            };
+            for expected in expected {
+                state.write(&line(chunk)).unwrap();
+                assert_eq!(state.not_written_back, expected, "{fsync:?}");
+            }
+            assert_eq!(state.size, 5 * chunk as u64);
+        }
+        let file = File::options()
+            .append(true)
+            .open(dir.path().join("Never.jsonl"))
+            .unwrap();
+        start_writeback(&file, 0, WRITEBACK_BYTES).unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
