@@ -72,6 +72,19 @@ fn ids(items: &[ReadItem]) -> Vec<RecordId> {
     records(items).iter().map(|r| r.id).collect()
 }
 
+/// A buffer in `dir` holding `payloads`, closed: its first segment file
+/// and that file's bytes.
+fn one_segment_of(dir: &Path, segment_bytes: u64, payloads: &[Vec<u8>]) -> (PathBuf, Vec<u8>) {
+    let buffer = DiskBuffer::open(dir, options(segment_bytes, FsyncPolicy::Never)).unwrap();
+    for p in payloads {
+        buffer.append(p).unwrap();
+    }
+    buffer.close().unwrap();
+    let file = segment_files(dir).remove(0);
+    let bytes = std::fs::read(&file).unwrap();
+    (file, bytes)
+}
+
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
@@ -397,15 +410,7 @@ fn a_torn_tail_inside_a_frame_header_is_cut_too() {
 fn a_flipped_byte_mid_segment_comes_back_corrupt_with_its_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let written: Vec<Vec<u8>> = (0..5).map(payload).collect();
-    {
-        let buffer = DiskBuffer::open(dir.path(), options(1 << 20, FsyncPolicy::Never)).unwrap();
-        for p in &written {
-            buffer.append(p).unwrap();
-        }
-        buffer.close().unwrap();
-    }
-    let file = segment_files(dir.path()).remove(0);
-    let mut bytes = std::fs::read(&file).unwrap();
+    let (file, mut bytes) = one_segment_of(dir.path(), 1 << 20, &written);
     let frame = |i: usize| FRAME_HEADER as usize + written[i].len();
     let third = SEGMENT_HEADER as usize + frame(0) + frame(1);
     let mut expected_bytes = bytes[third..third + frame(2)].to_vec();
@@ -468,15 +473,7 @@ fn records_whole_in_the_read_ahead_or_running_past_it_read_back_alike() {
             bytes
         })
         .collect();
-    {
-        let buffer = DiskBuffer::open(dir.path(), options(64 << 20, FsyncPolicy::Never)).unwrap();
-        for p in &written {
-            buffer.append(p).unwrap();
-        }
-        buffer.close().unwrap();
-    }
-    let file = segment_files(dir.path()).remove(0);
-    let mut bytes = std::fs::read(&file).unwrap();
+    let (file, mut bytes) = one_segment_of(dir.path(), 64 << 20, &written);
     // The record that runs past the read-ahead's first end.
     let mut start = SEGMENT_HEADER as usize;
     let straddling = (0..written.len())

@@ -1136,21 +1136,7 @@ impl DiskBuffer {
             self.roll(w)?;
         }
         let id = w.next_id;
-        let before = w.pending.len();
-        record::encode(id, payload, event_line, &mut w.pending);
-        w.size += frame;
-        // Under `Interval` an append never fsyncs: `sync_if_due` does, off
-        // the appending thread (an emit waited out the disk's writeback,
-        // tens of milliseconds, every interval).
-        let flush = w.pending.len() >= PENDING_LIMIT
-            || (write_now && self.options.fsync() == FsyncPolicy::Always);
-        if flush {
-            if let Err(error) = self.flush(w) {
-                w.pending.truncate(before);
-                w.size -= frame;
-                return Err(error.into());
-            }
-        }
+        self.write_record(w, id, payload, event_line, write_now)?;
         w.next_id = w.next_id.saturating_add(1);
         let wake = {
             let mut shared = lock(&self.shared);
@@ -1164,6 +1150,36 @@ impl DiskBuffer {
             self.data.notify_all();
         }
         Ok(RecordId(id))
+    }
+
+    /// Puts the record into the writer, and writes the writer's bytes to
+    /// the file when enough are pending or the policy says so; if that
+    /// write fails, the record is taken out again (the writer is as before).
+    fn write_record(
+        &self,
+        w: &mut Writer,
+        id: u64,
+        payload: &[u8],
+        event_line: bool,
+        write_now: bool,
+    ) -> Result<(), AppendError> {
+        let before = w.pending.len();
+        record::encode(id, payload, event_line, &mut w.pending);
+        let frame = FRAME_HEADER + payload.len() as u64;
+        w.size += frame;
+        // Under `Interval` an append never fsyncs: `sync_if_due` does, off
+        // the appending thread (an emit waited out the disk's writeback,
+        // tens of milliseconds, every interval).
+        let flush = w.pending.len() >= PENDING_LIMIT
+            || (write_now && self.options.fsync() == FsyncPolicy::Always);
+        if flush {
+            if let Err(error) = self.flush(w) {
+                w.pending.truncate(before);
+                w.size -= frame;
+                return Err(error.into());
+            }
+        }
+        Ok(())
     }
 
     /// The usual append: into the write segment, with room in the buffer.
@@ -1195,24 +1211,12 @@ impl DiskBuffer {
             shared.next_id = next_id;
             shared.waiting_readers > 0
         };
-        let before = w.pending.len();
-        record::encode(id, payload, event_line, &mut w.pending);
-        w.size += frame;
-        // Under `Interval` an append never fsyncs: `sync_if_due` does, off
-        // the appending thread (an emit waited out the disk's writeback,
-        // tens of milliseconds, every interval).
-        let flush = w.pending.len() >= PENDING_LIMIT
-            || (write_now && self.options.fsync() == FsyncPolicy::Always);
-        if flush {
-            if let Err(error) = self.flush(w) {
-                w.pending.truncate(before);
-                w.size -= frame;
-                let mut shared = lock(&self.shared);
-                shared.total_bytes -= frame;
-                shared.segments.insert(w.segment, w.size);
-                shared.next_id = id;
-                return Some(Err(error.into()));
-            }
+        if let Err(error) = self.write_record(w, id, payload, event_line, write_now) {
+            let mut shared = lock(&self.shared);
+            shared.total_bytes -= frame;
+            shared.segments.insert(w.segment, w.size);
+            shared.next_id = id;
+            return Some(Err(error));
         }
         w.next_id = next_id;
         // A notification is a syscall: only when a reader waits.
