@@ -167,8 +167,8 @@ impl EventLineParser {
     /// What `truncate_to_micros(parse_timestamp(text))` gives, from the
     /// last second read when the text has its date and time: humantime read
     /// that second from the same characters, and six digits of fraction add
-    /// exactly their microseconds to it.
-    /// The bytes need no UTF-8 check when they start with the last second.
+    /// exactly their microseconds to it. Bytes that start with the last
+    /// second need no UTF-8 check (they are that second's ASCII and digits).
     fn timestamp(&mut self, bytes: &[u8]) -> Option<SystemTime> {
         let (second_text, ending) = bytes.split_at_checked(SECOND_TEXT)?;
         if let Some((known, second)) = &self.last_second {
@@ -296,7 +296,8 @@ impl EventLineParser {
 
 /// A JSON string at the start of `bytes` that holds nothing serde_json
 /// escapes (so its text is its value, written back the same), and the
-/// bytes after it.
+/// bytes after it. Its bytes are not checked for UTF-8: the caller checks
+/// those it keeps as text.
 fn plain_string(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
     let rest = bytes.strip_prefix(b"\"")?;
     // One pass for the closing quote and anything escaped before it: the

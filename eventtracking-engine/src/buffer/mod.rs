@@ -1213,7 +1213,7 @@ impl DiskBuffer {
         };
         if let Err(error) = self.write_record(w, id, payload, event_line, write_now) {
             let mut shared = lock(&self.shared);
-            shared.total_bytes -= frame;
+            shared.total_bytes = shared.total_bytes.saturating_sub(frame);
             shared.segments.insert(w.segment, w.size);
             shared.next_id = id;
             return Some(Err(error));
