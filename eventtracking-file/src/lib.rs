@@ -626,6 +626,8 @@ impl FileState {
                 let (file, size) = open_repaired(&self.path)?;
                 self.size = size;
                 self.opened_at = Instant::now();
+                // The bytes not handed to the writeback were the old file's.
+                self.not_written_back = 0;
                 self.file.insert(file)
             }
         };
@@ -653,7 +655,7 @@ impl FileState {
             self.dirty = true;
             self.not_written_back += incoming;
             if self.not_written_back >= WRITEBACK_BYTES {
-                let start = self.size - self.not_written_back;
+                let start = self.size.saturating_sub(self.not_written_back);
                 if let Err(error) = start_writeback(file, start, self.not_written_back) {
                     tracing::debug!(path = %self.path.display(), %error, "eventtracking-file: could not start the writeback");
                 }
@@ -1165,6 +1167,30 @@ mod tests {
             .open(dir.path().join("Never.jsonl"))
             .unwrap();
         start_writeback(&file, 0, WRITEBACK_BYTES).unwrap();
+    }
+
+    /// The bytes not yet handed to the writeback belong to the open file: a
+    /// rotation (or a file replaced under the backend) starts the count
+    /// again, so the range asked for is always inside the new file.
+    #[test]
+    fn a_new_file_starts_the_writeback_count_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let chunk = (WRITEBACK_BYTES * 3 / 4) as usize;
+        let backend = FileBackend::builder(dir.path().join("e.jsonl"))
+            .with_max_bytes(WRITEBACK_BYTES)
+            .build()
+            .unwrap();
+        let mut sink = lock(&backend.sink);
+        let Sink::File(state) = &mut *sink else {
+            unreachable!()
+        };
+        let mut line = vec![b'x'; chunk - 1];
+        line.push(b'\n');
+        state.write(&line).unwrap();
+        // Rotated before this batch: the new file holds only this batch.
+        state.write(&line[chunk / 2..]).unwrap();
+        assert_eq!(state.size, (chunk - chunk / 2) as u64);
+        assert_eq!(state.not_written_back, state.size);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
