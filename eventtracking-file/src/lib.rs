@@ -1096,35 +1096,48 @@ mod tests {
         }
     }
 
+    /// Runs `f` on the backend's open file state (the sink of a file backend).
+    fn with_state<R>(backend: &FileBackend, f: impl FnOnce(&mut FileState) -> R) -> R {
+        match &mut *lock(&backend.sink) {
+            Sink::File(state) => f(state),
+            _ => unreachable!("a file backend"),
+        }
+    }
+
+    /// One JSON line's worth of bytes: `len - 1` of them and a newline.
+    fn line_of(len: usize) -> Vec<u8> {
+        let mut line = vec![b'x'; len - 1];
+        line.push(b'\n');
+        line
+    }
+
     #[test]
     fn a_batch_written_into_a_deleted_file_is_written_again() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("e.jsonl");
         let backend = FileBackend::builder(&path).build().unwrap();
-        let mut sink = lock(&backend.sink);
-        let Sink::File(state) = &mut *sink else {
-            unreachable!()
-        };
-        state.write(b"{\"i\":1}\n").unwrap();
-        // Deleted after the check before the write, before the write itself:
-        // the bytes land in the unlinked file, which the check after the
-        // write notices.
-        std::fs::remove_file(&path).unwrap();
-        state.write_checked(b"{\"i\":2}\n").unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"i\":2}\n");
-        assert_eq!(state.replaced, 1);
-        // A rename between the check and the write keeps the batch where it
-        // went (the file still has a name); the next batch goes to a new file.
-        let renamed = dir.path().join("renamed.jsonl");
-        std::fs::rename(&path, &renamed).unwrap();
-        state.write_checked(b"{\"i\":3}\n").unwrap();
-        state.write(b"{\"i\":4}\n").unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&renamed).unwrap(),
-            "{\"i\":2}\n{\"i\":3}\n"
-        );
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"i\":4}\n");
-        assert_eq!(state.replaced, 2);
+        with_state(&backend, |state| {
+            state.write(b"{\"i\":1}\n").unwrap();
+            // Deleted after the check before the write, before the write itself:
+            // the bytes land in the unlinked file, which the check after the
+            // write notices.
+            std::fs::remove_file(&path).unwrap();
+            state.write_checked(b"{\"i\":2}\n").unwrap();
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"i\":2}\n");
+            assert_eq!(state.replaced, 1);
+            // A rename between the check and the write keeps the batch where it
+            // went (the file still has a name); the next batch goes to a new file.
+            let renamed = dir.path().join("renamed.jsonl");
+            std::fs::rename(&path, &renamed).unwrap();
+            state.write_checked(b"{\"i\":3}\n").unwrap();
+            state.write(b"{\"i\":4}\n").unwrap();
+            assert_eq!(
+                std::fs::read_to_string(&renamed).unwrap(),
+                "{\"i\":2}\n{\"i\":3}\n"
+            );
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"i\":4}\n");
+            assert_eq!(state.replaced, 2);
+        });
     }
 
     /// Under `fsync = "never"`, every `WRITEBACK_BYTES` written start their
@@ -1134,11 +1147,6 @@ mod tests {
     #[test]
     fn every_writeback_bytes_written_start_their_writeback() {
         let dir = tempfile::tempdir().unwrap();
-        let line = |len: usize| {
-            let mut line = vec![b'x'; len - 1];
-            line.push(b'\n');
-            line
-        };
         let chunk = (WRITEBACK_BYTES / 4) as usize;
         for (fsync, expected) in [
             (
@@ -1152,15 +1160,13 @@ mod tests {
                 .with_fsync(fsync)
                 .build()
                 .unwrap();
-            let mut sink = lock(&backend.sink);
-            let Sink::File(state) = &mut *sink else {
-                unreachable!()
-            };
-            for expected in expected {
-                state.write(&line(chunk)).unwrap();
-                assert_eq!(state.not_written_back, expected, "{fsync:?}");
-            }
-            assert_eq!(state.size, 5 * chunk as u64);
+            with_state(&backend, |state| {
+                for expected in expected {
+                    state.write(&line_of(chunk)).unwrap();
+                    assert_eq!(state.not_written_back, expected, "{fsync:?}");
+                }
+                assert_eq!(state.size, 5 * chunk as u64);
+            });
         }
         let file = File::options()
             .append(true)
@@ -1180,17 +1186,13 @@ mod tests {
             .with_max_bytes(WRITEBACK_BYTES)
             .build()
             .unwrap();
-        let mut sink = lock(&backend.sink);
-        let Sink::File(state) = &mut *sink else {
-            unreachable!()
-        };
-        let mut line = vec![b'x'; chunk - 1];
-        line.push(b'\n');
-        state.write(&line).unwrap();
-        // Rotated before this batch: the new file holds only this batch.
-        state.write(&line[chunk / 2..]).unwrap();
-        assert_eq!(state.size, (chunk - chunk / 2) as u64);
-        assert_eq!(state.not_written_back, state.size);
+        with_state(&backend, |state| {
+            state.write(&line_of(chunk)).unwrap();
+            // Rotated before this batch: the new file holds only this batch.
+            state.write(&line_of(chunk - chunk / 2)).unwrap();
+            assert_eq!(state.size, (chunk - chunk / 2) as u64);
+            assert_eq!(state.not_written_back, state.size);
+        });
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
