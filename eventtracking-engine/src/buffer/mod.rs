@@ -561,6 +561,9 @@ pub struct DiskBuffer {
     replayed: AtomicU64,
     /// Records with a lower id were written by an earlier process.
     session_first_id: u64,
+    /// Where this process's first append went when an earlier process left
+    /// records to read (the bytes before it are theirs); else the start.
+    session_start: Position,
     /// The directory's `lock` file, locked while this is open (released
     /// when it is dropped, after `Drop` has closed the buffer).
     _dir_lock: File,
@@ -972,6 +975,14 @@ impl DiskBuffer {
         let doomed = recovered.shared.doomed();
         let buffer = DiskBuffer {
             session_first_id: recovered.writer.next_id,
+            session_start: if recovered.shared.next_id > recovered.shared.first_unacked_id {
+                Position {
+                    segment: recovered.writer.segment,
+                    offset: recovered.writer.size,
+                }
+            } else {
+                Position::default()
+            },
             dir,
             key,
             segment_bytes: effective_segment_bytes(&options),
@@ -1693,6 +1704,32 @@ impl DiskBuffer {
         Ok(())
     }
 
+    /// Whether the next read starts in bytes an earlier process wrote: those
+    /// are likely read from the disk, where this process's own appends are
+    /// likely still in the page cache.
+    pub(crate) fn reads_earlier_writes(&self) -> bool {
+        lock(&self.reader).cursor < self.session_start
+    }
+
+    /// Whether acknowledging now may wait for the disk: when it may store
+    /// the ledger with its fsyncs (every time under [`FsyncPolicy::Always`];
+    /// under [`FsyncPolicy::Interval`] once the interval since the last
+    /// one has passed, or when the acknowledgement may free a segment,
+    /// which is deleted only behind a durable ledger). Otherwise an
+    /// acknowledgement only updates memory, or (under
+    /// [`FsyncPolicy::Never`]) rewrites the ledger without an fsync.
+    pub(crate) fn acknowledging_may_wait(&self) -> bool {
+        let reader = lock(&self.reader);
+        match self.options.fsync() {
+            FsyncPolicy::Always => true,
+            FsyncPolicy::Interval(every) => {
+                reader.acked.segment < reader.cursor.segment
+                    || reader.ledger_synced.is_none_or(|at| at.elapsed() >= every)
+            }
+            FsyncPolicy::Never => false,
+        }
+    }
+
     /// Waits up to `timeout` for something to read; `true` if there is
     /// (a [`read`](Self::read) may still come back empty, e.g. after the
     /// end of a segment).
@@ -2299,6 +2336,89 @@ mod tests {
                 prop_assert_eq!(reader.front_seq, front);
             }
         }
+    }
+
+    /// What an earlier process left is told apart from this process's
+    /// appends: the delivery worker reads the first off the runtime (it may
+    /// wait for the disk) and the second as it is.
+    #[test]
+    fn reads_of_what_an_earlier_process_left_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let buffer = DiskBuffer::open(dir.path(), DiskBufferOptions::default()).unwrap();
+        assert!(!buffer.reads_earlier_writes());
+        buffer.append(b"left").unwrap();
+        assert!(!buffer.reads_earlier_writes());
+        drop(buffer);
+        let buffer = DiskBuffer::open(dir.path(), DiskBufferOptions::default()).unwrap();
+        assert!(buffer.reads_earlier_writes());
+        let new = buffer.append(b"new").unwrap();
+        assert!(buffer.reads_earlier_writes());
+        let read = buffer.read(1, 1 << 20).unwrap();
+        assert!(matches!(&read[..], [ReadItem::Record(r)] if r.payload == b"left"));
+        assert!(!buffer.reads_earlier_writes());
+        let rest = drain(&buffer);
+        assert_eq!(rest.iter().map(|r| r.id).collect::<Vec<_>>(), [new]);
+        let ids = [new]
+            .into_iter()
+            .chain(read.iter().filter_map(|item| match item {
+                ReadItem::Record(r) => Some(r.id),
+                ReadItem::Corrupt(_) => None,
+            }));
+        buffer.acknowledge(ids).unwrap();
+        drop(buffer);
+        // Everything acknowledged: nothing earlier is left to read.
+        let buffer = DiskBuffer::open(dir.path(), DiskBufferOptions::default()).unwrap();
+        assert!(!buffer.reads_earlier_writes());
+    }
+
+    /// Acknowledging may wait for the disk when it may fsync the ledger:
+    /// always under `"always"`, never under `"never"`, and under
+    /// `"interval"` when the ledger's fsync is due or a segment may be freed.
+    #[test]
+    fn acknowledging_may_wait_only_when_it_may_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = |name: &str, fsync: FsyncPolicy| {
+            let options = DiskBufferOptions::default()
+                .with_fsync(fsync)
+                .with_segment_bytes(4096);
+            DiskBuffer::open(dir.path().join(name), options).unwrap()
+        };
+        let ids_of = |buffer: &DiskBuffer| -> Vec<RecordId> {
+            drain(buffer).into_iter().map(|r| r.id).collect()
+        };
+        let always = open("always", FsyncPolicy::Always);
+        always.append(b"a").unwrap();
+        let read = ids_of(&always);
+        assert!(always.acknowledging_may_wait());
+        always.acknowledge(read).unwrap();
+        assert!(always.acknowledging_may_wait());
+
+        let never = open("never", FsyncPolicy::Never);
+        for _ in 0..20 {
+            never.append(&[b'n'; 1000]).unwrap();
+        }
+        let read = ids_of(&never);
+        assert!(!never.acknowledging_may_wait());
+        never.acknowledge(read).unwrap();
+        assert!(!never.acknowledging_may_wait());
+
+        let interval = open("interval", FsyncPolicy::Interval(Duration::from_secs(3600)));
+        // The ledger was never stored with its fsyncs: the first store is due.
+        assert!(interval.acknowledging_may_wait());
+        let first = interval.append(b"first").unwrap();
+        assert_eq!(ids_of(&interval), [first]);
+        interval.acknowledge([first]).unwrap();
+        assert!(!interval.acknowledging_may_wait());
+        // Read past the end of a segment not all acknowledged: acknowledging
+        // may free it, behind a durable ledger.
+        for _ in 0..20 {
+            interval.append(&[b'i'; 1000]).unwrap();
+        }
+        let read = ids_of(&interval);
+        assert!(interval.stats().segments > 1);
+        assert!(interval.acknowledging_may_wait());
+        interval.acknowledge(read).unwrap();
+        assert!(!interval.acknowledging_may_wait());
     }
 
     /// An append whose write fails (here: the segment's handle swapped for

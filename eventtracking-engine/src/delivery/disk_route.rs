@@ -42,8 +42,13 @@ const PUMP_BYTES: usize = 16 << 20;
 /// for records it was not told about.
 const IDLE_TICK: Duration = Duration::from_millis(100);
 
-/// Runs the buffer's file I/O (reads, the ledger's write and fsync) from a
-/// delivery worker without holding up the other workers of the runtime.
+/// Runs the buffer's file I/O that may wait for the disk (reads of what an
+/// earlier process wrote, the ledger's fsync) from a delivery worker
+/// without holding up the other workers of the runtime. I/O that the page
+/// cache answers runs on the worker as it is: `block_in_place` hands the
+/// worker's runtime core to another thread and back each time, which cost
+/// a busy disk route about a tenth of its CPU time when every read and
+/// acknowledgement went through it.
 fn blocking<R>(f: impl FnOnce() -> R) -> R {
     match tokio::runtime::Handle::try_current() {
         Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
@@ -428,14 +433,20 @@ impl DiskRoute {
         let room = read_ahead(route).saturating_sub(route.queue_len());
         if room > 0 {
             let mut pumped = Pumped::default();
-            let read = blocking(|| {
+            let mut read = || {
                 self.with_buffer(|buffer| {
                     // Parsed straight from the reader's buffer, one context
                     // map shared by records in a row with the same context.
                     let mut parser = lock(&self.parser);
                     buffer.read_with(room, PUMP_BYTES, |item| pumped.add(&mut parser, item))
                 })
-            });
+            };
+            let cold = self.with_buffer(DiskBuffer::reads_earlier_writes);
+            let read = if cold == Some(true) {
+                blocking(read)
+            } else {
+                read()
+            };
             if let Some(Err(error)) = read {
                 tracing::error!(backend = %route.name, %error, "eventtracking: cannot read the disk buffer");
             }
@@ -630,8 +641,12 @@ impl DiskRoute {
         if ids.is_empty() {
             return;
         }
-        let acknowledged =
-            blocking(|| self.with_buffer(|buffer| buffer.acknowledge_keeping_files(ids)));
+        let acknowledge = || self.with_buffer(|buffer| buffer.acknowledge_keeping_files(ids));
+        let acknowledged = if self.with_buffer(DiskBuffer::acknowledging_may_wait) == Some(true) {
+            blocking(acknowledge)
+        } else {
+            acknowledge()
+        };
         match acknowledged {
             Some(Ok((_, released))) if !released.is_empty() => {
                 // Deleting a segment drops its cached pages (tens of
