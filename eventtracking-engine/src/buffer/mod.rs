@@ -1720,14 +1720,9 @@ impl DiskBuffer {
     /// [`FsyncPolicy::Never`]) rewrites the ledger without an fsync.
     pub(crate) fn acknowledging_may_wait(&self) -> bool {
         let reader = lock(&self.reader);
-        match self.options.fsync() {
-            FsyncPolicy::Always => true,
-            FsyncPolicy::Interval(every) => {
-                reader.acked.segment < reader.cursor.segment
-                    || reader.ledger_synced.is_none_or(|at| at.elapsed() >= every)
-            }
-            FsyncPolicy::Never => false,
-        }
+        let may_free_a_segment = matches!(self.options.fsync(), FsyncPolicy::Interval(_))
+            && reader.acked.segment < reader.cursor.segment;
+        may_free_a_segment || self.ledger_fsync_due(&reader)
     }
 
     /// Waits up to `timeout` for something to read; `true` if there is
@@ -1863,9 +1858,18 @@ impl DiskBuffer {
     /// [`close`](Self::close) and segment deletion always do, so nothing is
     /// read again after a clean shutdown.
     fn ledger_deferred(&self, r: &Reader) -> bool {
+        matches!(self.options.fsync(), FsyncPolicy::Interval(_)) && !self.ledger_fsync_due(r)
+    }
+
+    /// Whether the next store of the ledger fsyncs it: every store under
+    /// [`FsyncPolicy::Always`], under [`FsyncPolicy::Interval`] the first
+    /// once the interval since the last fsynced one has passed (or when
+    /// none was), never under [`FsyncPolicy::Never`].
+    fn ledger_fsync_due(&self, r: &Reader) -> bool {
         match self.options.fsync() {
-            FsyncPolicy::Interval(every) => r.ledger_synced.is_some_and(|at| at.elapsed() < every),
-            _ => false,
+            FsyncPolicy::Always => true,
+            FsyncPolicy::Interval(every) => r.ledger_synced.is_none_or(|at| at.elapsed() >= every),
+            FsyncPolicy::Never => false,
         }
     }
 
@@ -1877,11 +1881,7 @@ impl DiskBuffer {
     /// under [`FsyncPolicy::Never`]. A ledger that a crash takes back only
     /// means records read again (at least once), never records lost.
     fn store_ledger(&self, r: &mut Reader) -> Result<(), BufferError> {
-        let sync = match self.options.fsync() {
-            FsyncPolicy::Always => true,
-            FsyncPolicy::Interval(every) => r.ledger_synced.is_none_or(|at| at.elapsed() >= every),
-            FsyncPolicy::Never => false,
-        };
+        let sync = self.ledger_fsync_due(r);
         let ledger = Ledger {
             position: r.acked,
             next_unacked_id: r.next_unacked_id,
